@@ -1,0 +1,125 @@
+//! Wall-clock time for spans: a TSC read, scaled, anchored to the Unix epoch.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The time source of spans: Unix epoch nanoseconds (UTC) from the CPU's
+/// time-stamp counter, about a dozen nanoseconds a read where the TSC is
+/// invariant (quanta falls back to the OS monotonic clock elsewhere).
+///
+/// [`Clock::system`] follows the system clock; [`Clock::starting_at`] gives a
+/// clock that runs at real speed from a chosen instant and can be moved with
+/// [`Clock::set`] and [`Clock::advance`], so tests can cross hour boundaries
+/// without waiting for them.
+///
+/// ```
+/// use monitor_runtime::Clock;
+/// use std::time::Duration;
+///
+/// let hour = 3_600_000_000_000u64;
+/// let clock = Clock::starting_at(489_000 * hour - 1_000);
+/// assert!(clock.now_ns() < 489_000 * hour + 1_000_000_000);
+/// clock.advance(Duration::from_secs(10));
+/// assert!(clock.now_ns() >= 489_000 * hour);
+/// ```
+#[derive(Clone)]
+pub struct Clock {
+    inner: Arc<Anchor>,
+}
+
+struct Anchor {
+    /// The raw TSC reading that `unix_ns` corresponds to.
+    raw: u64,
+    /// Unix time at `raw`; moved by `set`/`advance`.
+    unix_ns: AtomicU64,
+}
+
+/// One calibrated TSC clock per process: calibration takes milliseconds.
+fn tsc() -> &'static quanta::Clock {
+    static TSC: OnceLock<quanta::Clock> = OnceLock::new();
+    TSC.get_or_init(quanta::Clock::new)
+}
+
+fn system_unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Clock {
+    /// A clock that follows the system's wall clock.
+    pub fn system() -> Clock {
+        Clock::starting_at(system_unix_ns())
+    }
+
+    /// A clock that reads `unix_ns` now and runs at real speed from there.
+    pub fn starting_at(unix_ns: u64) -> Clock {
+        let raw = tsc().raw();
+        Clock {
+            inner: Arc::new(Anchor {
+                raw,
+                unix_ns: AtomicU64::new(unix_ns),
+            }),
+        }
+    }
+
+    /// Moves the clock so that it reads `unix_ns` now. Every copy of this
+    /// clock (the one a running `init_with` holds too) moves with it.
+    pub fn set(&self, unix_ns: u64) {
+        let elapsed = tsc().delta_as_nanos(self.inner.raw, tsc().raw());
+        self.inner
+            .unix_ns
+            .store(unix_ns.saturating_sub(elapsed), Ordering::Relaxed);
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.inner
+            .unix_ns
+            .fetch_add(by.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// The current time in Unix epoch nanoseconds.
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        self.unix_of(raw_now())
+    }
+
+    /// Converts a raw reading taken by [`raw_now`] into Unix nanoseconds.
+    #[inline]
+    pub(crate) fn unix_of(&self, raw: u64) -> u64 {
+        self.inner.unix_ns.load(Ordering::Relaxed) + tsc().delta_as_nanos(self.inner.raw, raw)
+    }
+}
+
+/// A raw TSC reading; only differences of readings mean anything.
+#[inline]
+pub(crate) fn raw_now() -> u64 {
+    tsc().raw()
+}
+
+/// Nanoseconds between two raw readings (0 if they run backwards).
+#[inline]
+pub(crate) fn raw_delta_ns(start: u64, end: u64) -> u64 {
+    if end <= start {
+        0
+    } else {
+        tsc().delta_as_nanos(start, end)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Clock")
+            .field("now_ns", &self.now_ns())
+            .finish()
+    }
+}

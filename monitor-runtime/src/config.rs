@@ -1,0 +1,297 @@
+//! Configuration: `monitor.toml`, then environment overrides, or a builder.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::clock::Clock;
+use crate::error::Error;
+
+/// Everything `init` needs; `Config::default()` is what an empty
+/// `monitor.toml` gives.
+///
+/// ```
+/// use monitor_runtime::{Config, Overflow};
+///
+/// let config = Config::from_toml_str(r#"
+///     db_path = "app.db"
+///     [queue]
+///     capacity = 10_000
+///     overflow = "block"
+/// "#).unwrap();
+/// assert_eq!(config.queue.capacity, 10_000);
+/// assert_eq!(config.queue.overflow, Overflow::Block);
+///
+/// let err = Config::from_toml_str("[queue]\ncapcity = 1").unwrap_err().to_string();
+/// assert!(err.contains("queue.capcity"), "{err}");
+///
+/// let built = Config::default().db_path("other.db").retention_hours(48);
+/// assert_eq!(built.retention.hours, 48);
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Config {
+    /// The SQLite file spans are written to.
+    pub db_path: PathBuf,
+    /// `false` makes `init` start nothing and spans record nothing.
+    pub enabled: bool,
+    /// The queue between spans and the writer.
+    pub queue: QueueConfig,
+    /// How long partitions are kept.
+    pub retention: RetentionConfig,
+    /// The resource sampler.
+    pub resources: ResourcesConfig,
+    /// The time source of spans; [`Clock::system`] unless set in code.
+    #[serde(skip)]
+    pub clock: Clock,
+}
+
+/// `[queue]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct QueueConfig {
+    /// Bound of the normal lane in records; `0` means unbounded. Each thread
+    /// also buffers up to `min(capacity, 1024)` records of its own before
+    /// handing them over. The error lane is always unbounded.
+    pub capacity: usize,
+    /// What a full normal lane does.
+    pub overflow: Overflow,
+    /// How often the writer collects what idle threads have buffered.
+    pub flush_interval_ms: u64,
+}
+
+/// What happens to a normal (non-error) record when the normal lane is full.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Overflow {
+    /// Drop the record and count it in `monitor_stats.dropped`.
+    Drop,
+    /// Wait until the writer makes room.
+    Block,
+}
+
+/// `[retention]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct RetentionConfig {
+    /// Partitions whose hour ended more than this many hours ago are dropped.
+    pub hours: i64,
+    /// Seconds between retention passes.
+    pub cleanup_interval_secs: u64,
+    /// When set, a partition is copied here before it is dropped.
+    pub archive_dir: PathBuf,
+    /// Give the space back to the filesystem after drops.
+    pub vacuum: bool,
+}
+
+/// `[resources]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ResourcesConfig {
+    /// Milliseconds between resource samples; `0` disables the sampler.
+    pub interval_ms: u64,
+    /// Measure per-span thread CPU time.
+    pub thread_cpu: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            db_path: PathBuf::from("monitor.db"),
+            enabled: true,
+            queue: QueueConfig::default(),
+            retention: RetentionConfig::default(),
+            resources: ResourcesConfig::default(),
+            clock: Clock::system(),
+        }
+    }
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            capacity: 1_000_000,
+            overflow: Overflow::Drop,
+            flush_interval_ms: 100,
+        }
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            hours: 6,
+            cleanup_interval_secs: 60,
+            archive_dir: PathBuf::new(),
+            vacuum: true,
+        }
+    }
+}
+
+impl Default for ResourcesConfig {
+    fn default() -> Self {
+        ResourcesConfig {
+            interval_ms: 1000,
+            thread_cpu: false,
+        }
+    }
+}
+
+/// The environment variables `Config::load` reads.
+pub const ENV_CONFIG: &str = "MONITOR_CONFIG";
+/// Overrides `db_path`.
+pub const ENV_DB: &str = "MONITOR_DB";
+/// Overrides `enabled`.
+pub const ENV_ENABLED: &str = "MONITOR_ENABLED";
+/// Overrides `retention.hours`.
+pub const ENV_RETENTION_HOURS: &str = "MONITOR_RETENTION_HOURS";
+
+impl Config {
+    /// What `init()` uses: the file named by `MONITOR_CONFIG`, else
+    /// `monitor.toml` in the working directory when present, else the
+    /// defaults; then the `MONITOR_*` environment overrides.
+    pub fn load() -> Result<Config, Error> {
+        Config::load_with(|key| std::env::var(key).ok())
+    }
+
+    /// [`Config::load`] with the environment given as a lookup function.
+    pub fn load_with(env: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        let config = match env(ENV_CONFIG) {
+            Some(path) => Config::from_file(path)?,
+            None if Path::new("monitor.toml").exists() => Config::from_file("monitor.toml")?,
+            None => Config::default(),
+        };
+        config.with_env_overrides(env)
+    }
+
+    /// Reads a TOML file; unknown keys and bad values are errors naming the key.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Config, Error> {
+        Config::parse(text, "monitor.toml")
+    }
+
+    fn parse(text: &str, origin: &str) -> Result<Config, Error> {
+        let deserializer = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let key = err.path().to_string();
+            let inner = err.into_inner();
+            Error::Config {
+                origin: origin.to_owned(),
+                key: if key == "." { "(file)".to_owned() } else { key },
+                message: inner.message().trim().to_owned(),
+            }
+        })?;
+        config.validate(origin)
+    }
+
+    /// Applies `MONITOR_DB`, `MONITOR_ENABLED` and `MONITOR_RETENTION_HOURS`.
+    pub fn with_env_overrides(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        let bad = |key: &str, message: String| Error::Config {
+            origin: "the environment".to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        if let Some(db) = env(ENV_DB) {
+            if db.is_empty() {
+                return Err(bad(ENV_DB, "expected a file path, got an empty value".into()));
+            }
+            self.db_path = db.into();
+        }
+        if let Some(value) = env(ENV_ENABLED) {
+            self.enabled = match value.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => return Err(bad(ENV_ENABLED, format!("expected true or false, got {value:?}"))),
+            };
+        }
+        if let Some(value) = env(ENV_RETENTION_HOURS) {
+            self.retention.hours = value
+                .trim()
+                .parse()
+                .map_err(|_| bad(ENV_RETENTION_HOURS, format!("expected a whole number of hours, got {value:?}")))?;
+        }
+        self.validate("the environment")
+    }
+
+    /// Checks the values serde cannot: ranges and combinations.
+    pub(crate) fn validate(self, origin: &str) -> Result<Config, Error> {
+        let bad = |key: &str, message: String| {
+            Err(Error::Config {
+                origin: origin.to_owned(),
+                key: key.to_owned(),
+                message,
+            })
+        };
+        if self.db_path.as_os_str().is_empty() {
+            return bad("db_path", "expected a file path, got an empty string".into());
+        }
+        if self.retention.hours < 1 {
+            return bad(
+                "retention.hours",
+                format!("expected a whole number of hours of at least 1, got {}", self.retention.hours),
+            );
+        }
+        if self.queue.flush_interval_ms == 0 {
+            return bad("queue.flush_interval_ms", "expected at least 1 millisecond, got 0".into());
+        }
+        if self.retention.cleanup_interval_secs == 0 {
+            return bad("retention.cleanup_interval_secs", "expected at least 1 second, got 0".into());
+        }
+        Ok(self)
+    }
+
+    /// Sets `db_path`.
+    pub fn db_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.db_path = path.into();
+        self
+    }
+    /// Sets `enabled`.
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+    /// Sets `queue.capacity` (`0` = unbounded).
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue.capacity = capacity;
+        self
+    }
+    /// Sets `queue.overflow`.
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.queue.overflow = overflow;
+        self
+    }
+    /// Sets `queue.flush_interval_ms`.
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.queue.flush_interval_ms = interval.as_millis() as u64;
+        self
+    }
+    /// Sets `retention.hours`.
+    pub fn retention_hours(mut self, hours: i64) -> Self {
+        self.retention.hours = hours;
+        self
+    }
+    /// Sets `resources.interval_ms` (`0` disables the sampler).
+    pub fn resource_interval(mut self, interval: Duration) -> Self {
+        self.resources.interval_ms = interval.as_millis() as u64;
+        self
+    }
+    /// Sets the time source (see [`Clock::starting_at`] for tests).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+}

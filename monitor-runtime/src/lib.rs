@@ -1,0 +1,55 @@
+//! Function-level observability into a local SQLite file.
+//!
+//! Put `#[monitor]` on a function, call [`init`] once, and every call becomes
+//! a row of the `spans` view in `monitor.db`, linked to its parent, with its
+//! duration, outcome and resource figures.
+//!
+//! The data flows one way: a span guard ([`span`]) → the error-first queue
+//! → the writer thread → SQLite, which the `monitor` CLI reads.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use monitor_runtime::{Callsite, Config, EnteredSpan, SpanKind};
+//!
+//! static LOAD: Callsite = Callsite::new("load", module_path!(), "db", file!(), line!(), SpanKind::Sync);
+//!
+//! let dir = tempfile::tempdir()?;
+//! let db = dir.path().join("monitor.db");
+//! let guard = monitor_runtime::init_with(Config::default().db_path(&db))?;
+//! {
+//!     let _span = EnteredSpan::new(&LOAD); // what #[monitor] generates
+//! }
+//! guard.flush();
+//!
+//! let conn = rusqlite::Connection::open(&db)?;
+//! let (name, status): (String, String) =
+//!     conn.query_row("SELECT name, status FROM spans", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+//! assert_eq!((name.as_str(), status.as_str()), ("load", "ok"));
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+mod callsite;
+mod clock;
+mod config;
+mod error;
+mod id;
+mod panic;
+mod queue;
+mod record;
+mod runtime;
+pub mod span;
+mod writer;
+
+pub use callsite::{Callsite, SpanKind};
+pub use clock::Clock;
+pub use config::{
+    Config, Overflow, QueueConfig, ResourcesConfig, RetentionConfig, ENV_CONFIG, ENV_DB, ENV_ENABLED,
+    ENV_RETENTION_HOURS,
+};
+pub use error::Error;
+pub use record::{FieldValue, Status};
+pub use runtime::{init, init_with, Guard, WriterHold};
+pub use span::{current_span, EnteredSpan, Entered, Span, SpanIds};
+pub use writer::SCHEMA_VERSION;

@@ -1,0 +1,320 @@
+//! The error-first queue between finished spans and the writer.
+//!
+//! Two lanes. Error and panic records go straight into an unbounded channel
+//! that is never dropped from and that the writer drains first. Every other
+//! record is pushed into a buffer owned by its thread (an uncontended mutex,
+//! no shared cache line on the hot path); a full buffer is handed to the
+//! normal lane as one chunk, where `queue.capacity` is enforced once per
+//! chunk. The writer also sweeps every thread's buffer each
+//! `flush_interval_ms` and on `flush()`, so an idle or exited thread's records
+//! never sit there longer than that.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::config::Overflow;
+use crate::record::Record;
+
+/// Records a thread buffers before it hands them over as one chunk.
+const MAX_CHUNK: usize = 1024;
+/// Emptied chunks kept for reuse, so the hot path rarely allocates.
+const SPARE_CHUNKS: usize = 64;
+
+/// A thread's own buffer, also reachable from the writer for sweeps.
+pub(crate) struct ThreadBuffer {
+    records: Mutex<Vec<Record>>,
+}
+
+/// A thread the writer has not stored in the `threads` table yet.
+pub(crate) struct NewThread {
+    pub(crate) id: u64,
+    pub(crate) name: String,
+}
+
+/// Counts since the previous `monitor_stats` row.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) enqueued: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+}
+
+pub(crate) struct Queue {
+    errors_tx: Sender<Record>,
+    pub(crate) errors_rx: Receiver<Record>,
+    normal_tx: Sender<Vec<Record>>,
+    pub(crate) normal_rx: Receiver<Vec<Record>>,
+    wake_tx: Sender<()>,
+    pub(crate) wake_rx: Receiver<()>,
+    spare_tx: Sender<Vec<Record>>,
+    spare_rx: Receiver<Vec<Record>>,
+    /// Normal records handed over and not yet taken by the writer.
+    in_flight: AtomicUsize,
+    capacity: usize,
+    chunk: usize,
+    overflow: Overflow,
+    space: Mutex<()>,
+    space_freed: Condvar,
+    /// False once the writer has stopped: `block` must not wait for it.
+    open: AtomicBool,
+    pub(crate) counters: Counters,
+    buffers: Mutex<Vec<Arc<ThreadBuffer>>>,
+    new_threads: Mutex<Vec<NewThread>>,
+}
+
+thread_local! {
+    /// This thread's buffer, with the address of the queue it belongs to (a
+    /// later `init` has a new queue, and the thread registers again).
+    static LOCAL: RefCell<Option<(usize, Arc<ThreadBuffer>, u64)>> = const { RefCell::new(None) };
+}
+
+impl Queue {
+    /// `capacity == 0` means unbounded.
+    pub(crate) fn new(capacity: usize, overflow: Overflow) -> Queue {
+        let capacity = if capacity == 0 { usize::MAX } else { capacity };
+        let (errors_tx, errors_rx) = crossbeam_channel::unbounded();
+        let (normal_tx, normal_rx) = crossbeam_channel::unbounded();
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        let (spare_tx, spare_rx) = crossbeam_channel::bounded(SPARE_CHUNKS);
+        Queue {
+            errors_tx,
+            errors_rx,
+            normal_tx,
+            normal_rx,
+            wake_tx,
+            wake_rx,
+            spare_tx,
+            spare_rx,
+            in_flight: AtomicUsize::new(0),
+            capacity,
+            // A chunk never exceeds the capacity, so a tiny capacity still
+            // admits records one by one instead of refusing every chunk.
+            chunk: capacity.clamp(1, MAX_CHUNK),
+            overflow,
+            space: Mutex::new(()),
+            space_freed: Condvar::new(),
+            open: AtomicBool::new(true),
+            counters: Counters::default(),
+            buffers: Mutex::new(Vec::new()),
+            new_threads: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Enqueues a finished span. Never blocks unless `overflow = "block"`
+    /// and the normal lane is full; never drops an error or panic record.
+    #[inline]
+    pub(crate) fn push(&'static self, mut record: Record) {
+        if record.status.is_failure() {
+            // A thread whose locals are being torn down still gets its error
+            // stored, under thread id 0.
+            record.thread_id = self.with_local(|_, thread_id| thread_id).unwrap_or(0);
+            self.push_error(record);
+            return;
+        }
+        let pushed = self.with_local(|buffer, thread_id| {
+            record.thread_id = thread_id;
+            let mut records = lock(&buffer.records);
+            records.push(record);
+            if records.len() >= self.chunk {
+                self.hand_over(&mut records);
+                if records.len() >= self.chunk {
+                    drop(records);
+                    self.block_until_room(buffer);
+                }
+            }
+        });
+        if pushed.is_none() {
+            // This thread's locals are gone, and the record with them: count it.
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs `f` with this thread's buffer and thread id, registering the
+    /// thread on first use; `None` while the thread's locals are torn down.
+    #[inline]
+    fn with_local<R>(&'static self, f: impl FnOnce(&ThreadBuffer, u64) -> R) -> Option<R> {
+        let owner = self as *const Queue as usize;
+        LOCAL
+            .try_with(|local| {
+                let mut local = local.borrow_mut();
+                let (_, buffer, thread_id) = match &*local {
+                    Some((o, _, _)) if *o == owner => local.as_ref().expect("matched Some"),
+                    _ => local.insert(self.register_thread(owner)),
+                };
+                f(buffer, *thread_id)
+            })
+            .ok()
+    }
+
+    fn push_error(&self, record: Record) {
+        self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        if self.errors_tx.send(record).is_err() {
+            // Unreachable while the queue is alive: it owns the receiver too.
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.wake();
+    }
+
+    #[cold]
+    fn register_thread(&self, owner: usize) -> (usize, Arc<ThreadBuffer>, u64) {
+        let thread = std::thread::current();
+        let name = match thread.name() {
+            Some(name) => name.to_owned(),
+            None => format!("{:?}", thread.id()),
+        };
+        let id = (crate::id::random_u64() >> 1).max(1);
+        let buffer = Arc::new(ThreadBuffer {
+            records: Mutex::new(Vec::with_capacity(self.chunk)),
+        });
+        lock(&self.new_threads).push(NewThread { id, name });
+        lock(&self.buffers).push(Arc::clone(&buffer));
+        (owner, buffer, id)
+    }
+
+    fn fresh_chunk(&self) -> Vec<Record> {
+        self.spare_rx
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(self.chunk))
+    }
+
+    /// Gives an emptied chunk back for reuse.
+    pub(crate) fn recycle(&self, mut chunk: Vec<Record>) {
+        chunk.clear();
+        let _ = self.spare_tx.try_send(chunk);
+    }
+
+    /// Moves a thread's full buffer into the normal lane, as far as the
+    /// capacity allows. It runs under the buffer's lock, so a sweep sees each
+    /// record either still in the buffer or already in the lane: `flush`
+    /// misses none. What does not fit is dropped and counted, or with
+    /// `overflow = "block"` stays in the buffer for the caller to wait on.
+    fn hand_over(&self, records: &mut Vec<Record>) {
+        let granted = self.reserve(records.len());
+        if granted == records.len() {
+            let full = std::mem::replace(records, self.fresh_chunk());
+            self.send_chunk(full);
+            return;
+        }
+        if granted > 0 {
+            let rest = records.split_off(granted);
+            let head = std::mem::replace(records, rest);
+            self.send_chunk(head);
+        }
+        if self.overflow == Overflow::Drop || !self.open.load(Ordering::Acquire) {
+            self.counters
+                .dropped
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            records.clear();
+        }
+    }
+
+    /// `overflow = "block"` with a full lane: waits until the writer has
+    /// taken records from the lane or swept this buffer.
+    #[cold]
+    fn block_until_room(&self, buffer: &ThreadBuffer) {
+        loop {
+            self.wait_for_space();
+            let mut records = lock(&buffer.records);
+            if records.len() < self.chunk {
+                return;
+            }
+            self.hand_over(&mut records);
+            if records.len() < self.chunk {
+                return;
+            }
+        }
+    }
+
+    /// Reserves room for up to `wanted` records; returns how many fit.
+    fn reserve(&self, wanted: usize) -> usize {
+        let mut current = self.in_flight.load(Ordering::Relaxed);
+        loop {
+            let granted = wanted.min(self.capacity.saturating_sub(current));
+            if granted == 0 {
+                return 0;
+            }
+            match self.in_flight.compare_exchange_weak(
+                current,
+                current + granted,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return granted,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    fn wait_for_space(&self) {
+        let guard = lock(&self.space);
+        if self.in_flight.load(Ordering::Relaxed) >= self.capacity && self.open.load(Ordering::Acquire) {
+            // The timeout only bounds how late a stopped writer is noticed.
+            let _ = self
+                .space_freed
+                .wait_timeout(guard, Duration::from_millis(10));
+        }
+    }
+
+    fn send_chunk(&self, chunk: Vec<Record>) {
+        let n = chunk.len() as u64;
+        self.counters.enqueued.fetch_add(n, Ordering::Relaxed);
+        if let Err(lost) = self.normal_tx.send(chunk) {
+            self.in_flight.fetch_sub(lost.0.len(), Ordering::Relaxed);
+            self.counters.dropped.fetch_add(n, Ordering::Relaxed);
+        }
+        self.wake();
+    }
+
+    fn wake(&self) {
+        let _ = self.wake_tx.try_send(());
+    }
+
+    /// The writer took `n` records out of the normal lane.
+    pub(crate) fn taken(&self, n: usize) {
+        self.in_flight.fetch_sub(n, Ordering::Relaxed);
+        if self.overflow == Overflow::Block {
+            let _guard = lock(&self.space);
+            self.space_freed.notify_all();
+        }
+    }
+
+    /// Records in the normal lane and the error lane, for `monitor_stats`.
+    pub(crate) fn depth(&self) -> u64 {
+        (self.in_flight.load(Ordering::Relaxed) + self.errors_rx.len()) as u64
+    }
+
+    /// Moves every thread's buffered records into `into`, and forgets the
+    /// buffers of threads that have exited once they are empty.
+    pub(crate) fn sweep(&self, into: &mut Vec<Record>) {
+        let mut swept = 0;
+        lock(&self.buffers).retain(|buffer| {
+            let mut records = lock(&buffer.records);
+            swept += records.len();
+            into.append(&mut records);
+            // Only the registry holds it: its thread is gone.
+            Arc::strong_count(buffer) > 1
+        });
+        self.counters
+            .enqueued
+            .fetch_add(swept as u64, Ordering::Relaxed);
+    }
+
+    /// Threads registered since the last call.
+    pub(crate) fn take_new_threads(&self) -> Vec<NewThread> {
+        std::mem::take(&mut *lock(&self.new_threads))
+    }
+
+    /// The writer has stopped: producers in `block` mode stop waiting.
+    pub(crate) fn close(&self) {
+        self.open.store(false, Ordering::Release);
+        let _guard = lock(&self.space);
+        self.space_freed.notify_all();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

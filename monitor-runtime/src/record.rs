@@ -1,0 +1,151 @@
+//! What a finished span hands to the queue.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// How a span ended; stored as the `status` column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Status {
+    /// Returned normally.
+    Ok = 0,
+    /// Returned `Err`, or a stream/iterator yielded an `Err` item.
+    Error = 1,
+    /// Unwound with a panic.
+    Panic = 2,
+    /// Dropped before it completed (a future, stream or iterator).
+    Cancelled = 3,
+}
+
+impl Status {
+    /// The text the `spans` view shows.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Error => "error",
+            Status::Panic => "panic",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// Error and panic records go to the error lane and are never dropped.
+    #[inline]
+    pub const fn is_failure(self) -> bool {
+        matches!(self, Status::Error | Status::Panic)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A value recorded in a span's `fields` JSON object.
+///
+/// ```
+/// use monitor_runtime::FieldValue;
+/// assert_eq!(FieldValue::from(3u8), FieldValue::U64(3));
+/// assert_eq!(FieldValue::from("x"), FieldValue::Str("x".into()));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub enum FieldValue {
+    /// A signed integer.
+    I64(i64),
+    /// An unsigned integer.
+    U64(u64),
+    /// A float (non-finite values are stored as `null`).
+    F64(f64),
+    /// A boolean.
+    Bool(bool),
+    /// Text, such as a `Debug` rendering.
+    Str(String),
+}
+
+macro_rules! field_from {
+    ($($t:ty => $variant:ident as $as:ty),* $(,)?) => {$(
+        impl From<$t> for FieldValue {
+            fn from(v: $t) -> Self { FieldValue::$variant(v as $as) }
+        }
+    )*};
+}
+field_from!(
+    i8 => I64 as i64, i16 => I64 as i64, i32 => I64 as i64, i64 => I64 as i64, isize => I64 as i64,
+    u8 => U64 as u64, u16 => U64 as u64, u32 => U64 as u64, u64 => U64 as u64, usize => U64 as u64,
+    f32 => F64 as f64, f64 => F64 as f64,
+);
+
+impl From<bool> for FieldValue {
+    fn from(v: bool) -> Self {
+        FieldValue::Bool(v)
+    }
+}
+impl From<&str> for FieldValue {
+    fn from(v: &str) -> Self {
+        FieldValue::Str(v.to_owned())
+    }
+}
+impl From<String> for FieldValue {
+    fn from(v: String) -> Self {
+        FieldValue::Str(v)
+    }
+}
+
+impl FieldValue {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        match self {
+            FieldValue::I64(v) => (*v).into(),
+            FieldValue::U64(v) => (*v).into(),
+            FieldValue::F64(v) => serde_json::Number::from_f64(*v).map_or(serde_json::Value::Null, Into::into),
+            FieldValue::Bool(v) => (*v).into(),
+            FieldValue::Str(v) => v.as_str().into(),
+        }
+    }
+}
+
+/// The rarely present, heap-held parts of a record, boxed so that the common
+/// record stays small.
+#[derive(Debug, Default)]
+pub(crate) struct Detail {
+    pub(crate) error: Option<String>,
+    pub(crate) fields: Vec<(Cow<'static, str>, FieldValue)>,
+}
+
+/// One finished span, as the writer stores it. `0` stands for "no parent".
+#[derive(Debug)]
+pub(crate) struct Record {
+    pub(crate) span_id: u64,
+    pub(crate) parent_id: u64,
+    pub(crate) trace_id: u64,
+    pub(crate) callsite_id: u64,
+    pub(crate) thread_id: u64,
+    pub(crate) start_ns: u64,
+    pub(crate) duration_ns: u64,
+    pub(crate) busy_ns: u64,
+    pub(crate) items: Option<u64>,
+    pub(crate) rss_bytes: Option<u64>,
+    pub(crate) cpu_ns: Option<u64>,
+    pub(crate) alloc_bytes: Option<u64>,
+    pub(crate) status: Status,
+    pub(crate) detail: Option<Box<Detail>>,
+}
+
+impl Record {
+    /// The `fields` column: a JSON object, or NULL when nothing was recorded.
+    pub(crate) fn fields_json(&self) -> Option<String> {
+        let detail = self.detail.as_ref()?;
+        if detail.fields.is_empty() {
+            return None;
+        }
+        let map: serde_json::Map<String, serde_json::Value> = detail
+            .fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_json()))
+            .collect();
+        Some(serde_json::Value::Object(map).to_string())
+    }
+
+    pub(crate) fn error(&self) -> Option<&str> {
+        self.detail.as_ref()?.error.as_deref()
+    }
+}

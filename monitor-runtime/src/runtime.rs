@@ -1,0 +1,195 @@
+//! `init`, the global state the hot path reads, and the [`Guard`].
+
+use std::path::{Path, PathBuf};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::Error;
+use crate::queue::Queue;
+use crate::writer::{self, Control};
+
+/// What spans need at run time. One is leaked per `init` (a few hundred
+/// bytes), so the hot path can hold a `&'static` with no reference count.
+pub(crate) struct Runtime {
+    pub(crate) clock: Clock,
+    pub(crate) queue: Queue,
+}
+
+/// The running runtime, or null: one acquire load on every span.
+static ACTIVE: AtomicPtr<Runtime> = AtomicPtr::new(ptr::null_mut());
+
+/// Whether a guard is alive (also a disabled one), so `init` twice fails.
+static GUARD_ALIVE: Mutex<bool> = Mutex::new(false);
+
+#[inline]
+pub(crate) fn active() -> Option<&'static Runtime> {
+    let rt = ACTIVE.load(Ordering::Acquire);
+    // SAFETY: ACTIVE is either null or a pointer from `Box::leak` in
+    // `init_with`; leaked boxes are never freed, so the reference is valid
+    // for the rest of the process.
+    unsafe { rt.as_ref() }
+}
+
+/// Starts monitoring with [`Config::load`]: `monitor.toml` (or the file
+/// named by `MONITOR_CONFIG`), then the `MONITOR_*` environment overrides.
+///
+/// ```no_run
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let guard = monitor_runtime::init()?;
+///     // ... monitored work ...
+///     guard.flush();
+///     Ok(())
+/// }
+/// ```
+pub fn init() -> Result<Guard, Error> {
+    init_with(Config::load()?)
+}
+
+/// Starts monitoring with a configuration built in code.
+///
+/// Opens (or creates) the database on the calling thread, so a bad path or
+/// a file that is not a monitor database is reported here; then starts the
+/// writer thread. Calling it while a [`Guard`] is alive is an error.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use monitor_runtime::Config;
+///
+/// let dir = tempfile::tempdir()?;
+/// let guard = monitor_runtime::init_with(Config::default().db_path(dir.path().join("app.db")))?;
+/// assert!(monitor_runtime::init_with(Config::default()).is_err()); // one at a time
+/// drop(guard);
+/// # Ok(()) }
+/// ```
+pub fn init_with(config: Config) -> Result<Guard, Error> {
+    let config = config.validate("the configuration given to init_with")?;
+    let mut alive = GUARD_ALIVE.lock().unwrap_or_else(PoisonError::into_inner);
+    if *alive {
+        return Err(Error::AlreadyInitialized);
+    }
+    if !config.enabled {
+        *alive = true;
+        return Ok(Guard { running: None });
+    }
+    let conn = writer::open(&config.db_path)?;
+    let rt: &'static Runtime = Box::leak(Box::new(Runtime {
+        clock: config.clock.clone(),
+        queue: Queue::new(config.queue.capacity, config.queue.overflow),
+    }));
+    let (control, handle) = writer::spawn(conn, rt, &config).map_err(Error::Thread)?;
+    crate::panic::install_hook();
+    ACTIVE.store(ptr::from_ref(rt).cast_mut(), Ordering::Release);
+    *alive = true;
+    Ok(Guard {
+        running: Some(Running {
+            rt,
+            control,
+            writer: Some(handle),
+            db_path: config.db_path,
+        }),
+    })
+}
+
+/// Keeps monitoring running. [`Guard::flush`] waits until everything
+/// recorded so far is in the file; dropping the guard flushes, stops the
+/// writer and joins it. Spans that end after that are not recorded.
+#[must_use = "monitoring stops when the guard is dropped"]
+pub struct Guard {
+    running: Option<Running>,
+}
+
+struct Running {
+    rt: &'static Runtime,
+    control: Sender<Control>,
+    writer: Option<JoinHandle<()>>,
+    db_path: PathBuf,
+}
+
+/// Returned by [`Guard::hold_writer`]: the writer takes nothing from the
+/// queue until this is dropped.
+#[must_use = "the writer resumes as soon as this is dropped"]
+pub struct WriterHold {
+    _release: Option<Sender<()>>,
+}
+
+impl Guard {
+    /// Blocks until every span that ended before this call is committed to
+    /// the database (including what other threads still had buffered).
+    /// Returns at once when monitoring is disabled or the writer has stopped.
+    pub fn flush(&self) {
+        if let Some(running) = &self.running {
+            let (ack, done) = crossbeam_channel::bounded(1);
+            if running.control.send(Control::Flush(ack)).is_ok() {
+                let _ = done.recv();
+            }
+        }
+    }
+
+    /// The database file, `None` when monitoring is disabled.
+    pub fn db_path(&self) -> Option<&Path> {
+        self.running.as_ref().map(|r| r.db_path.as_path())
+    }
+
+    /// Whether spans are being recorded.
+    pub fn is_enabled(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Stalls the writer until the returned value is dropped, as a slow or
+    /// locked disk would: for tests of overflow behaviour.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use monitor_runtime::Config;
+    /// let dir = tempfile::tempdir()?;
+    /// let guard = monitor_runtime::init_with(Config::default().db_path(dir.path().join("m.db")))?;
+    /// let hold = guard.hold_writer();
+    /// // ... produce spans: they queue up, or overflow ...
+    /// drop(hold);
+    /// guard.flush();
+    /// # Ok(()) }
+    /// ```
+    pub fn hold_writer(&self) -> WriterHold {
+        let Some(running) = &self.running else {
+            return WriterHold { _release: None };
+        };
+        let (release, held) = crossbeam_channel::bounded(0);
+        let (ack, holding) = crossbeam_channel::bounded(1);
+        if running.control.send(Control::Hold { ack, held }).is_ok() {
+            // Return only once the writer has stopped taking records.
+            let _ = holding.recv();
+        }
+        WriterHold {
+            _release: Some(release),
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(mut running) = self.running.take() {
+            // New spans stop recording; those already ended are drained.
+            ACTIVE.store(ptr::null_mut(), Ordering::Release);
+            let _ = running.control.send(Control::Shutdown);
+            if let Some(handle) = running.writer.take() {
+                let _ = handle.join();
+            }
+            running.rt.queue.close();
+        }
+        *GUARD_ALIVE.lock().unwrap_or_else(PoisonError::into_inner) = false;
+    }
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("db_path", &self.db_path())
+            .finish()
+    }
+}

@@ -1,0 +1,402 @@
+//! Spans: open one for a callsite, make it current, end it with an outcome.
+//!
+//! The current span of a thread is the top of a thread-local stack. A sync
+//! call pushes its span for the whole call ([`EnteredSpan`]); a future or
+//! stream pushes its span only while it is polled ([`Span::enter`]), so a
+//! span is current exactly while its code runs, whichever thread runs it.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+
+use crate::callsite::Callsite;
+use crate::clock::{raw_delta_ns, raw_now};
+use crate::record::{Detail, FieldValue, Record, Status};
+use crate::runtime::{self, Runtime};
+
+/// The ids of a span: its own and its trace's (the root span's id).
+///
+/// ```
+/// use monitor_runtime::{current_span, Callsite, EnteredSpan, SpanKind};
+///
+/// static WORK: Callsite = Callsite::new("work", module_path!(), module_path!(), file!(), line!(), SpanKind::Sync);
+/// // Without `init` nothing is recorded and no span is current.
+/// let _span = EnteredSpan::new(&WORK);
+/// assert_eq!(current_span(), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SpanIds {
+    /// This span's id (the `span_id` column).
+    pub span_id: u64,
+    /// The id of the root of this span's tree (the `trace_id` column).
+    pub trace_id: u64,
+}
+
+thread_local! {
+    static STACK: RefCell<Vec<SpanIds>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The span current on this thread, if any.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use monitor_runtime::{current_span, Callsite, Config, EnteredSpan, SpanKind};
+///
+/// static OUTER: Callsite = Callsite::new("outer", module_path!(), module_path!(), file!(), line!(), SpanKind::Sync);
+/// let dir = tempfile::tempdir()?;
+/// let guard = monitor_runtime::init_with(Config::default().db_path(dir.path().join("m.db")))?;
+/// let span = EnteredSpan::new(&OUTER);
+/// let ids = current_span().expect("inside a span");
+/// assert_eq!(Some(ids), span.ids());
+/// assert_eq!(ids.trace_id, ids.span_id); // a root is its own trace
+/// # drop(span); drop(guard); Ok(()) }
+/// ```
+pub fn current_span() -> Option<SpanIds> {
+    STACK
+        .try_with(|stack| stack.borrow().last().copied())
+        .ok()
+        .flatten()
+}
+
+fn push_current(ids: SpanIds) {
+    let _ = STACK.try_with(|stack| stack.borrow_mut().push(ids));
+}
+
+fn pop_current(span_id: u64) {
+    let _ = STACK.try_with(|stack| {
+        let mut stack = stack.borrow_mut();
+        // Guards drop in LIFO order unless one was leaked or moved across
+        // an await: then remove this span wherever it sits.
+        if stack.last().map(|top| top.span_id) == Some(span_id) {
+            stack.pop();
+        } else if let Some(at) = stack.iter().rposition(|ids| ids.span_id == span_id) {
+            stack.remove(at);
+        }
+    });
+}
+
+/// A span that is open and recording; `None` inside [`Span`] when
+/// monitoring is off, so a disabled span costs one load and a branch.
+struct Open {
+    rt: &'static Runtime,
+    ids: SpanIds,
+    parent_id: u64,
+    callsite_id: u64,
+    start_raw: u64,
+    busy_ns: u64,
+    items: Option<u64>,
+    status: Status,
+    detail: Option<Box<Detail>>,
+}
+
+/// An open span. It starts when it is created and ends with [`Span::end`]
+/// (status `ok` unless an error was recorded); a span dropped without `end`
+/// is `cancelled`, or `panic` when dropped by an unwinding panic.
+///
+/// It is current only while [`Span::enter`]'s guard lives, and that time
+/// adds up to its `busy_ns`: the shape of a future or stream's poll. For a
+/// plain call use [`EnteredSpan`].
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use monitor_runtime::{current_span, Callsite, Config, Span, SpanKind};
+///
+/// static FETCH: Callsite = Callsite::new("fetch", module_path!(), "io", file!(), line!(), SpanKind::Async);
+/// let dir = tempfile::tempdir()?;
+/// let guard = monitor_runtime::init_with(Config::default().db_path(dir.path().join("m.db")))?;
+///
+/// let mut span = Span::new(&FETCH);
+/// for _poll in 0..3 {
+///     let entered = span.enter();
+///     assert_eq!(current_span(), entered.ids());
+/// }
+/// assert_eq!(current_span(), None);
+/// span.record("bytes", 512u64);
+/// span.record_error("connection reset");
+/// span.end();
+/// guard.flush();
+/// # Ok(()) }
+/// ```
+pub struct Span {
+    open: Option<Open>,
+}
+
+impl Span {
+    /// Opens a span whose parent is the current span.
+    #[inline]
+    pub fn new(callsite: &'static Callsite) -> Span {
+        match runtime::active() {
+            Some(rt) => Span::open_in(rt, callsite, current_span()),
+            None => Span::none(),
+        }
+    }
+
+    /// Opens a span with an explicit parent (`None` makes a root), for work
+    /// handed to another thread or task.
+    #[inline]
+    pub fn with_parent(callsite: &'static Callsite, parent: Option<SpanIds>) -> Span {
+        match runtime::active() {
+            Some(rt) => Span::open_in(rt, callsite, parent),
+            None => Span::none(),
+        }
+    }
+
+    /// A span that records nothing.
+    pub const fn none() -> Span {
+        Span { open: None }
+    }
+
+    #[inline]
+    fn open_in(rt: &'static Runtime, callsite: &'static Callsite, parent: Option<SpanIds>) -> Span {
+        let span_id = crate::id::next_span_id();
+        let (parent_id, trace_id) = match parent {
+            Some(p) => (p.span_id, p.trace_id),
+            None => (0, span_id),
+        };
+        Span {
+            open: Some(Open {
+                rt,
+                ids: SpanIds { span_id, trace_id },
+                parent_id,
+                callsite_id: callsite.id(),
+                start_raw: raw_now(),
+                busy_ns: 0,
+                items: None,
+                status: Status::Ok,
+                detail: None,
+            }),
+        }
+    }
+
+    /// Whether this span will be stored (false without `init`).
+    pub fn is_recording(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// This span's ids, `None` when it is not recording.
+    pub fn ids(&self) -> Option<SpanIds> {
+        self.open.as_ref().map(|open| open.ids)
+    }
+
+    /// Makes this span current until the guard drops, and adds that time
+    /// to its `busy_ns`.
+    #[inline]
+    pub fn enter(&mut self) -> Entered<'_> {
+        let enter_raw = match &self.open {
+            Some(open) => {
+                push_current(open.ids);
+                raw_now()
+            }
+            None => 0,
+        };
+        Entered {
+            span: self,
+            enter_raw,
+        }
+    }
+
+    /// Makes this span current until the returned guard drops, then ends it.
+    pub fn entered(self) -> EnteredSpan {
+        if let Some(open) = &self.open {
+            push_current(open.ids);
+        }
+        EnteredSpan { span: self }
+    }
+
+    /// Marks the span `error` with `message`; the first message is kept.
+    pub fn record_error(&mut self, message: impl fmt::Display) {
+        if let Some(open) = &mut self.open {
+            open.status = Status::Error;
+            let detail = open.detail.get_or_insert_with(Default::default);
+            if detail.error.is_none() {
+                detail.error = Some(message.to_string());
+            }
+        }
+    }
+
+    /// Sets the outcome the span ends with.
+    pub fn set_status(&mut self, status: Status) {
+        if let Some(open) = &mut self.open {
+            open.status = status;
+        }
+    }
+
+    /// Adds `n` to the items yielded (the `items` column).
+    #[inline]
+    pub fn add_items(&mut self, n: u64) {
+        if let Some(open) = &mut self.open {
+            *open.items.get_or_insert(0) += n;
+        }
+    }
+
+    /// Records `key = value` in the span's `fields` JSON object.
+    pub fn record(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) {
+        if let Some(open) = &mut self.open {
+            open.detail
+                .get_or_insert_with(Default::default)
+                .fields
+                .push((key.into(), value.into()));
+        }
+    }
+
+    /// Ends the span now with the status recorded so far (`ok` by default).
+    pub fn end(mut self) {
+        if let Some(open) = self.open.take() {
+            let status = open.status;
+            finish(open, status, raw_now(), None);
+        }
+    }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        if let Some(open) = self.open.take() {
+            let status = if std::thread::panicking() {
+                Status::Panic
+            } else if open.status == Status::Ok {
+                Status::Cancelled
+            } else {
+                open.status
+            };
+            finish(open, status, raw_now(), None);
+        }
+    }
+}
+
+impl fmt::Debug for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Span").field("ids", &self.ids()).finish()
+    }
+}
+
+/// Guard of [`Span::enter`]: the span is current until it drops.
+pub struct Entered<'a> {
+    span: &'a mut Span,
+    enter_raw: u64,
+}
+
+impl Deref for Entered<'_> {
+    type Target = Span;
+    fn deref(&self) -> &Span {
+        self.span
+    }
+}
+
+impl DerefMut for Entered<'_> {
+    fn deref_mut(&mut self) -> &mut Span {
+        self.span
+    }
+}
+
+impl Drop for Entered<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(open) = &mut self.span.open {
+            open.busy_ns += raw_delta_ns(self.enter_raw, raw_now());
+            pop_current(open.ids.span_id);
+        }
+    }
+}
+
+/// A span that is current from creation until it drops, and ends then:
+/// the shape of a plain function call. Its `busy_ns` is its duration.
+///
+/// Dropped normally it ends with the status recorded so far (`ok` by
+/// default); dropped by an unwinding panic it ends as `panic` with the
+/// panic's message.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use monitor_runtime::{Callsite, Config, EnteredSpan, SpanKind};
+///
+/// static PARSE: Callsite = Callsite::new("parse", module_path!(), module_path!(), file!(), line!(), SpanKind::Sync);
+/// let dir = tempfile::tempdir()?;
+/// let guard = monitor_runtime::init_with(Config::default().db_path(dir.path().join("m.db")))?;
+/// {
+///     let mut span = EnteredSpan::new(&PARSE);
+///     if "12x".parse::<u32>().is_err() {
+///         span.record_error("invalid digit");
+///     }
+/// }
+/// guard.flush();
+/// # Ok(()) }
+/// ```
+pub struct EnteredSpan {
+    span: Span,
+}
+
+impl EnteredSpan {
+    /// Opens a span under the current one and makes it current.
+    #[inline]
+    pub fn new(callsite: &'static Callsite) -> EnteredSpan {
+        Span::new(callsite).entered()
+    }
+
+    /// Ends the span now (the same as dropping it).
+    pub fn end(self) {}
+}
+
+impl Deref for EnteredSpan {
+    type Target = Span;
+    fn deref(&self) -> &Span {
+        &self.span
+    }
+}
+
+impl DerefMut for EnteredSpan {
+    fn deref_mut(&mut self) -> &mut Span {
+        &mut self.span
+    }
+}
+
+impl Drop for EnteredSpan {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(open) = self.span.open.take() {
+            let end_raw = raw_now();
+            pop_current(open.ids.span_id);
+            let status = if std::thread::panicking() {
+                Status::Panic
+            } else {
+                open.status
+            };
+            let busy = raw_delta_ns(open.start_raw, end_raw);
+            finish(open, status, end_raw, Some(busy));
+        }
+    }
+}
+
+impl fmt::Debug for EnteredSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnteredSpan")
+            .field("ids", &self.ids())
+            .finish()
+    }
+}
+
+#[inline]
+fn finish(open: Open, status: Status, end_raw: u64, busy_ns: Option<u64>) {
+    let mut detail = open.detail;
+    if status == Status::Panic && detail.as_ref().is_none_or(|d| d.error.is_none()) {
+        detail.get_or_insert_with(Default::default).error = crate::panic::last_message();
+    }
+    let duration_ns = raw_delta_ns(open.start_raw, end_raw);
+    let record = Record {
+        span_id: open.ids.span_id,
+        parent_id: open.parent_id,
+        trace_id: open.ids.trace_id,
+        callsite_id: open.callsite_id,
+        thread_id: 0,
+        start_ns: open.rt.clock.unix_of(open.start_raw),
+        duration_ns,
+        busy_ns: busy_ns.unwrap_or(open.busy_ns),
+        items: open.items,
+        rss_bytes: None,
+        cpu_ns: None,
+        alloc_bytes: None,
+        status,
+        detail,
+    };
+    open.rt.queue.push(record);
+}
