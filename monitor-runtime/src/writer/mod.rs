@@ -272,6 +272,7 @@ impl Writer {
         let mut failed_rows = 0u64;
         let mut first_row_error = None;
         let mut current: Option<(u64, rusqlite::CachedStatement<'_>)> = None;
+        let mut views_stale = false;
         for record in &self.batch {
             let hour = record.start_ns / schema::HOUR_NS;
             let stmt = match &mut current {
@@ -281,7 +282,7 @@ impl Writer {
                         Some(table) => table.clone(),
                         None => {
                             let table = SPANS.table_for(record.start_ns);
-                            SPANS.create_partition(&tx, &table)?;
+                            views_stale |= SPANS.create_partition(&tx, &table)?;
                             self.tables.insert(hour, table.clone());
                             table
                         }
@@ -321,6 +322,9 @@ impl Writer {
             }
         }
         drop(current);
+        if views_stale {
+            SPANS.rebuild_views(&tx)?;
+        }
         tx.commit()?;
         self.schema_version = self.conn.query_row("PRAGMA schema_version", [], |row| row.get(0))?;
         self.callsites_stored += new_callsites.len();

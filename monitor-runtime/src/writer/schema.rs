@@ -96,8 +96,9 @@ impl Family {
         names.collect()
     }
 
-    /// Creates a partition if missing, and rebuilds the views when it was.
-    pub(crate) fn create_partition(&self, conn: &Connection, table: &str) -> rusqlite::Result<()> {
+    /// Creates a partition if missing; returns whether it did (the views
+    /// then need [`Family::rebuild_views`]).
+    pub(crate) fn create_partition(&self, conn: &Connection, table: &str) -> rusqlite::Result<bool> {
         let exists: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
             [table],
@@ -105,9 +106,8 @@ impl Family {
         )?;
         if !exists {
             conn.execute_batch(&format!("CREATE TABLE \"{table}\" ({})", self.columns_ddl))?;
-            self.rebuild_views(conn)?;
         }
-        Ok(())
+        Ok(!exists)
     }
 
     /// Recreates the view over every partition: nested views of at most 500
