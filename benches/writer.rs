@@ -16,7 +16,14 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use monitor_runtime::{Callsite, Config, EnteredSpan, Overflow, SpanKind};
 
-static LEAF: Callsite = Callsite::new("leaf", module_path!(), module_path!(), file!(), line!(), SpanKind::Sync);
+static LEAF: Callsite = Callsite::new(
+    "leaf",
+    module_path!(),
+    module_path!(),
+    file!(),
+    line!(),
+    SpanKind::Sync,
+);
 
 const ROWS: u64 = 200_000;
 
@@ -50,8 +57,9 @@ fn raw_insert(path: &Path, rows: u64) -> Duration {
                     id,
                     None::<i64>,
                     id,
-                    12_345_678i64,
-                    987_654i64,
+                    // Callsite and thread ids are 63-bit hashes, as monitor's.
+                    0x3a5f_9c1e_77d2_4b08i64,
+                    0x1c4e_8d2a_9b3f_6e17i64,
                     0u8,
                     None::<String>,
                     1_767_225_600_000_000_000i64 + i as i64 * 1_000,
@@ -98,7 +106,9 @@ fn monitor_run(path: &Path, threads: usize, per_thread: u64, overflow: Overflow)
     let elapsed = started.elapsed();
     drop(guard);
     let conn = rusqlite::Connection::open(path).unwrap();
-    let stored: u64 = conn.query_row("SELECT count(*) FROM spans", [], |r| r.get(0)).unwrap();
+    let stored: u64 = conn
+        .query_row("SELECT count(*) FROM spans", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(stored, threads as u64 * per_thread, "every span stored");
     elapsed
 }
@@ -111,7 +121,9 @@ fn fresh_db() -> (tempfile::TempDir, std::path::PathBuf) {
 
 fn writer(c: &mut Criterion) {
     let mut group = c.benchmark_group("writer");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
     group.throughput(Throughput::Elements(ROWS));
     group.bench_function(BenchmarkId::new("raw_rusqlite", ROWS), |b| {
         b.iter_custom(|iters| {

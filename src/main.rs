@@ -33,7 +33,10 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> Result<(), String> {
     let path = &cli.db;
     if !path.exists() {
-        return Err(format!("{}: no such file (run a monitored program first, or pass --db)", path.display()));
+        return Err(format!(
+            "{}: no such file (run a monitored program first, or pass --db)",
+            path.display()
+        ));
     }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
@@ -45,7 +48,10 @@ fn run(cli: &Cli) -> Result<(), String> {
         )
         .map_err(|e| format!("{}: not a readable SQLite database ({e})", path.display()))?;
     if !is_monitor {
-        return Err(format!("{}: not a monitor database (no monitor_meta table)", path.display()));
+        return Err(format!(
+            "{}: not a monitor database (no monitor_meta table)",
+            path.display()
+        ));
     }
     let sql_err = |e: rusqlite::Error| format!("{}: {e}", path.display());
 
@@ -70,10 +76,16 @@ fn run(cli: &Cli) -> Result<(), String> {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .map_err(sql_err)?;
-    println!("{}: {spans} spans ({errors} errors or panics) in {partitions} hourly partitions", path.display());
+    println!(
+        "{}: {spans} spans ({errors} errors or panics) in {partitions} hourly partitions",
+        path.display()
+    );
     println!("writer: {written} written, {dropped} dropped");
     println!();
-    println!("{:<32} {:<24} {:>8} {:>8} {:>14}", "function", "group", "calls", "errors", "max ms");
+    println!(
+        "{:<32} {:<24} {:>8} {:>8} {:>14}",
+        "function", "group", "calls", "errors", "max ms"
+    );
     let mut stmt = conn
         .prepare(
             "SELECT name, group_name, count(*), count(*) FILTER (WHERE status IN ('error', 'panic')), \
@@ -93,7 +105,10 @@ fn run(cli: &Cli) -> Result<(), String> {
         .map_err(sql_err)?;
     for row in rows {
         let (name, group, calls, errors, max_ns) = row.map_err(sql_err)?;
-        println!("{name:<32} {group:<24} {calls:>8} {errors:>8} {:>14.3}", max_ns as f64 / 1e6);
+        println!(
+            "{name:<32} {group:<24} {calls:>8} {errors:>8} {:>14.3}",
+            max_ns as f64 / 1e6
+        );
     }
     Ok(())
 }

@@ -199,7 +199,10 @@ impl Config {
     }
 
     /// Applies `MONITOR_DB`, `MONITOR_ENABLED` and `MONITOR_RETENTION_HOURS`.
-    pub fn with_env_overrides(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
+    pub fn with_env_overrides(
+        mut self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, Error> {
         let bad = |key: &str, message: String| Error::Config {
             origin: "the environment".to_owned(),
             key: key.to_owned(),
@@ -207,7 +210,10 @@ impl Config {
         };
         if let Some(db) = env(ENV_DB) {
             if db.is_empty() {
-                return Err(bad(ENV_DB, "expected a file path, got an empty value".into()));
+                return Err(bad(
+                    ENV_DB,
+                    "expected a file path, got an empty value".into(),
+                ));
             }
             self.db_path = db.into();
         }
@@ -215,14 +221,21 @@ impl Config {
             self.enabled = match value.trim().to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" | "on" => true,
                 "0" | "false" | "no" | "off" => false,
-                _ => return Err(bad(ENV_ENABLED, format!("expected true or false, got {value:?}"))),
+                _ => {
+                    return Err(bad(
+                        ENV_ENABLED,
+                        format!("expected true or false, got {value:?}"),
+                    ))
+                }
             };
         }
         if let Some(value) = env(ENV_RETENTION_HOURS) {
-            self.retention.hours = value
-                .trim()
-                .parse()
-                .map_err(|_| bad(ENV_RETENTION_HOURS, format!("expected a whole number of hours, got {value:?}")))?;
+            self.retention.hours = value.trim().parse().map_err(|_| {
+                bad(
+                    ENV_RETENTION_HOURS,
+                    format!("expected a whole number of hours, got {value:?}"),
+                )
+            })?;
         }
         self.validate("the environment")
     }
@@ -237,19 +250,31 @@ impl Config {
             })
         };
         if self.db_path.as_os_str().is_empty() {
-            return bad("db_path", "expected a file path, got an empty string".into());
+            return bad(
+                "db_path",
+                "expected a file path, got an empty string".into(),
+            );
         }
         if self.retention.hours < 1 {
             return bad(
                 "retention.hours",
-                format!("expected a whole number of hours of at least 1, got {}", self.retention.hours),
+                format!(
+                    "expected a whole number of hours of at least 1, got {}",
+                    self.retention.hours
+                ),
             );
         }
         if self.queue.flush_interval_ms == 0 {
-            return bad("queue.flush_interval_ms", "expected at least 1 millisecond, got 0".into());
+            return bad(
+                "queue.flush_interval_ms",
+                "expected at least 1 millisecond, got 0".into(),
+            );
         }
         if self.retention.cleanup_interval_secs == 0 {
-            return bad("retention.cleanup_interval_secs", "expected at least 1 second, got 0".into());
+            return bad(
+                "retention.cleanup_interval_secs",
+                "expected at least 1 second, got 0".into(),
+            );
         }
         Ok(self)
     }

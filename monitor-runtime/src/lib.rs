@@ -45,11 +45,11 @@ mod writer;
 pub use callsite::{Callsite, SpanKind};
 pub use clock::Clock;
 pub use config::{
-    Config, Overflow, QueueConfig, ResourcesConfig, RetentionConfig, ENV_CONFIG, ENV_DB, ENV_ENABLED,
-    ENV_RETENTION_HOURS,
+    Config, Overflow, QueueConfig, ResourcesConfig, RetentionConfig, ENV_CONFIG, ENV_DB,
+    ENV_ENABLED, ENV_RETENTION_HOURS,
 };
 pub use error::Error;
 pub use record::{FieldValue, Status};
 pub use runtime::{init, init_with, Guard, WriterHold};
-pub use span::{current_span, EnteredSpan, Entered, Span, SpanIds};
+pub use span::{current_span, Entered, EnteredSpan, Span, SpanIds};
 pub use writer::SCHEMA_VERSION;

@@ -250,7 +250,9 @@ impl Queue {
 
     fn wait_for_space(&self) {
         let guard = lock(&self.space);
-        if self.in_flight.load(Ordering::Relaxed) >= self.capacity && self.open.load(Ordering::Acquire) {
+        if self.in_flight.load(Ordering::Relaxed) >= self.capacity
+            && self.open.load(Ordering::Acquire)
+        {
             // The timeout only bounds how late a stopped writer is noticed.
             let _ = self
                 .space_freed

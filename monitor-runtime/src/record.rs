@@ -96,7 +96,9 @@ impl FieldValue {
         match self {
             FieldValue::I64(v) => (*v).into(),
             FieldValue::U64(v) => (*v).into(),
-            FieldValue::F64(v) => serde_json::Number::from_f64(*v).map_or(serde_json::Value::Null, Into::into),
+            FieldValue::F64(v) => {
+                serde_json::Number::from_f64(*v).map_or(serde_json::Value::Null, Into::into)
+            }
             FieldValue::Bool(v) => (*v).into(),
             FieldValue::Str(v) => v.as_str().into(),
         }

@@ -112,10 +112,12 @@ struct Running {
 }
 
 /// Returned by [`Guard::hold_writer`]: the writer takes nothing from the
-/// queue until this is dropped.
+/// queue until this is dropped. It borrows the guard, so the guard cannot be
+/// dropped (and wait for a held writer) while it lives.
 #[must_use = "the writer resumes as soon as this is dropped"]
-pub struct WriterHold {
+pub struct WriterHold<'guard> {
     _release: Option<Sender<()>>,
+    _guard: std::marker::PhantomData<&'guard Guard>,
 }
 
 impl Guard {
@@ -155,9 +157,12 @@ impl Guard {
     /// guard.flush();
     /// # Ok(()) }
     /// ```
-    pub fn hold_writer(&self) -> WriterHold {
+    pub fn hold_writer(&self) -> WriterHold<'_> {
         let Some(running) = &self.running else {
-            return WriterHold { _release: None };
+            return WriterHold {
+                _release: None,
+                _guard: std::marker::PhantomData,
+            };
         };
         let (release, held) = crossbeam_channel::bounded(0);
         let (ack, holding) = crossbeam_channel::bounded(1);
@@ -167,6 +172,7 @@ impl Guard {
         }
         WriterHold {
             _release: Some(release),
+            _guard: std::marker::PhantomData,
         }
     }
 }

@@ -34,10 +34,29 @@ fn the_documented_file_parses_into_every_key() {
     )
     .unwrap();
     assert_eq!(config.db_path, PathBuf::from("data/app.db"));
-    assert_eq!((config.queue.capacity, config.queue.overflow, config.queue.flush_interval_ms), (1000, Overflow::Block, 250));
-    assert_eq!((config.retention.hours, config.retention.cleanup_interval_secs), (72, 30));
-    assert_eq!((config.retention.archive_dir, config.retention.vacuum), (PathBuf::from("archive"), false));
-    assert_eq!((config.resources.interval_ms, config.resources.thread_cpu), (0, true));
+    assert_eq!(
+        (
+            config.queue.capacity,
+            config.queue.overflow,
+            config.queue.flush_interval_ms
+        ),
+        (1000, Overflow::Block, 250)
+    );
+    assert_eq!(
+        (
+            config.retention.hours,
+            config.retention.cleanup_interval_secs
+        ),
+        (72, 30)
+    );
+    assert_eq!(
+        (config.retention.archive_dir, config.retention.vacuum),
+        (PathBuf::from("archive"), false)
+    );
+    assert_eq!(
+        (config.resources.interval_ms, config.resources.thread_cpu),
+        (0, true)
+    );
 }
 
 #[test]
@@ -53,7 +72,10 @@ fn an_empty_file_gives_the_defaults() {
 fn a_typo_d_key_is_named() {
     let (key, message) = error_of("[queue]\ncapcity = 10\n");
     assert_eq!(key, "queue.capcity");
-    assert!(message.contains("unknown field `capcity`") && message.contains("capacity"), "{message}");
+    assert!(
+        message.contains("unknown field `capcity`") && message.contains("capacity"),
+        "{message}"
+    );
     let (key, _) = error_of("db_pth = \"x.db\"\n");
     assert_eq!(key, "db_pth");
 }
@@ -62,7 +84,10 @@ fn a_typo_d_key_is_named() {
 fn a_negative_or_zero_hour_count_is_refused() {
     let (key, message) = error_of("[retention]\nhours = -3\n");
     assert_eq!(key, "retention.hours");
-    assert!(message.contains("at least 1") && message.contains("-3"), "{message}");
+    assert!(
+        message.contains("at least 1") && message.contains("-3"),
+        "{message}"
+    );
     let (key, _) = error_of("[retention]\nhours = 0\n");
     assert_eq!(key, "retention.hours");
 }
@@ -71,10 +96,16 @@ fn a_negative_or_zero_hour_count_is_refused() {
 fn a_wrong_type_names_the_key_and_the_expected_type() {
     let (key, message) = error_of("[queue]\ncapacity = \"lots\"\n");
     assert_eq!(key, "queue.capacity");
-    assert!(message.contains("invalid type") && message.contains("string"), "{message}");
+    assert!(
+        message.contains("invalid type") && message.contains("string"),
+        "{message}"
+    );
     let (key, message) = error_of("[queue]\noverflow = \"wait\"\n");
     assert_eq!(key, "queue.overflow");
-    assert!(message.contains("`drop`") && message.contains("`block`"), "{message}");
+    assert!(
+        message.contains("`drop`") && message.contains("`block`"),
+        "{message}"
+    );
     let (key, _) = error_of("enabled = \"yes\"\n");
     assert_eq!(key, "enabled");
     let (key, _) = error_of("[queue]\ncapacity = -1\n");
@@ -87,11 +118,17 @@ fn the_error_says_where_the_value_came_from() {
     let file = dir.path().join("custom.toml");
     std::fs::write(&file, "[resources]\nthread_cpu = 3\n").unwrap();
     let err = Config::from_file(&file).unwrap_err().to_string();
-    assert!(err.contains("custom.toml") && err.contains("resources.thread_cpu"), "{err}");
+    assert!(
+        err.contains("custom.toml") && err.contains("resources.thread_cpu"),
+        "{err}"
+    );
 }
 
 fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     move |key| map.get(key).cloned()
 }
 
@@ -121,15 +158,25 @@ fn bad_environment_values_name_the_variable() {
         ("MONITOR_RETENTION_HOURS", "-1", "at least 1"),
         ("MONITOR_DB", "", "empty"),
     ] {
-        let err = Config::load_with(env(&[(var, value)])).unwrap_err().to_string();
-        let key = if var == "MONITOR_RETENTION_HOURS" && value == "-1" { "retention.hours" } else { var };
-        assert!(err.contains(key) && err.contains(expect), "{var}={value}: {err}");
+        let err = Config::load_with(env(&[(var, value)]))
+            .unwrap_err()
+            .to_string();
+        let key = if var == "MONITOR_RETENTION_HOURS" && value == "-1" {
+            "retention.hours"
+        } else {
+            var
+        };
+        assert!(
+            err.contains(key) && err.contains(expect),
+            "{var}={value}: {err}"
+        );
     }
 }
 
 #[test]
 fn a_missing_config_file_named_by_the_environment_is_an_error() {
-    let err = Config::load_with(env(&[("MONITOR_CONFIG", "/nonexistent/monitor.toml")])).unwrap_err();
+    let err =
+        Config::load_with(env(&[("MONITOR_CONFIG", "/nonexistent/monitor.toml")])).unwrap_err();
     assert!(matches!(err, Error::ConfigFile { .. }));
     assert!(err.to_string().contains("/nonexistent/monitor.toml"));
 }

@@ -17,10 +17,15 @@ fn init_error(config: Config) -> String {
 fn random_bytes_are_refused_and_left_alone() {
     let _serial = serial();
     let (_dir, path) = temp_db();
-    let bytes: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let bytes: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(&path, &bytes).unwrap();
     let err = init_error(Config::default().db_path(&path));
-    assert!(err.contains("monitor.db") && err.contains("not a readable SQLite database"), "{err}");
+    assert!(
+        err.contains("monitor.db") && err.contains("not a readable SQLite database"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
 }
 
@@ -30,7 +35,8 @@ fn another_program_s_sqlite_file_is_refused_and_left_alone() {
     let (_dir, path) = temp_db();
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("CREATE TABLE spans (id INTEGER); INSERT INTO spans VALUES (1);").unwrap();
+        conn.execute_batch("CREATE TABLE spans (id INTEGER); INSERT INTO spans VALUES (1);")
+            .unwrap();
     }
     let before = std::fs::read(&path).unwrap();
     let err = init_error(Config::default().db_path(&path));
@@ -56,7 +62,10 @@ fn an_unopenable_path_is_a_clear_error() {
     let (dir, _) = temp_db();
     let path = dir.path().join("no/such/dir/monitor.db");
     let err = init_error(Config::default().db_path(&path));
-    assert!(err.contains("no/such/dir/monitor.db") && err.contains("cannot open"), "{err}");
+    assert!(
+        err.contains("no/such/dir/monitor.db") && err.contains("cannot open"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -64,7 +73,10 @@ fn init_twice_is_an_error_not_a_second_writer() {
     let _serial = serial();
     let (_dir, path) = temp_db();
     let guard = monitor_runtime::init_with(Config::default().db_path(&path)).unwrap();
-    assert!(matches!(monitor_runtime::init_with(Config::default().db_path(&path)), Err(Error::AlreadyInitialized)));
+    assert!(matches!(
+        monitor_runtime::init_with(Config::default().db_path(&path)),
+        Err(Error::AlreadyInitialized)
+    ));
     drop(guard);
     // Once the first guard is gone, a new init works.
     let again = monitor_runtime::init_with(Config::default().db_path(&path)).unwrap();
@@ -79,7 +91,8 @@ fn init_twice_is_an_error_not_a_second_writer() {
 fn disabled_monitoring_creates_no_file_and_records_nothing() {
     let _serial = serial();
     let (_dir, path) = temp_db();
-    let guard = monitor_runtime::init_with(Config::default().db_path(&path).enabled(false)).unwrap();
+    let guard =
+        monitor_runtime::init_with(Config::default().db_path(&path).enabled(false)).unwrap();
     assert!(!guard.is_enabled());
     {
         let span = EnteredSpan::new(&LEAF);
@@ -88,5 +101,8 @@ fn disabled_monitoring_creates_no_file_and_records_nothing() {
     }
     guard.flush();
     assert!(!path.exists());
-    assert!(matches!(monitor_runtime::init_with(Config::default()), Err(Error::AlreadyInitialized)));
+    assert!(matches!(
+        monitor_runtime::init_with(Config::default()),
+        Err(Error::AlreadyInitialized)
+    ));
 }

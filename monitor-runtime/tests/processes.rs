@@ -53,8 +53,18 @@ fn two_processes_share_one_file() {
 
     let total = 2 * PER_PROCESS as i64;
     assert_eq!(count(&path, "SELECT count(*) FROM spans"), total);
-    assert_eq!(count(&path, "SELECT count(DISTINCT span_id) FROM spans"), total);
+    assert_eq!(
+        count(&path, "SELECT count(DISTINCT span_id) FROM spans"),
+        total
+    );
     assert_eq!(count(&path, "SELECT count(DISTINCT pid) FROM spans"), 2);
-    assert_eq!(count(&path, "SELECT count(*) FROM callsites"), 1, "one callsite id across processes");
-    assert_eq!(count(&path, "SELECT sum(written) FROM monitor_stats"), total);
+    assert_eq!(
+        count(&path, "SELECT count(*) FROM callsites"),
+        1,
+        "one callsite id across processes"
+    );
+    assert_eq!(
+        count(&path, "SELECT sum(written) FROM monitor_stats"),
+        total
+    );
 }

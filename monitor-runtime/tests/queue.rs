@@ -27,7 +27,9 @@ fn flush_returns_after_every_thread_s_spans_are_committed() {
     let _serial = serial();
     let (_dir, path) = temp_db();
     // A long interval: only flush itself can explain the rows being there.
-    let config = Config::default().db_path(&path).flush_interval(Duration::from_secs(3600));
+    let config = Config::default()
+        .db_path(&path)
+        .flush_interval(Duration::from_secs(3600));
     let guard = monitor_runtime::init_with(config).unwrap();
 
     // Threads that exited, with partly filled buffers.
@@ -48,8 +50,14 @@ fn flush_returns_after_every_thread_s_spans_are_committed() {
     spans(10);
 
     guard.flush();
-    assert_eq!(count(&path, "SELECT count(*) FROM spans WHERE name = 'leaf'"), 3 * 1500 + 7 + 10);
-    assert_eq!(count(&path, "SELECT count(*) FROM spans WHERE status = 'error'"), 2);
+    assert_eq!(
+        count(&path, "SELECT count(*) FROM spans WHERE name = 'leaf'"),
+        3 * 1500 + 7 + 10
+    );
+    assert_eq!(
+        count(&path, "SELECT count(*) FROM spans WHERE status = 'error'"),
+        2
+    );
     done_tx.send(()).unwrap();
     idle.join().unwrap();
     drop(guard);
@@ -59,9 +67,13 @@ fn flush_returns_after_every_thread_s_spans_are_committed() {
 fn dropping_the_guard_loses_nothing() {
     let _serial = serial();
     let (_dir, path) = temp_db();
-    let config = Config::default().db_path(&path).flush_interval(Duration::from_secs(3600));
+    let config = Config::default()
+        .db_path(&path)
+        .flush_interval(Duration::from_secs(3600));
     let guard = monitor_runtime::init_with(config).unwrap();
-    let threads: Vec<_> = (0..2).map(|_| std::thread::spawn(|| spans(2_345))).collect();
+    let threads: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(|| spans(2_345)))
+        .collect();
     for t in threads {
         t.join().unwrap();
     }
@@ -72,7 +84,10 @@ fn dropping_the_guard_loses_nothing() {
     let produced = 2 * 2_345 + 3 + 4;
     assert_eq!(count(&path, "SELECT count(*) FROM spans"), produced);
     let (enqueued, written, dropped, errors_written, failed) = stats_totals(&path);
-    assert_eq!((enqueued, written, dropped, errors_written, failed), (produced, produced, 0, 4, 0));
+    assert_eq!(
+        (enqueued, written, dropped, errors_written, failed),
+        (produced, produced, 0, 4, 0)
+    );
     // After the guard, spans record nothing.
     spans(5);
     assert_eq!(count(&path, "SELECT count(*) FROM spans"), produced);
@@ -82,13 +97,18 @@ fn dropping_the_guard_loses_nothing() {
 fn an_idle_thread_s_spans_reach_the_file_within_the_flush_interval() {
     let _serial = serial();
     let (_dir, path) = temp_db();
-    let config = Config::default().db_path(&path).flush_interval(Duration::from_millis(20));
+    let config = Config::default()
+        .db_path(&path)
+        .flush_interval(Duration::from_millis(20));
     let guard = monitor_runtime::init_with(config).unwrap();
     spans(3); // far below a chunk: it stays in this thread's buffer
     let started = Instant::now();
     // No flush: the writer's periodic sweep must find them. Poll the file.
     while count(&path, "SELECT count(*) FROM spans") < 3 {
-        assert!(started.elapsed() < Duration::from_secs(10), "the sweep never came");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the sweep never came"
+        );
         std::thread::yield_now();
     }
     drop(guard);
@@ -128,15 +148,28 @@ fn overflow_drops_only_normal_records_and_counts_every_drop() {
     assert_eq!(failed, 0);
     assert_eq!(errors_written, produced_errors, "every error is stored");
     assert_eq!(
-        count(&path, "SELECT count(*) FROM spans WHERE status = 'error' AND error LIKE 'failure %'"),
+        count(
+            &path,
+            "SELECT count(*) FROM spans WHERE status = 'error' AND error LIKE 'failure %'"
+        ),
         produced_errors
     );
-    assert!(dropped > 0, "a capacity of 100 under 10,000 held records must drop");
-    assert_eq!(written + dropped, produced_normal + produced_errors, "every record is written or counted");
+    assert!(
+        dropped > 0,
+        "a capacity of 100 under 10,000 held records must drop"
+    );
+    assert_eq!(
+        written + dropped,
+        produced_normal + produced_errors,
+        "every record is written or counted"
+    );
     assert_eq!(enqueued, written);
     assert_eq!(count(&path, "SELECT count(*) FROM spans"), written);
     // At most the capacity plus each thread's buffer got through the hold.
-    assert!(written - produced_errors <= 100 + 2 * 100, "written {written}");
+    assert!(
+        written - produced_errors <= 100 + 2 * 100,
+        "written {written}"
+    );
     drop(guard);
 }
 
@@ -173,7 +206,10 @@ fn block_mode_waits_for_the_writer_and_loses_nothing() {
 fn block_mode_does_not_hang_when_the_guard_is_gone() {
     let _serial = serial();
     let (_dir, path) = temp_db();
-    let config = Config::default().db_path(&path).queue_capacity(8).overflow(Overflow::Block);
+    let config = Config::default()
+        .db_path(&path)
+        .queue_capacity(8)
+        .overflow(Overflow::Block);
     let guard = monitor_runtime::init_with(config).unwrap();
     drop(guard);
     spans(10_000); // no runtime: nothing to wait for

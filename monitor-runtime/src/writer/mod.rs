@@ -207,7 +207,8 @@ impl Writer {
     /// Writes the batch in one transaction; on failure retries once, then
     /// counts the rows as failed and says so on stderr once.
     fn write_batch(&mut self) {
-        self.threads_pending.extend(self.rt.queue.take_new_threads());
+        self.threads_pending
+            .extend(self.rt.queue.take_new_threads());
         let started = Instant::now();
         let result = self.insert_batch().or_else(|first| {
             self.tables.clear();
@@ -262,7 +263,9 @@ impl Writer {
                     cs.line()
                 ])?;
             }
-            let mut stmt = tx.prepare_cached("INSERT OR IGNORE INTO threads (id, pid, name) VALUES (?1, ?2, ?3)")?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO threads (id, pid, name) VALUES (?1, ?2, ?3)",
+            )?;
             for thread in &self.threads_pending {
                 stmt.execute(params![thread.id as i64, self.pid, thread.name])?;
             }
@@ -287,7 +290,9 @@ impl Writer {
                             table
                         }
                     };
-                    &mut current.insert((hour, tx.prepare_cached(&insert_sql(&table))?)).1
+                    &mut current
+                        .insert((hour, tx.prepare_cached(&insert_sql(&table))?))
+                        .1
                 }
             };
             let result = stmt.execute(params![
@@ -314,7 +319,9 @@ impl Writer {
                 }
                 // One bad row (an id collision) must not sink the batch; it
                 // is counted as failed. Anything else aborts the batch.
-                Err(rusqlite::Error::SqliteFailure(e, msg)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                Err(rusqlite::Error::SqliteFailure(e, msg))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
                     failed_rows += 1;
                     first_row_error.get_or_insert(msg);
                 }
@@ -326,7 +333,9 @@ impl Writer {
             SPANS.rebuild_views(&tx)?;
         }
         tx.commit()?;
-        self.schema_version = self.conn.query_row("PRAGMA schema_version", [], |row| row.get(0))?;
+        self.schema_version = self
+            .conn
+            .query_row("PRAGMA schema_version", [], |row| row.get(0))?;
         self.callsites_stored += new_callsites.len();
         if let Some(msg) = first_row_error {
             if !self.failure_reported {

@@ -57,12 +57,19 @@ pub(crate) const SPANS: Family = Family {
 pub(crate) const RESOURCE_SAMPLES: Family = Family {
     prefix: "resource_samples_",
     view: "resource_samples",
-    columns_ddl: "ts_ns INTEGER NOT NULL, pid INTEGER NOT NULL, cpu_percent REAL, rss_bytes INTEGER, \
+    columns_ddl:
+        "ts_ns INTEGER NOT NULL, pid INTEGER NOT NULL, cpu_percent REAL, rss_bytes INTEGER, \
         virtual_bytes INTEGER, threads INTEGER, system_memory_used_bytes INTEGER, \
         system_memory_total_bytes INTEGER",
     view_columns: &[
-        "ts_ns", "pid", "cpu_percent", "rss_bytes", "virtual_bytes", "threads",
-        "system_memory_used_bytes", "system_memory_total_bytes",
+        "ts_ns",
+        "pid",
+        "cpu_percent",
+        "rss_bytes",
+        "virtual_bytes",
+        "threads",
+        "system_memory_used_bytes",
+        "system_memory_total_bytes",
     ],
     view_term: "SELECT ts_ns, pid, cpu_percent, rss_bytes, virtual_bytes, threads, \
         system_memory_used_bytes, system_memory_total_bytes FROM \"{table}\"",
@@ -98,7 +105,11 @@ impl Family {
 
     /// Creates a partition if missing; returns whether it did (the views
     /// then need [`Family::rebuild_views`]).
-    pub(crate) fn create_partition(&self, conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    pub(crate) fn create_partition(
+        &self,
+        conn: &Connection,
+        table: &str,
+    ) -> rusqlite::Result<bool> {
         let exists: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
             [table],
@@ -124,8 +135,16 @@ impl Family {
         }
         let partitions = self.partitions(conn)?;
         if partitions.is_empty() {
-            let nulls: Vec<String> = self.view_columns.iter().map(|c| format!("NULL AS {c}")).collect();
-            sql += &format!("CREATE VIEW \"{}\" AS SELECT {} LIMIT 0;\n", self.view, nulls.join(", "));
+            let nulls: Vec<String> = self
+                .view_columns
+                .iter()
+                .map(|c| format!("NULL AS {c}"))
+                .collect();
+            sql += &format!(
+                "CREATE VIEW \"{}\" AS SELECT {} LIMIT 0;\n",
+                self.view,
+                nulls.join(", ")
+            );
         } else {
             let mut inner = Vec::new();
             for (k, group) in partitions.chunks(MAX_COMPOUND).enumerate() {
@@ -134,10 +153,17 @@ impl Family {
                     .iter()
                     .map(|table| self.view_term.replace("{table}", table))
                     .collect();
-                sql += &format!("CREATE VIEW \"{name}\" AS {};\n", terms.join("\nUNION ALL "));
+                sql += &format!(
+                    "CREATE VIEW \"{name}\" AS {};\n",
+                    terms.join("\nUNION ALL ")
+                );
                 inner.push(format!("SELECT * FROM \"{name}\""));
             }
-            sql += &format!("CREATE VIEW \"{}\" AS {};\n", self.view, inner.join(" UNION ALL "));
+            sql += &format!(
+                "CREATE VIEW \"{}\" AS {};\n",
+                self.view,
+                inner.join(" UNION ALL ")
+            );
         }
         conn.execute_batch(&sql)
     }
@@ -151,8 +177,11 @@ pub(crate) fn open(path: &Path) -> Result<Connection, Error> {
         path: path.to_owned(),
         reason,
     };
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| fail(format!("cannot open: {e}")))?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(|e| fail(format!("cannot open: {e}")))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| fail(format!("cannot set the busy timeout: {e}")))?;
     check_format(&conn).map_err(fail)?;

@@ -25,7 +25,9 @@ pub fn reader(path: &Path) -> Connection {
 }
 
 pub fn count(path: &Path, sql: &str) -> i64 {
-    reader(path).query_row(sql, [], |row| row.get(0)).expect(sql)
+    reader(path)
+        .query_row(sql, [], |row| row.get(0))
+        .expect(sql)
 }
 
 /// Sums of `monitor_stats`: (enqueued, written, dropped, errors_written, failed).
@@ -47,5 +49,19 @@ pub fn stats_totals(path: &Path) -> (i64, i64, i64, i64, i64) {
         .expect("stats")
 }
 
-pub static LEAF: Callsite = Callsite::new("leaf", module_path!(), "test-group", file!(), 40, SpanKind::Sync);
-pub static FAILING: Callsite = Callsite::new("failing", module_path!(), module_path!(), file!(), 41, SpanKind::Sync);
+pub static LEAF: Callsite = Callsite::new(
+    "leaf",
+    module_path!(),
+    "test-group",
+    file!(),
+    40,
+    SpanKind::Sync,
+);
+pub static FAILING: Callsite = Callsite::new(
+    "failing",
+    module_path!(),
+    module_path!(),
+    file!(),
+    41,
+    SpanKind::Sync,
+);
