@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
 use crate::callsite::Callsite;
@@ -33,8 +34,16 @@ pub struct SpanIds {
     pub trace_id: u64,
 }
 
+/// One entry of a thread's stack of current spans. An [`EnteredSpan`] keeps
+/// its whole state here, so the guard itself is a small token; a polled
+/// [`Span`] pushes only its ids, and keeps its state in itself.
+struct Frame {
+    ids: SpanIds,
+    state: Option<State>,
+}
+
 thread_local! {
-    static STACK: RefCell<Vec<SpanIds>> = const { RefCell::new(Vec::new()) };
+    static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The span current on this thread, if any.
@@ -54,33 +63,56 @@ thread_local! {
 /// ```
 pub fn current_span() -> Option<SpanIds> {
     STACK
-        .try_with(|stack| stack.borrow().last().copied())
+        .try_with(|stack| stack.borrow().last().map(|frame| frame.ids))
         .ok()
         .flatten()
 }
 
-fn push_current(ids: SpanIds) {
-    let _ = STACK.try_with(|stack| stack.borrow_mut().push(ids));
+#[inline]
+fn push_frame(frame: Frame) {
+    let _ = STACK.try_with(|stack| stack.borrow_mut().push(frame));
 }
 
-fn pop_current(span_id: u64) {
+/// Removes the frame of `span_id`: the top one, unless a guard was leaked or
+/// dropped out of order, then wherever it sits.
+#[inline]
+fn pop_frame(span_id: u64) -> Option<Frame> {
+    STACK
+        .try_with(|stack| {
+            let mut stack = stack.borrow_mut();
+            if stack.last().map(|top| top.ids.span_id) == Some(span_id) {
+                stack.pop()
+            } else {
+                let at = stack.iter().rposition(|f| f.ids.span_id == span_id)?;
+                Some(stack.remove(at))
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+/// Runs `f` on the state of the entered span `span_id`.
+fn with_frame_state(span_id: u64, f: impl FnOnce(&mut State)) {
     let _ = STACK.try_with(|stack| {
         let mut stack = stack.borrow_mut();
-        // Guards drop in LIFO order unless one was leaked or moved across
-        // an await: then remove this span wherever it sits.
-        if stack.last().map(|top| top.span_id) == Some(span_id) {
-            stack.pop();
-        } else if let Some(at) = stack.iter().rposition(|ids| ids.span_id == span_id) {
-            stack.remove(at);
+        if let Some(frame) = stack.iter_mut().rev().find(|f| f.ids.span_id == span_id) {
+            if let Some(state) = &mut frame.state {
+                f(state);
+            }
         }
     });
 }
 
-/// A span that is open and recording; `None` inside [`Span`] when
-/// monitoring is off, so a disabled span costs one load and a branch.
+/// A recording span: `None` inside [`Span`] when monitoring is off, so a
+/// disabled span costs one load and a branch.
 struct Open {
     rt: &'static Runtime,
     ids: SpanIds,
+    state: State,
+}
+
+/// What a span accumulates until it ends.
+struct State {
     parent_id: u64,
     callsite_id: u64,
     start_raw: u64,
@@ -88,6 +120,23 @@ struct Open {
     items: Option<u64>,
     status: Status,
     detail: Option<Box<Detail>>,
+}
+
+impl State {
+    fn record_error(&mut self, message: impl fmt::Display) {
+        self.status = Status::Error;
+        let detail = self.detail.get_or_insert_with(Default::default);
+        if detail.error.is_none() {
+            detail.error = Some(message.to_string());
+        }
+    }
+
+    fn record(&mut self, key: Cow<'static, str>, value: FieldValue) {
+        self.detail
+            .get_or_insert_with(Default::default)
+            .fields
+            .push((key, value));
+    }
 }
 
 /// An open span. It starts when it is created and ends with [`Span::end`]
@@ -149,23 +198,9 @@ impl Span {
 
     #[inline]
     fn open_in(rt: &'static Runtime, callsite: &'static Callsite, parent: Option<SpanIds>) -> Span {
-        let span_id = crate::id::next_span_id();
-        let (parent_id, trace_id) = match parent {
-            Some(p) => (p.span_id, p.trace_id),
-            None => (0, span_id),
-        };
+        let (ids, state) = start(callsite, parent);
         Span {
-            open: Some(Open {
-                rt,
-                ids: SpanIds { span_id, trace_id },
-                parent_id,
-                callsite_id: callsite.id(),
-                start_raw: raw_now(),
-                busy_ns: 0,
-                items: None,
-                status: Status::Ok,
-                detail: None,
-            }),
+            open: Some(Open { rt, ids, state }),
         }
     }
 
@@ -185,7 +220,10 @@ impl Span {
     pub fn enter(&mut self) -> Entered<'_> {
         let enter_raw = match &self.open {
             Some(open) => {
-                push_current(open.ids);
+                push_frame(Frame {
+                    ids: open.ids,
+                    state: None,
+                });
                 raw_now()
             }
             None => 0,
@@ -197,28 +235,24 @@ impl Span {
     }
 
     /// Makes this span current until the returned guard drops, then ends it.
-    pub fn entered(self) -> EnteredSpan {
-        if let Some(open) = &self.open {
-            push_current(open.ids);
+    pub fn entered(mut self) -> EnteredSpan {
+        match self.open.take() {
+            Some(open) => EnteredSpan::push(open.rt, open.ids, open.state),
+            None => EnteredSpan::none(),
         }
-        EnteredSpan { span: self }
     }
 
     /// Marks the span `error` with `message`; the first message is kept.
     pub fn record_error(&mut self, message: impl fmt::Display) {
         if let Some(open) = &mut self.open {
-            open.status = Status::Error;
-            let detail = open.detail.get_or_insert_with(Default::default);
-            if detail.error.is_none() {
-                detail.error = Some(message.to_string());
-            }
+            open.state.record_error(message);
         }
     }
 
     /// Sets the outcome the span ends with.
     pub fn set_status(&mut self, status: Status) {
         if let Some(open) = &mut self.open {
-            open.status = status;
+            open.state.status = status;
         }
     }
 
@@ -226,40 +260,38 @@ impl Span {
     #[inline]
     pub fn add_items(&mut self, n: u64) {
         if let Some(open) = &mut self.open {
-            *open.items.get_or_insert(0) += n;
+            *open.state.items.get_or_insert(0) += n;
         }
     }
 
     /// Records `key = value` in the span's `fields` JSON object.
     pub fn record(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) {
         if let Some(open) = &mut self.open {
-            open.detail
-                .get_or_insert_with(Default::default)
-                .fields
-                .push((key.into(), value.into()));
+            open.state.record(key.into(), value.into());
         }
     }
 
     /// Ends the span now with the status recorded so far (`ok` by default).
     pub fn end(mut self) {
         if let Some(open) = self.open.take() {
-            let status = open.status;
-            finish(open, status, raw_now(), None);
+            let status = open.state.status;
+            finish(open.rt, open.ids, open.state, status, raw_now(), None);
         }
     }
 }
 
 impl Drop for Span {
+    #[inline]
     fn drop(&mut self) {
         if let Some(open) = self.open.take() {
             let status = if std::thread::panicking() {
                 Status::Panic
-            } else if open.status == Status::Ok {
+            } else if open.state.status == Status::Ok {
                 Status::Cancelled
             } else {
-                open.status
+                open.state.status
             };
-            finish(open, status, raw_now(), None);
+            finish(open.rt, open.ids, open.state, status, raw_now(), None);
         }
     }
 }
@@ -293,8 +325,8 @@ impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
         if let Some(open) = &mut self.span.open {
-            open.busy_ns += raw_delta_ns(self.enter_raw, raw_now());
-            pop_current(open.ids.span_id);
+            open.state.busy_ns += raw_delta_ns(self.enter_raw, raw_now());
+            pop_frame(open.ids.span_id);
         }
     }
 }
@@ -323,46 +355,119 @@ impl Drop for Entered<'_> {
 /// # Ok(()) }
 /// ```
 pub struct EnteredSpan {
-    span: Span,
+    /// `Some` when recording: the span's state is in this thread's stack.
+    rt: Option<&'static Runtime>,
+    span_id: u64,
+    /// The state lives on this thread's stack: the guard must stay here.
+    _not_send: PhantomData<*const ()>,
 }
 
 impl EnteredSpan {
     /// Opens a span under the current one and makes it current.
     #[inline]
     pub fn new(callsite: &'static Callsite) -> EnteredSpan {
-        Span::new(callsite).entered()
+        match runtime::active() {
+            Some(rt) => {
+                let (ids, state) = start(callsite, current_span());
+                EnteredSpan::push(rt, ids, state)
+            }
+            None => EnteredSpan::none(),
+        }
+    }
+
+    #[inline]
+    fn push(rt: &'static Runtime, ids: SpanIds, state: State) -> EnteredSpan {
+        push_frame(Frame {
+            ids,
+            state: Some(state),
+        });
+        EnteredSpan {
+            rt: Some(rt),
+            span_id: ids.span_id,
+            _not_send: PhantomData,
+        }
+    }
+
+    #[inline]
+    const fn none() -> EnteredSpan {
+        EnteredSpan {
+            rt: None,
+            span_id: 0,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Whether this span will be stored (false without `init`).
+    pub fn is_recording(&self) -> bool {
+        self.rt.is_some()
+    }
+
+    /// This span's ids, `None` when it is not recording.
+    pub fn ids(&self) -> Option<SpanIds> {
+        self.rt?;
+        let mut ids = None;
+        let _ = STACK.try_with(|stack| {
+            ids = stack
+                .borrow()
+                .iter()
+                .rev()
+                .find(|f| f.ids.span_id == self.span_id)
+                .map(|f| f.ids);
+        });
+        ids
+    }
+
+    /// Marks the span `error` with `message`; the first message is kept.
+    pub fn record_error(&mut self, message: impl fmt::Display) {
+        if self.rt.is_some() {
+            with_frame_state(self.span_id, |state| state.record_error(message));
+        }
+    }
+
+    /// Sets the outcome the span ends with.
+    pub fn set_status(&mut self, status: Status) {
+        if self.rt.is_some() {
+            with_frame_state(self.span_id, |state| state.status = status);
+        }
+    }
+
+    /// Adds `n` to the items yielded (the `items` column).
+    pub fn add_items(&mut self, n: u64) {
+        if self.rt.is_some() {
+            with_frame_state(self.span_id, |state| *state.items.get_or_insert(0) += n);
+        }
+    }
+
+    /// Records `key = value` in the span's `fields` JSON object.
+    pub fn record(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) {
+        if self.rt.is_some() {
+            let (key, value) = (key.into(), value.into());
+            with_frame_state(self.span_id, |state| state.record(key, value));
+        }
     }
 
     /// Ends the span now (the same as dropping it).
     pub fn end(self) {}
 }
 
-impl Deref for EnteredSpan {
-    type Target = Span;
-    fn deref(&self) -> &Span {
-        &self.span
-    }
-}
-
-impl DerefMut for EnteredSpan {
-    fn deref_mut(&mut self) -> &mut Span {
-        &mut self.span
-    }
-}
-
 impl Drop for EnteredSpan {
     #[inline]
     fn drop(&mut self) {
-        if let Some(open) = self.span.open.take() {
+        if let Some(rt) = self.rt {
             let end_raw = raw_now();
-            pop_current(open.ids.span_id);
-            let status = if std::thread::panicking() {
-                Status::Panic
-            } else {
-                open.status
-            };
-            let busy = raw_delta_ns(open.start_raw, end_raw);
-            finish(open, status, end_raw, Some(busy));
+            if let Some(Frame {
+                ids,
+                state: Some(state),
+            }) = pop_frame(self.span_id)
+            {
+                let status = if std::thread::panicking() {
+                    Status::Panic
+                } else {
+                    state.status
+                };
+                let busy = raw_delta_ns(state.start_raw, end_raw);
+                finish(rt, ids, state, status, end_raw, Some(busy));
+            }
         }
     }
 }
@@ -375,28 +480,54 @@ impl fmt::Debug for EnteredSpan {
     }
 }
 
+/// Allocates the ids and takes the start time of a new span.
 #[inline]
-fn finish(open: Open, status: Status, end_raw: u64, busy_ns: Option<u64>) {
-    let mut detail = open.detail;
+fn start(callsite: &'static Callsite, parent: Option<SpanIds>) -> (SpanIds, State) {
+    let span_id = crate::id::next_span_id();
+    let (parent_id, trace_id) = match parent {
+        Some(p) => (p.span_id, p.trace_id),
+        None => (0, span_id),
+    };
+    let state = State {
+        parent_id,
+        callsite_id: callsite.id(),
+        start_raw: raw_now(),
+        busy_ns: 0,
+        items: None,
+        status: Status::Ok,
+        detail: None,
+    };
+    (SpanIds { span_id, trace_id }, state)
+}
+
+#[inline]
+fn finish(
+    rt: &'static Runtime,
+    ids: SpanIds,
+    state: State,
+    status: Status,
+    end_raw: u64,
+    busy_ns: Option<u64>,
+) {
+    let mut detail = state.detail;
     if status == Status::Panic && detail.as_ref().is_none_or(|d| d.error.is_none()) {
         detail.get_or_insert_with(Default::default).error = crate::panic::last_message();
     }
-    let duration_ns = raw_delta_ns(open.start_raw, end_raw);
     let record = Record {
-        span_id: open.ids.span_id,
-        parent_id: open.parent_id,
-        trace_id: open.ids.trace_id,
-        callsite_id: open.callsite_id,
+        span_id: ids.span_id,
+        parent_id: state.parent_id,
+        trace_id: ids.trace_id,
+        callsite_id: state.callsite_id,
         thread_id: 0,
-        start_ns: open.rt.clock.unix_of(open.start_raw),
-        duration_ns,
-        busy_ns: busy_ns.unwrap_or(open.busy_ns),
-        items: open.items,
+        start_ns: rt.clock.unix_of(state.start_raw),
+        duration_ns: raw_delta_ns(state.start_raw, end_raw),
+        busy_ns: busy_ns.unwrap_or(state.busy_ns),
+        items: state.items,
         rss_bytes: None,
         cpu_ns: None,
         alloc_bytes: None,
         status,
         detail,
     };
-    open.rt.queue.push(record);
+    rt.queue.push(record);
 }
