@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{count, serial, stats_totals, temp_db, FAILING, LEAF};
+use common::{count, on_threads, serial, stats_totals, temp_db, FAILING, LEAF};
 use monitor_runtime::{Config, EnteredSpan, Overflow};
 
 fn spans(n: usize) {
@@ -71,12 +70,7 @@ fn dropping_the_guard_loses_nothing() {
         .db_path(&path)
         .flush_interval(Duration::from_secs(3600));
     let guard = monitor_runtime::init_with(config).unwrap();
-    let threads: Vec<_> = (0..2)
-        .map(|_| std::thread::spawn(|| spans(2_345)))
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    on_threads(2, || spans(2_345));
     spans(3);
     errors(4);
     drop(guard);
@@ -128,19 +122,12 @@ fn overflow_drops_only_normal_records_and_counts_every_drop() {
     let hold = guard.hold_writer();
     let produced_normal = 2 * 5_000;
     let produced_errors = 2 * 500;
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            std::thread::spawn(|| {
-                for _ in 0..10 {
-                    spans(500);
-                    errors(50);
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    on_threads(2, || {
+        for _ in 0..10 {
+            spans(500);
+            errors(50);
+        }
+    });
     drop(hold);
     guard.flush();
 
@@ -182,19 +169,7 @@ fn block_mode_waits_for_the_writer_and_loses_nothing() {
         .queue_capacity(256)
         .overflow(Overflow::Block);
     let guard = monitor_runtime::init_with(config).unwrap();
-    let start = Arc::new(Barrier::new(2));
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let start = Arc::clone(&start);
-            std::thread::spawn(move || {
-                start.wait();
-                spans(40_000);
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    on_threads(2, || spans(40_000));
     guard.flush();
     assert_eq!(count(&path, "SELECT count(*) FROM spans"), 80_000);
     let (_, written, dropped, _, failed) = stats_totals(&path);

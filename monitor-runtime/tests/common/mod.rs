@@ -13,6 +13,24 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Runs `work` on `n` threads at once and waits for all of them.
+pub fn on_threads(n: usize, work: impl Fn() + Send + Sync + 'static) {
+    let work = std::sync::Arc::new(work);
+    let start = std::sync::Arc::new(std::sync::Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let (work, start) = (work.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                work();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("worker thread panicked");
+    }
+}
+
 pub fn temp_db() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("monitor.db");
