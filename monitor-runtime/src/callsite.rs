@@ -58,6 +58,8 @@ pub struct Callsite {
     file: &'static str,
     line: u32,
     kind: SpanKind,
+    /// Non-error spans are kept when a random `u64` falls below this.
+    keep_below: u64,
     id: AtomicU64,
 }
 
@@ -82,8 +84,45 @@ impl Callsite {
             file,
             line,
             kind,
+            keep_below: u64::MAX,
             id: AtomicU64::new(0),
         }
+    }
+
+    /// Keeps only about `rate` (0.0 to 1.0) of this function's spans that
+    /// end `ok` or `cancelled`; error and panic spans are always kept. The
+    /// choice is made when the span ends, so it never loses an error.
+    ///
+    /// ```
+    /// use monitor_runtime::{Callsite, SpanKind};
+    /// static HOT: Callsite = Callsite::new("hot", module_path!(), module_path!(), file!(), line!(), SpanKind::Sync)
+    ///     .sampled(0.01);
+    /// assert_eq!(HOT.sample_rate(), 0.01);
+    /// ```
+    pub const fn sampled(mut self, rate: f64) -> Self {
+        self.keep_below = if rate >= 1.0 {
+            u64::MAX
+        } else if rate > 0.0 {
+            (rate * 18_446_744_073_709_551_616.0) as u64
+        } else {
+            0
+        };
+        self
+    }
+
+    /// The share of non-error spans kept (1.0 unless [`Callsite::sampled`]).
+    pub fn sample_rate(&self) -> f64 {
+        if self.keep_below == u64::MAX {
+            1.0
+        } else {
+            self.keep_below as f64 / 18_446_744_073_709_551_616.0
+        }
+    }
+
+    /// Whether a non-error span of this callsite is kept.
+    #[inline]
+    pub(crate) fn keeps_sample(&self) -> bool {
+        self.keep_below == u64::MAX || crate::id::fast_random() < self.keep_below
     }
 
     /// The callsite's id, registering it on first use.

@@ -43,6 +43,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// The resource sampler.
     pub resources: ResourcesConfig,
+    /// Captured argument, return and field values.
+    pub capture: CaptureConfig,
     /// The time source of spans; [`Clock::system`] unless set in code.
     #[serde(skip)]
     pub clock: Clock,
@@ -88,6 +90,24 @@ pub struct RetentionConfig {
     pub vacuum: bool,
 }
 
+/// `[capture]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct CaptureConfig {
+    /// Longest text stored for one captured value or error message, in
+    /// bytes; longer ones are cut and end with `…`.
+    pub max_value_len: usize,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            max_value_len: 1024,
+        }
+    }
+}
+
 /// `[resources]`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -107,6 +127,7 @@ impl Default for Config {
             queue: QueueConfig::default(),
             retention: RetentionConfig::default(),
             resources: ResourcesConfig::default(),
+            capture: CaptureConfig::default(),
             clock: Clock::system(),
         }
     }
@@ -312,6 +333,11 @@ impl Config {
     /// Sets `resources.interval_ms` (`0` disables the sampler).
     pub fn resource_interval(mut self, interval: Duration) -> Self {
         self.resources.interval_ms = interval.as_millis() as u64;
+        self
+    }
+    /// Sets `capture.max_value_len`.
+    pub fn max_value_len(mut self, bytes: usize) -> Self {
+        self.capture.max_value_len = bytes;
         self
     }
     /// Sets the time source (see [`Clock::starting_at`] for tests).

@@ -28,6 +28,28 @@ pub(crate) fn random_u64() -> u64 {
 }
 
 thread_local! {
+    /// xorshift64* state for sampling decisions; 0 until seeded.
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A fast thread-local pseudo-random number, for sampling (not for ids).
+#[inline]
+pub(crate) fn fast_random() -> u64 {
+    RNG.try_with(|rng| {
+        let mut x = rng.get();
+        if x == 0 {
+            x = random_u64() | 1;
+        }
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        rng.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    })
+    .unwrap_or_else(|_| random_u64())
+}
+
+thread_local! {
     /// (next id, end of the segment).
     static NEXT: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }

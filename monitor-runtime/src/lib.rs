@@ -31,10 +31,12 @@
 #![deny(missing_docs)]
 
 mod callsite;
+mod capture;
 mod clock;
 mod config;
 mod error;
 mod id;
+mod instrument;
 mod panic;
 mod queue;
 mod record;
@@ -42,13 +44,25 @@ mod runtime;
 pub mod span;
 mod writer;
 
+#[doc(hidden)]
+pub mod __private;
+
+/// `use monitor_runtime::prelude::*;` brings the attribute and the
+/// extension traits.
+pub mod prelude {
+    pub use crate::instrument::InCurrentSpan;
+    pub use monitor_macros::monitor;
+}
+
 pub use callsite::{Callsite, SpanKind};
 pub use clock::Clock;
 pub use config::{
-    Config, Overflow, QueueConfig, ResourcesConfig, RetentionConfig, ENV_CONFIG, ENV_DB,
-    ENV_ENABLED, ENV_RETENTION_HOURS,
+    CaptureConfig, Config, Overflow, QueueConfig, ResourcesConfig, RetentionConfig, ENV_CONFIG,
+    ENV_DB, ENV_ENABLED, ENV_RETENTION_HOURS,
 };
 pub use error::Error;
+pub use instrument::{InCurrentSpan, InSpan};
+pub use monitor_macros::monitor;
 pub use record::{FieldValue, Status};
 pub use runtime::{init, init_with, Guard, WriterHold};
 pub use span::{current_span, Entered, EnteredSpan, Span, SpanIds};

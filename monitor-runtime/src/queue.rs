@@ -40,6 +40,8 @@ pub(crate) struct NewThread {
 pub(crate) struct Counters {
     pub(crate) enqueued: AtomicU64,
     pub(crate) dropped: AtomicU64,
+    /// Spans left out by a callsite's sampling rate (not losses).
+    pub(crate) sampled_out: AtomicU64,
 }
 
 pub(crate) struct Queue {

@@ -19,6 +19,7 @@ use crate::writer::{self, Control};
 pub(crate) struct Runtime {
     pub(crate) clock: Clock,
     pub(crate) queue: Queue,
+    pub(crate) max_value_len: usize,
 }
 
 /// The running runtime, or null: one acquire load on every span.
@@ -81,6 +82,7 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
     let rt: &'static Runtime = Box::leak(Box::new(Runtime {
         clock: config.clock.clone(),
         queue: Queue::new(config.queue.capacity, config.queue.overflow),
+        max_value_len: config.capture.max_value_len,
     }));
     let (control, handle) = writer::spawn(conn, rt, &config).map_err(Error::Thread)?;
     crate::panic::install_hook();

@@ -91,6 +91,25 @@ fn pop_frame(span_id: u64) -> Option<Frame> {
         .flatten()
 }
 
+/// Makes a span current (without timing it) until dropped: for futures
+/// that carry their parent's ids.
+pub(crate) struct CurrentGuard(u64);
+
+impl CurrentGuard {
+    #[inline]
+    pub(crate) fn enter(ids: SpanIds) -> CurrentGuard {
+        push_frame(Frame { ids, state: None });
+        CurrentGuard(ids.span_id)
+    }
+}
+
+impl Drop for CurrentGuard {
+    #[inline]
+    fn drop(&mut self) {
+        pop_frame(self.0);
+    }
+}
+
 /// Runs `f` on the state of the entered span `span_id`.
 fn with_frame_state(span_id: u64, f: impl FnOnce(&mut State)) {
     let _ = STACK.try_with(|stack| {
@@ -114,7 +133,7 @@ struct Open {
 /// What a span accumulates until it ends.
 struct State {
     parent_id: u64,
-    callsite_id: u64,
+    callsite: &'static Callsite,
     start_raw: u64,
     busy_ns: u64,
     items: Option<u64>,
@@ -490,7 +509,7 @@ fn start(callsite: &'static Callsite, parent: Option<SpanIds>) -> (SpanIds, Stat
     };
     let state = State {
         parent_id,
-        callsite_id: callsite.id(),
+        callsite,
         start_raw: raw_now(),
         busy_ns: 0,
         items: None,
@@ -509,6 +528,13 @@ fn finish(
     end_raw: u64,
     busy_ns: Option<u64>,
 ) {
+    if !status.is_failure() && !state.callsite.keeps_sample() {
+        rt.queue
+            .counters
+            .sampled_out
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return;
+    }
     let mut detail = state.detail;
     if status == Status::Panic && detail.as_ref().is_none_or(|d| d.error.is_none()) {
         detail.get_or_insert_with(Default::default).error = crate::panic::last_message();
@@ -517,7 +543,7 @@ fn finish(
         span_id: ids.span_id,
         parent_id: state.parent_id,
         trace_id: ids.trace_id,
-        callsite_id: state.callsite_id,
+        callsite_id: state.callsite.id(),
         thread_id: 0,
         start_ns: rt.clock.unix_of(state.start_raw),
         duration_ns: raw_delta_ns(state.start_raw, end_raw),

@@ -202,6 +202,10 @@ impl Writer {
             || self.stats.failed > 0
             || counters.enqueued.load(std::sync::atomic::Ordering::Relaxed) > 0
             || counters.dropped.load(std::sync::atomic::Ordering::Relaxed) > 0
+            || counters
+                .sampled_out
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
     }
 
     /// Writes the batch in one transaction; on failure retries once, then
@@ -336,12 +340,13 @@ impl Writer {
         let counters = &self.rt.queue.counters;
         let enqueued = counters.enqueued.swap(0, Relaxed);
         let dropped = counters.dropped.swap(0, Relaxed);
+        let sampled_out = counters.sampled_out.swap(0, Relaxed);
         let s = std::mem::take(&mut self.stats);
         let avg = s.micros_total.checked_div(s.batches).unwrap_or(0);
         let result = self.conn.execute(
             "INSERT INTO monitor_stats (ts_ns, pid, enqueued, written, dropped, errors_written, failed, \
-             queue_depth, batches, batch_rows_max, batch_us_avg, batch_us_max) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             queue_depth, batches, batch_rows_max, batch_us_avg, batch_us_max, sampled_out) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 self.rt.clock.now_ns() as i64,
                 self.pid,
@@ -355,12 +360,14 @@ impl Writer {
                 s.rows_max as i64,
                 avg as i64,
                 s.micros_max as i64,
+                sampled_out as i64,
             ],
         );
         if let Err(err) = result {
             // Keep the counts for the next row rather than lose them.
             counters.enqueued.fetch_add(enqueued, Relaxed);
             counters.dropped.fetch_add(dropped, Relaxed);
+            counters.sampled_out.fetch_add(sampled_out, Relaxed);
             self.stats = s;
             if !self.failure_reported {
                 self.failure_reported = true;

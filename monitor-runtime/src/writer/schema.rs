@@ -245,7 +245,8 @@ fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
                  enqueued INTEGER NOT NULL, written INTEGER NOT NULL, dropped INTEGER NOT NULL,
                  errors_written INTEGER NOT NULL, failed INTEGER NOT NULL, queue_depth INTEGER NOT NULL,
                  batches INTEGER NOT NULL, batch_rows_max INTEGER NOT NULL,
-                 batch_us_avg INTEGER NOT NULL, batch_us_max INTEGER NOT NULL);",
+                 batch_us_avg INTEGER NOT NULL, batch_us_max INTEGER NOT NULL,
+                 sampled_out INTEGER NOT NULL);",
         )?;
         for family in FAMILIES {
             family.rebuild_views(&tx)?;

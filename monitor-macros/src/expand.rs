@@ -1,0 +1,584 @@
+//! Code generation for `#[monitor]`.
+//!
+//! Four shapes of function, one span guard each:
+//! - a sync fn: an `EnteredSpan` for the call; when the outcome matters
+//!   (`Result` return, `ret`), the body runs in a closure so that `return`
+//!   and `?` still pass through the guard's observation;
+//! - an `async fn`: rewritten to `fn -> impl Future` so the span starts at
+//!   the call, not at the first poll; elided lifetimes are named and
+//!   captured, so it reads the same on every edition;
+//! - a fn whose tail is `async { .. }` or `Box::pin(async { .. })` (what
+//!   `#[async_trait]` generates): the inner async block is wrapped, so the
+//!   span times the future's run, not the boxing;
+//! - any other fn returning `impl Future`: the returned future is wrapped.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::visit_mut::{self, VisitMut};
+use syn::{
+    parse_quote, Block, Expr, FnArg, GenericArgument, GenericParam, Ident, ItemFn, Lifetime,
+    LifetimeParam, Pat, PathArguments, ReturnType, Signature, Stmt, Type, TypeParamBound,
+};
+
+use crate::attr::Options;
+
+/// Argument names stored as `"***"` whatever `args` says.
+const SECRET_WORDS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "token",
+    "secret",
+    "key",
+    "apikey",
+    "credential",
+    "credentials",
+];
+
+fn is_secret(name: &str) -> bool {
+    let lower = name.trim_start_matches('_').to_ascii_lowercase();
+    lower.split('_').any(|word| SECRET_WORDS.contains(&word))
+        || ["password", "token", "secret", "key"]
+            .iter()
+            .any(|w| lower.ends_with(w))
+}
+
+/// What the function returns, seen through futures.
+enum Shape {
+    Sync,
+    AsyncFn,
+    /// The tail expression is `async {}` (boxed: `Box::pin(async {})`).
+    AsyncTail {
+        boxed: bool,
+    },
+    /// Returns `impl Future` or a boxed future built some other way.
+    FutureValue {
+        boxed: bool,
+    },
+}
+
+pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStream> {
+    if let Some(constness) = &func.sig.constness {
+        return Err(syn::Error::new(
+            constness.span,
+            "#[monitor] cannot instrument a `const fn`: it may run at compile time, where nothing is recorded",
+        ));
+    }
+    let params = simple_params(&func.sig);
+    if let Some(span) = options
+        .skip
+        .first()
+        .map(|s| s.span())
+        .filter(|_| options.args.is_none())
+    {
+        return Err(syn::Error::new(
+            span,
+            "`skip` leaves arguments out of `args`: add `args`, or remove `skip`",
+        ));
+    }
+    for name in &options.skip {
+        if !params.iter().any(|p| p == name) {
+            return Err(syn::Error::new(
+                name.span(),
+                format!(
+                    "`{name}` is not an argument of `{}`: `skip` names arguments",
+                    func.sig.ident
+                ),
+            ));
+        }
+    }
+
+    let krate: syn::Path = options
+        .krate
+        .clone()
+        .unwrap_or_else(|| parse_quote!(::monitor_runtime));
+    let shape = shape_of(&func);
+    let kind = match shape {
+        Shape::Sync => format_ident!("Sync"),
+        _ => format_ident!("Async"),
+    };
+    let callsite = callsite(&options, &func.sig, &krate, &kind);
+    let span_var = Ident::new("__monitor_span", Span::mixed_site());
+    let capture = capture(&options, &params, &krate, &span_var);
+
+    // The value the caller gets, whose outcome the span records.
+    let output: Option<Type> = match &func.sig.output {
+        ReturnType::Default => None,
+        ReturnType::Type(_, ty) => Some((**ty).clone()),
+    };
+    let value_type = match shape {
+        Shape::Sync | Shape::AsyncFn => output.clone(),
+        Shape::AsyncTail { .. } | Shape::FutureValue { .. } => {
+            output.as_ref().and_then(future_output).cloned()
+        }
+    };
+    let result_like = value_type.as_ref().is_some_and(is_result);
+
+    let block = &func.block;
+    let new_block: TokenStream = match shape {
+        Shape::Sync => {
+            let ret = Ident::new("__monitor_ret", Span::mixed_site());
+            let observe = observe(
+                result_like,
+                options.ret.is_some(),
+                &krate,
+                &quote!(&#ret),
+                &span_var,
+            );
+            let mutability = (!capture.is_empty() || !observe.is_empty()).then(|| quote!(mut));
+            if observe.is_empty() {
+                quote! {{
+                    #callsite
+                    let #mutability #span_var = #krate::EnteredSpan::new(&__MONITOR_CALLSITE);
+                    #capture
+                    #block
+                }}
+            } else {
+                let annotation = output.as_ref().map(|ty| {
+                    let ty = erase_impl_trait(ty);
+                    quote!(: #ty)
+                });
+                quote! {{
+                    #callsite
+                    let #mutability #span_var = #krate::EnteredSpan::new(&__MONITOR_CALLSITE);
+                    #capture
+                    #[allow(clippy::redundant_closure_call)]
+                    let #ret #annotation = (move || #block)();
+                    #observe
+                    #ret
+                }}
+            }
+        }
+        Shape::AsyncFn => {
+            let rebinds = rewrite_async_signature(&mut func.sig, &krate);
+            let ret = Ident::new("__monitor_ret", Span::mixed_site());
+            let out_ty = output
+                .as_ref()
+                .map_or_else(|| quote!(()), |ty| erase_impl_trait(ty).into_token_stream());
+            let inner = quote! {
+                async move {
+                    #(#rebinds)*
+                    let #ret: #out_ty = #block;
+                    #ret
+                }
+            };
+            let wrapped = monitored(inner, result_like, &options, &krate, &span_var);
+            quote! {{
+                #callsite
+                let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
+                #capture
+                #wrapped
+            }}
+        }
+        Shape::AsyncTail { boxed } => {
+            let mut stmts = func.block.stmts.clone();
+            let Some(Stmt::Expr(tail, None)) = stmts.pop() else {
+                unreachable!("shape_of checked the tail")
+            };
+            let (boxer, async_block) = match (boxed, tail) {
+                (true, Expr::Call(call)) => {
+                    let func = call.func;
+                    let arg = call
+                        .args
+                        .into_iter()
+                        .next()
+                        .expect("shape_of checked one argument");
+                    (Some(func), arg)
+                }
+                (_, tail) => (None, tail),
+            };
+            let wrapped = monitored(
+                async_block.into_token_stream(),
+                result_like,
+                &options,
+                &krate,
+                &span_var,
+            );
+            let tail = match boxer {
+                Some(boxer) => quote!(#boxer(#wrapped)),
+                None => wrapped,
+            };
+            quote! {{
+                #callsite
+                let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
+                #capture
+                #(#stmts)*
+                #tail
+            }}
+        }
+        Shape::FutureValue { boxed } => {
+            let future = Ident::new("__monitor_future", Span::mixed_site());
+            let wrapped = monitored(quote!(#future), result_like, &options, &krate, &span_var);
+            let tail = if boxed {
+                quote!(::std::boxed::Box::pin(#wrapped))
+            } else {
+                wrapped
+            };
+            quote! {{
+                #callsite
+                let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
+                #capture
+                // Building the future is part of the span's work.
+                let #future = {
+                    let _entered = #span_var.enter();
+                    #block
+                };
+                #tail
+            }}
+        }
+    };
+    func.block = Box::new(syn::parse2::<Block>(new_block)?);
+    Ok(func.into_token_stream())
+}
+
+/// `Monitored::new(future, span, observer)`.
+fn monitored(
+    future: TokenStream,
+    result_like: bool,
+    options: &Options,
+    krate: &syn::Path,
+    span_var: &Ident,
+) -> TokenStream {
+    let out = Ident::new("__monitor_out", Span::mixed_site());
+    let observe = observe(
+        result_like,
+        options.ret.is_some(),
+        krate,
+        &quote!(#out),
+        span_var,
+    );
+    let observer = if observe.is_empty() {
+        quote!(|_, _| {})
+    } else {
+        quote!(|#out, #span_var: &mut #krate::Span| { #observe })
+    };
+    quote!(#krate::__private::Monitored::new(#future, #span_var, #observer))
+}
+
+fn callsite(options: &Options, sig: &Signature, krate: &syn::Path, kind: &Ident) -> TokenStream {
+    let name = options.name.as_ref().map_or_else(
+        || sig.ident.to_string().trim_start_matches("r#").to_owned(),
+        |n| n.value(),
+    );
+    let group = match &options.group {
+        Some(group) => quote!(#group),
+        None => quote!(::core::module_path!()),
+    };
+    let line = quote_spanned!(sig.ident.span()=> ::core::line!());
+    let sampled = options
+        .sample
+        .filter(|rate| *rate < 1.0)
+        .map(|rate| quote!(.sampled(#rate)));
+    quote! {
+        static __MONITOR_CALLSITE: #krate::Callsite = #krate::Callsite::new(
+            #name,
+            ::core::module_path!(),
+            #group,
+            ::core::file!(),
+            #line,
+            #krate::SpanKind::#kind,
+        ) #sampled;
+    }
+}
+
+/// Records `args` and `fields` when the span is recording.
+fn capture(
+    options: &Options,
+    params: &[Ident],
+    krate: &syn::Path,
+    span_var: &Ident,
+) -> TokenStream {
+    let mut records = Vec::new();
+    let mut record = |key: String, value: TokenStream| {
+        if is_secret(&key) {
+            records.push(quote!(#span_var.record(#key, #krate::FieldValue::Str(::std::string::String::from("***")))));
+        } else {
+            records.push(quote!(#span_var.record(#key, (&&&#krate::__private::Capture(#value)).__monitor_field(__monitor_max))));
+        }
+    };
+    if options.args.is_some() {
+        for param in params
+            .iter()
+            .filter(|p| *p != "self" && !options.skip.contains(p))
+        {
+            record(
+                param.to_string().trim_start_matches("r#").to_owned(),
+                quote!(&#param),
+            );
+        }
+    }
+    for field in &options.fields {
+        let value = &field.value;
+        record(field.key.to_string(), quote!(&(#value)));
+    }
+    if records.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        #[allow(clippy::needless_borrow)]
+        if #span_var.is_recording() {
+            #[allow(unused_imports)]
+            use #krate::__private::{CaptureDebug as _, CaptureOpaque as _, CaptureScalar as _};
+            let __monitor_max = #krate::__private::max_value_len();
+            #(#records;)*
+        }
+    }
+}
+
+/// Records an `Err` and, with `ret`, the value; `value` is a reference.
+fn observe(
+    result_like: bool,
+    ret: bool,
+    krate: &syn::Path,
+    value: &TokenStream,
+    span_var: &Ident,
+) -> TokenStream {
+    let mut out = TokenStream::new();
+    if result_like {
+        out.extend(quote! {
+            #[allow(clippy::needless_borrow)]
+            if let ::core::result::Result::Err(__monitor_err) = #value {
+                #[allow(unused_imports)]
+                use #krate::__private::{CaptureOpaque as _, MessageDebug as _, MessageDisplay as _};
+                #span_var.record_error(
+                    (&&&#krate::__private::Capture(__monitor_err)).__monitor_message(#krate::__private::max_value_len()),
+                );
+            }
+        });
+    }
+    if ret {
+        out.extend(quote! {
+            #[allow(clippy::needless_borrow)]
+            if #span_var.is_recording() {
+                #[allow(unused_imports)]
+                use #krate::__private::{CaptureDebug as _, CaptureOpaque as _, CaptureScalar as _};
+                #span_var.record(
+                    "return",
+                    (&&&#krate::__private::Capture(#value)).__monitor_field(#krate::__private::max_value_len()),
+                );
+            }
+        });
+    }
+    out
+}
+
+/// Arguments bound to a plain name (`x`, `mut x`, `self`), in order.
+fn simple_params(sig: &Signature) -> Vec<Ident> {
+    sig.inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Receiver(r) => Some(Ident::new("self", r.self_token.span)),
+            FnArg::Typed(t) => match &*t.pat {
+                Pat::Ident(p) if p.subpat.is_none() => Some(p.ident.clone()),
+                _ => None,
+            },
+        })
+        .collect()
+}
+
+fn shape_of(func: &ItemFn) -> Shape {
+    if func.sig.asyncness.is_some() {
+        return Shape::AsyncFn;
+    }
+    let boxed_return =
+        matches!(&func.sig.output, ReturnType::Type(_, ty) if !matches!(&**ty, Type::ImplTrait(_)));
+    if let Some(Stmt::Expr(tail, None)) = func.block.stmts.last() {
+        match tail {
+            Expr::Async(_) => return Shape::AsyncTail { boxed: false },
+            Expr::Call(call)
+                if call.args.len() == 1
+                    && matches!(call.args[0], Expr::Async(_))
+                    && is_box_pin(&call.func) =>
+            {
+                return Shape::AsyncTail { boxed: true }
+            }
+            _ => {}
+        }
+    }
+    match &func.sig.output {
+        ReturnType::Type(_, ty) if future_output(ty).is_some() => Shape::FutureValue {
+            boxed: boxed_return,
+        },
+        _ => Shape::Sync,
+    }
+}
+
+/// `Box::pin`, `std::boxed::Box::pin`, ...
+fn is_box_pin(func: &Expr) -> bool {
+    let Expr::Path(path) = func else { return false };
+    let segments: Vec<String> = path
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    segments.ends_with(&["Box".to_owned(), "pin".to_owned()])
+}
+
+/// The `Output` of `impl Future<Output = T>`, `Pin<Box<dyn Future<Output = T>>>`
+/// or `BoxFuture<'_, T>`.
+fn future_output(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Group(g) => future_output(&g.elem),
+        Type::Paren(p) => future_output(&p.elem),
+        Type::ImplTrait(t) => t.bounds.iter().find_map(future_bound_output),
+        Type::TraitObject(t) => t.bounds.iter().find_map(future_bound_output),
+        Type::Path(p) => {
+            let last = p.path.segments.last()?;
+            let PathArguments::AngleBracketed(args) = &last.arguments else {
+                return None;
+            };
+            let mut types = args.args.iter().filter_map(|a| match a {
+                GenericArgument::Type(t) => Some(t),
+                _ => None,
+            });
+            match last.ident.to_string().as_str() {
+                "Pin" | "Box" => types.next().and_then(future_output),
+                "BoxFuture" | "LocalBoxFuture" => types.next(),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn future_bound_output(bound: &TypeParamBound) -> Option<&Type> {
+    let TypeParamBound::Trait(t) = bound else {
+        return None;
+    };
+    let last = t.path.segments.last()?;
+    if last.ident != "Future" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|a| match a {
+        GenericArgument::AssocType(assoc) if assoc.ident == "Output" => Some(&assoc.ty),
+        _ => None,
+    })
+}
+
+/// Whether a type is spelled as a `Result` (`Result`, `io::Result`,
+/// `anyhow::Result`, ...).
+fn is_result(ty: &Type) -> bool {
+    match ty {
+        Type::Group(g) => is_result(&g.elem),
+        Type::Paren(p) => is_result(&p.elem),
+        Type::Path(p) => {
+            p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Result")
+        }
+        _ => false,
+    }
+}
+
+/// `impl Trait` becomes `_`, so the type can annotate a `let`.
+fn erase_impl_trait(ty: &Type) -> Type {
+    struct Erase;
+    impl VisitMut for Erase {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            if let Type::ImplTrait(t) = ty {
+                *ty = Type::Infer(syn::TypeInfer {
+                    underscore_token: syn::Token![_](t.impl_token.span),
+                });
+            } else {
+                visit_mut::visit_type_mut(self, ty);
+            }
+        }
+    }
+    let mut ty = ty.clone();
+    Erase.visit_type_mut(&mut ty);
+    ty
+}
+
+/// Names elided lifetimes in arguments (`&T`, `&self`, `'_`), so that the
+/// returned `impl Future` can capture them on edition 2021 too.
+#[derive(Default)]
+struct NameElided {
+    added: Vec<Lifetime>,
+}
+
+impl NameElided {
+    fn fresh(&mut self, span: Span) -> Lifetime {
+        let lifetime = Lifetime::new(&format!("'__monitor{}", self.added.len()), span);
+        self.added.push(lifetime.clone());
+        lifetime
+    }
+}
+
+impl VisitMut for NameElided {
+    fn visit_receiver_mut(&mut self, receiver: &mut syn::Receiver) {
+        if let Some((and, lifetime @ None)) = &mut receiver.reference {
+            let named = self.fresh(and.span);
+            *lifetime = Some(named.clone());
+            if let Type::Reference(r) = &mut *receiver.ty {
+                r.lifetime = Some(named);
+            }
+        } else {
+            visit_mut::visit_receiver_mut(self, receiver);
+        }
+    }
+    fn visit_type_reference_mut(&mut self, r: &mut syn::TypeReference) {
+        if r.lifetime.is_none() {
+            r.lifetime = Some(self.fresh(r.and_token.span));
+        }
+        visit_mut::visit_type_reference_mut(self, r);
+    }
+    fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
+        if lifetime.ident == "_" {
+            *lifetime = self.fresh(lifetime.span());
+        }
+    }
+    // Fn pointers and `Fn(&T)` sugar have their own elision scope.
+    fn visit_type_bare_fn_mut(&mut self, _: &mut syn::TypeBareFn) {}
+    fn visit_parenthesized_generic_arguments_mut(
+        &mut self,
+        _: &mut syn::ParenthesizedGenericArguments,
+    ) {
+    }
+}
+
+/// Turns `async fn f(args) -> T` into `fn f(args) -> impl Future<Output = T>`
+/// capturing every lifetime; returns the statements that move the arguments
+/// into the async block, as `async fn` does (so they drop when it ends).
+fn rewrite_async_signature(sig: &mut Signature, krate: &syn::Path) -> Vec<TokenStream> {
+    sig.asyncness = None;
+    let mut namer = NameElided::default();
+    let mut rebinds = Vec::new();
+    for (i, input) in sig.inputs.iter_mut().enumerate() {
+        namer.visit_fn_arg_mut(input);
+        let FnArg::Typed(typed) = input else { continue };
+        match &mut *typed.pat {
+            Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none() => {
+                let ident = &p.ident;
+                let mutability = p.mutability.take();
+                rebinds.push(quote! {
+                    #[allow(clippy::redundant_locals)]
+                    let #mutability #ident = #ident;
+                });
+            }
+            pat => {
+                let arg = format_ident!("__monitor_arg{}", i);
+                let original = std::mem::replace(pat, parse_quote!(#arg));
+                rebinds.push(quote!(let #original = #arg;));
+            }
+        }
+    }
+    for lifetime in namer.added.into_iter().rev() {
+        sig.generics
+            .params
+            .insert(0, GenericParam::Lifetime(LifetimeParam::new(lifetime)));
+    }
+    let captures = sig.generics.lifetimes().map(|l| {
+        let lifetime = &l.lifetime;
+        quote!(+ #krate::__private::Captures<#lifetime>)
+    });
+    let captures: Vec<TokenStream> = captures.collect();
+    let output = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => ty.to_token_stream(),
+    };
+    sig.output = parse_quote!(-> impl ::core::future::Future<Output = #output> #(#captures)*);
+    rebinds
+}

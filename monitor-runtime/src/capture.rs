@@ -1,0 +1,210 @@
+//! Rendering captured values (`args`, `ret`, `fields`, error messages) into
+//! span fields, truncated to `capture.max_value_len` bytes.
+//!
+//! Which rendering a value gets is chosen at the macro's call site by
+//! autoref specialisation: numbers, booleans and strings become JSON values,
+//! anything else with `Debug` its `Debug` text, anything else its type name.
+//! Formatting stops as soon as the limit is reached, so a 20 MB argument
+//! costs what its first kilobyte costs.
+
+use std::fmt::{self, Write as _};
+
+use crate::record::FieldValue;
+
+/// Wraps a captured value for the autoref-specialised `__monitor_*` methods.
+#[doc(hidden)]
+pub struct Capture<'a, T: ?Sized>(pub &'a T);
+
+/// A `String` that refuses to grow past `max` bytes: `Display`/`Debug`
+/// impls see an error and stop formatting.
+struct Bounded {
+    text: String,
+    max: usize,
+    truncated: bool,
+}
+
+impl fmt::Write for Bounded {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = self.max - self.text.len();
+        if s.len() <= room {
+            self.text.push_str(s);
+            return Ok(());
+        }
+        let mut cut = room;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.text.push_str(&s[..cut]);
+        self.truncated = true;
+        Err(fmt::Error)
+    }
+}
+
+/// Formats `args` into at most `max` bytes, marking a cut with `…`.
+pub(crate) fn bounded(max: usize, args: fmt::Arguments<'_>) -> String {
+    let mut out = Bounded {
+        text: String::new(),
+        max,
+        truncated: false,
+    };
+    let _ = out.write_fmt(args);
+    if out.truncated {
+        out.text.push('…');
+    }
+    out.text
+}
+
+/// Values stored as JSON scalars rather than `Debug` text.
+#[doc(hidden)]
+pub trait Scalar {
+    fn to_field(&self, max: usize) -> FieldValue;
+}
+
+macro_rules! scalar {
+    ($($t:ty),*) => {$(
+        impl Scalar for $t {
+            fn to_field(&self, _max: usize) -> FieldValue { FieldValue::from(*self) }
+        }
+    )*};
+}
+scalar!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64, bool);
+
+impl Scalar for str {
+    fn to_field(&self, max: usize) -> FieldValue {
+        FieldValue::Str(bounded(max, format_args!("{self}")))
+    }
+}
+impl Scalar for String {
+    fn to_field(&self, max: usize) -> FieldValue {
+        self.as_str().to_field(max)
+    }
+}
+impl<T: Scalar + ?Sized> Scalar for &T {
+    fn to_field(&self, max: usize) -> FieldValue {
+        (**self).to_field(max)
+    }
+}
+impl<T: Scalar + ?Sized> Scalar for &mut T {
+    fn to_field(&self, max: usize) -> FieldValue {
+        (**self).to_field(max)
+    }
+}
+
+/// First choice for a field: a JSON scalar.
+#[doc(hidden)]
+pub trait CaptureScalar {
+    fn __monitor_field(&self, max: usize) -> FieldValue;
+}
+impl<T: Scalar + ?Sized> CaptureScalar for &&Capture<'_, T> {
+    fn __monitor_field(&self, max: usize) -> FieldValue {
+        self.0.to_field(max)
+    }
+}
+
+/// Second choice for a field: `Debug` text.
+#[doc(hidden)]
+pub trait CaptureDebug {
+    fn __monitor_field(&self, max: usize) -> FieldValue;
+}
+impl<T: fmt::Debug + ?Sized> CaptureDebug for &Capture<'_, T> {
+    fn __monitor_field(&self, max: usize) -> FieldValue {
+        FieldValue::Str(bounded(max, format_args!("{:?}", self.0)))
+    }
+}
+
+/// Last resort for a field, and for an error message: the type's name.
+#[doc(hidden)]
+pub trait CaptureOpaque {
+    fn __monitor_field(&self, max: usize) -> FieldValue;
+    fn __monitor_message(&self, max: usize) -> String;
+}
+impl<T: ?Sized> CaptureOpaque for Capture<'_, T> {
+    fn __monitor_field(&self, _max: usize) -> FieldValue {
+        FieldValue::Str(format!("<{}>", std::any::type_name::<T>()))
+    }
+    fn __monitor_message(&self, _max: usize) -> String {
+        format!("<{}>", std::any::type_name::<T>())
+    }
+}
+
+/// First choice for an error message: `Display`.
+#[doc(hidden)]
+pub trait MessageDisplay {
+    fn __monitor_message(&self, max: usize) -> String;
+}
+impl<T: fmt::Display + ?Sized> MessageDisplay for &&Capture<'_, T> {
+    fn __monitor_message(&self, max: usize) -> String {
+        bounded(max, format_args!("{}", self.0))
+    }
+}
+
+/// Second choice for an error message: `Debug`.
+#[doc(hidden)]
+pub trait MessageDebug {
+    fn __monitor_message(&self, max: usize) -> String;
+}
+impl<T: fmt::Debug + ?Sized> MessageDebug for &Capture<'_, T> {
+    fn __monitor_message(&self, max: usize) -> String {
+        bounded(max, format_args!("{:?}", self.0))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::needless_borrow)] // the borrows pick the rendering
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_cut_at_a_char_boundary_and_marked() {
+        assert_eq!(bounded(4, format_args!("{}", "héllo")), "hél…");
+        assert_eq!(bounded(5, format_args!("{}", "héllo")), "héll…");
+        assert_eq!(bounded(6, format_args!("{}", "héllo")), "héllo");
+        assert_eq!(bounded(0, format_args!("{}", "x")), "…");
+    }
+
+    #[test]
+    fn formatting_stops_at_the_limit() {
+        struct Endless;
+        impl fmt::Debug for Endless {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                loop {
+                    f.write_str("xxxxxxxx")?;
+                }
+            }
+        }
+        assert_eq!(
+            bounded(10, format_args!("{:?}", Endless)).len(),
+            10 + '…'.len_utf8()
+        );
+    }
+
+    #[test]
+    fn each_value_gets_the_best_rendering_it_has() {
+        struct Opaque;
+        #[derive(Debug)]
+        struct Point {
+            #[allow(dead_code)] // read through Debug
+            x: i32,
+        }
+        let n = 42u16;
+        let s = "text";
+        assert_eq!((&&&Capture(&n)).__monitor_field(64), FieldValue::U64(42));
+        assert_eq!(
+            (&&&Capture(&s)).__monitor_field(64),
+            FieldValue::Str("text".into())
+        );
+        assert_eq!(
+            (&&&Capture(&Point { x: 1 })).__monitor_field(64),
+            FieldValue::Str("Point { x: 1 }".into())
+        );
+        assert!(
+            matches!((&&&Capture(&Opaque)).__monitor_field(64), FieldValue::Str(t) if t.contains("Opaque"))
+        );
+        let io = std::io::Error::other("disk full");
+        assert_eq!((&&&Capture(&io)).__monitor_message(64), "disk full");
+        assert_eq!(
+            (&&&Capture(&Point { x: 2 })).__monitor_message(64),
+            "Point { x: 2 }"
+        );
+    }
+}

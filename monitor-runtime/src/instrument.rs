@@ -1,0 +1,116 @@
+//! Futures that carry a span: the wrapper `#[monitor]` puts around an async
+//! body, and [`InCurrentSpan`] for work handed to `tokio::spawn` or another
+//! thread.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::span::{current_span, CurrentGuard, Span, SpanIds};
+
+pin_project! {
+    /// A future whose span starts when the future is created, is current
+    /// while it is polled (adding up `busy_ns`), and ends when it completes;
+    /// dropped before that, the span ends as `cancelled`. `observe` sees the
+    /// output first (to record an `Err` or the `ret` value).
+    #[doc(hidden)]
+    pub struct Monitored<F, O> {
+        #[pin]
+        inner: F,
+        span: Span,
+        observe: Option<O>,
+    }
+}
+
+impl<F, O> Monitored<F, O>
+where
+    F: Future,
+    O: FnOnce(&F::Output, &mut Span),
+{
+    /// Wraps `inner`, whose span is `span`.
+    pub fn new(inner: F, span: Span, observe: O) -> Self {
+        Monitored {
+            inner,
+            span,
+            observe: Some(observe),
+        }
+    }
+}
+
+impl<F, O> Future for Monitored<F, O>
+where
+    F: Future,
+    O: FnOnce(&F::Output, &mut Span),
+{
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let polled = {
+            let _entered = this.span.enter();
+            this.inner.poll(cx)
+        };
+        if let Poll::Ready(output) = &polled {
+            if let Some(observe) = this.observe.take() {
+                observe(output, this.span);
+            }
+            std::mem::replace(this.span, Span::none()).end();
+        }
+        polled
+    }
+}
+
+pin_project! {
+    /// A future polled with a given span current: see [`InCurrentSpan`].
+    pub struct InSpan<F> {
+        #[pin]
+        inner: F,
+        span: Option<SpanIds>,
+    }
+}
+
+impl<F: Future> Future for InSpan<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _current = this.span.map(CurrentGuard::enter);
+        this.inner.poll(cx)
+    }
+}
+
+/// Carries the current span into a future that runs elsewhere, so that spans
+/// it opens are children of the span that was current where it was made.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use monitor_runtime::prelude::*;
+/// use monitor_runtime::{current_span, Callsite, Config, EnteredSpan, SpanKind};
+///
+/// static HANDLER: Callsite = Callsite::new("handler", module_path!(), module_path!(), file!(), line!(), SpanKind::Sync);
+/// let dir = tempfile::tempdir()?;
+/// let guard = monitor_runtime::init_with(Config::default().db_path(dir.path().join("m.db")))?;
+/// let runtime = tokio::runtime::Builder::new_multi_thread().build()?;
+/// let handler = EnteredSpan::new(&HANDLER);
+/// let parent = current_span();
+/// let seen = runtime.block_on(runtime.spawn(async { current_span() }.in_current_span()))?;
+/// assert_eq!(seen, parent);
+/// # drop(handler); drop(guard); Ok(()) }
+/// ```
+pub trait InCurrentSpan: Sized {
+    /// Polls `self` with the span that is current now.
+    fn in_current_span(self) -> InSpan<Self> {
+        self.in_span(current_span())
+    }
+
+    /// Polls `self` with `span` current (`None`: no span).
+    fn in_span(self, span: Option<SpanIds>) -> InSpan<Self> {
+        InSpan { inner: self, span }
+    }
+}
+
+impl<F: Future> InCurrentSpan for F {}

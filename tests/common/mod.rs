@@ -1,0 +1,131 @@
+//! Helpers for the end-to-end tests: one runtime per process, spans read
+//! back from the file.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use monitor_runtime::{Config, Guard};
+use rusqlite::Connection;
+
+/// A running runtime writing to a fresh file; tests of one binary take turns.
+pub struct Session {
+    pub guard: Guard,
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+    _serial: MutexGuard<'static, ()>,
+}
+
+pub fn session() -> Session {
+    session_with(|c| c)
+}
+
+pub fn session_with(configure: impl FnOnce(Config) -> Config) -> Session {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("monitor.db");
+    let guard =
+        monitor_runtime::init_with(configure(Config::default().db_path(&path))).expect("init");
+    Session {
+        guard,
+        path,
+        _dir: dir,
+        _serial: serial,
+    }
+}
+
+/// One row of the `spans` view.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub span_id: i64,
+    pub parent_id: Option<i64>,
+    pub trace_id: i64,
+    pub name: String,
+    pub module: String,
+    pub group_name: String,
+    pub kind: String,
+    pub file: String,
+    pub line: i64,
+    pub status: String,
+    pub error: Option<String>,
+    pub duration_ns: i64,
+    pub busy_ns: i64,
+    pub items: Option<i64>,
+    pub thread: String,
+    pub fields: Option<serde_json::Value>,
+}
+
+impl Session {
+    /// Flushes, then reads every span, oldest first.
+    pub fn spans(&self) -> Vec<Row> {
+        self.guard.flush();
+        read_spans(&self.path)
+    }
+
+    /// The spans named `name`; panics unless there is exactly `n`.
+    pub fn named(&self, name: &str, n: usize) -> Vec<Row> {
+        let rows: Vec<Row> = self
+            .spans()
+            .into_iter()
+            .filter(|r| r.name == name)
+            .collect();
+        assert_eq!(rows.len(), n, "spans named {name}: {rows:#?}");
+        rows
+    }
+
+    /// The one span named `name`.
+    pub fn one(&self, name: &str) -> Row {
+        self.named(name, 1).remove(0)
+    }
+}
+
+pub fn read_spans(path: &Path) -> Vec<Row> {
+    let conn = Connection::open(path).expect("open");
+    let mut stmt = conn
+        .prepare(
+            "SELECT span_id, parent_id, trace_id, name, module, group_name, kind, file, line, status, error, \
+             duration_ns, busy_ns, items, thread, fields FROM spans ORDER BY start_ns, span_id",
+        )
+        .expect("prepare");
+    stmt.query_map([], |r| {
+        Ok(Row {
+            span_id: r.get(0)?,
+            parent_id: r.get(1)?,
+            trace_id: r.get(2)?,
+            name: r.get(3)?,
+            module: r.get(4)?,
+            group_name: r.get(5)?,
+            kind: r.get(6)?,
+            file: r.get(7)?,
+            line: r.get(8)?,
+            status: r.get(9)?,
+            error: r.get(10)?,
+            duration_ns: r.get(11)?,
+            busy_ns: r.get(12)?,
+            items: r.get(13)?,
+            thread: r.get(14)?,
+            fields: r
+                .get::<_, Option<String>>(15)?
+                .map(|f| serde_json::from_str(&f).expect("fields is JSON")),
+        })
+    })
+    .expect("query")
+    .collect::<Result<_, _>>()
+    .expect("rows")
+}
+
+/// Depth of `row` in its tree (a root is 0).
+pub fn depth(rows: &[Row], row: &Row) -> usize {
+    let mut depth = 0;
+    let mut parent = row.parent_id;
+    while let Some(id) = parent {
+        depth += 1;
+        parent = rows
+            .iter()
+            .find(|r| r.span_id == id)
+            .expect("parent stored")
+            .parent_id;
+    }
+    depth
+}
