@@ -18,10 +18,10 @@ pub(crate) fn install_hook() {
     INSTALL.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if crate::span::current_span().is_some() {
-                let message = message_of(info);
-                let _ = LAST_MESSAGE.try_with(|last| *last.borrow_mut() = Some(message));
-            }
+            // Every panic replaces the message, so a span never shows an
+            // earlier panic's text.
+            let message = message_of(info);
+            let _ = LAST_MESSAGE.try_with(|last| *last.borrow_mut() = Some(message));
             previous(info);
         }));
     });

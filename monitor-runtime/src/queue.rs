@@ -109,6 +109,11 @@ impl Queue {
     /// and the normal lane is full; never drops an error or panic record.
     #[inline]
     pub(crate) fn push(&'static self, mut record: Record) {
+        if !self.open.load(Ordering::Relaxed) {
+            // The writer has stopped: nothing can store this record.
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if record.status.is_failure() {
             // A thread whose locals are being torn down still gets its error
             // stored, under thread id 0.
@@ -116,7 +121,9 @@ impl Queue {
             self.push_error(record);
             return;
         }
-        let pushed = self.with_local(|buffer, thread_id| {
+        let mut record = Some(record);
+        self.with_local(|buffer, thread_id| {
+            let mut record = record.take().expect("taken once");
             record.thread_id = thread_id;
             let mut records = lock(&buffer.records);
             records.push(record);
@@ -128,9 +135,15 @@ impl Queue {
                 }
             }
         });
-        if pushed.is_none() {
-            // This thread's locals are gone, and the record with them: count it.
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        if let Some(record) = record {
+            // This thread's locals are being torn down: hand the record over
+            // on its own, under thread id 0.
+            let mut single = vec![record];
+            self.hand_over(&mut single);
+            if !single.is_empty() {
+                // `block`, and the lane is full: a dying thread cannot wait.
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -311,11 +324,25 @@ impl Queue {
         std::mem::take(&mut *lock(&self.new_threads))
     }
 
-    /// The writer has stopped: producers in `block` mode stop waiting.
+    /// The writer is stopping: producers in `block` mode stop waiting, and
+    /// later records are counted as dropped.
     pub(crate) fn close(&self) {
         self.open.store(false, Ordering::Release);
         let _guard = lock(&self.space);
         self.space_freed.notify_all();
+    }
+
+    /// Frees what the queue holds once its writer is gone: the leaked queue
+    /// must not keep megabytes of buffers alive.
+    pub(crate) fn release(&self) {
+        self.close();
+        while self.spare_rx.try_recv().is_ok() {}
+        while self.errors_rx.try_recv().is_ok() {}
+        while self.normal_rx.try_recv().is_ok() {}
+        for buffer in lock(&self.buffers).drain(..) {
+            *lock(&buffer.records) = Vec::new();
+        }
+        lock(&self.new_threads).clear();
     }
 }
 

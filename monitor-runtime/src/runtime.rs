@@ -14,8 +14,9 @@ use crate::error::Error;
 use crate::queue::Queue;
 use crate::writer::{self, Control};
 
-/// What spans need at run time. One is leaked per `init` (a few hundred
-/// bytes), so the hot path can hold a `&'static` with no reference count.
+/// What spans need at run time. One is leaked per `init` so the hot path
+/// can hold a `&'static` with no reference count; its buffers are released
+/// when the guard drops, so what stays behind is a few hundred bytes.
 pub(crate) struct Runtime {
     pub(crate) clock: Clock,
     pub(crate) queue: Queue,
@@ -27,6 +28,16 @@ static ACTIVE: AtomicPtr<Runtime> = AtomicPtr::new(ptr::null_mut());
 
 /// Whether a guard is alive (also a disabled one), so `init` twice fails.
 static GUARD_ALIVE: Mutex<bool> = Mutex::new(false);
+
+/// Stops recording for `rt` if it is still the active runtime.
+pub(crate) fn deactivate(rt: &'static Runtime) {
+    let _ = ACTIVE.compare_exchange(
+        ptr::from_ref(rt).cast_mut(),
+        ptr::null_mut(),
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    );
+}
 
 #[inline]
 pub(crate) fn active() -> Option<&'static Runtime> {
@@ -146,20 +157,23 @@ impl Guard {
     }
 
     /// Stalls the writer until the returned value is dropped, as a slow or
-    /// locked disk would: for tests of overflow behaviour.
+    /// locked disk would: for tests of overflow behaviour. It borrows the
+    /// guard mutably, so `flush` (which would wait for the held writer)
+    /// cannot be called meanwhile. With `overflow = "block"`, spans ended on
+    /// the holding thread wait too once the lane is full.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use monitor_runtime::Config;
     /// let dir = tempfile::tempdir()?;
-    /// let guard = monitor_runtime::init_with(Config::default().db_path(dir.path().join("m.db")))?;
+    /// let mut guard = monitor_runtime::init_with(Config::default().db_path(dir.path().join("m.db")))?;
     /// let hold = guard.hold_writer();
     /// // ... produce spans: they queue up, or overflow ...
     /// drop(hold);
     /// guard.flush();
     /// # Ok(()) }
     /// ```
-    pub fn hold_writer(&self) -> WriterHold<'_> {
+    pub fn hold_writer(&mut self) -> WriterHold<'_> {
         let Some(running) = &self.running else {
             return WriterHold {
                 _release: None,
@@ -188,7 +202,7 @@ impl Drop for Guard {
             if let Some(handle) = running.writer.take() {
                 let _ = handle.join();
             }
-            running.rt.queue.close();
+            running.rt.queue.release();
         }
         *GUARD_ALIVE.lock().unwrap_or_else(PoisonError::into_inner) = false;
     }

@@ -268,6 +268,38 @@ fn panics_and_cancellation_are_outcomes() {
     drop(guard);
 }
 
+static FIRST: Callsite = Callsite::new("first", "app", "app", "src/app.rs", 4, SpanKind::Sync);
+static SECOND: Callsite = Callsite::new("second", "app", "app", "src/app.rs", 5, SpanKind::Async);
+
+#[test]
+fn each_panic_span_keeps_its_own_panic_s_message() {
+    let _serial = serial();
+    let (_dir, path) = temp_db();
+    let guard = monitor_runtime::init_with(Config::default().db_path(&path)).unwrap();
+    let _ = std::panic::catch_unwind(|| {
+        let _span = EnteredSpan::new(&FIRST);
+        panic!("first failure");
+    });
+    // A span that is not current when the second panic starts.
+    let _ = std::panic::catch_unwind(|| {
+        let _span = Span::new(&SECOND);
+        panic!("second failure");
+    });
+    guard.flush();
+    let conn = reader(&path);
+    let message = |name: &str| -> String {
+        conn.query_row(
+            "SELECT error FROM spans WHERE name = ?1 AND status = 'panic'",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(message("first"), "first failure");
+    assert_eq!(message("second"), "second failure");
+    drop(guard);
+}
+
 static HANDED: Callsite =
     Callsite::new("handed_over", "app", "app", "src/app.rs", 3, SpanKind::Sync);
 

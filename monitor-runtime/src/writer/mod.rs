@@ -101,8 +101,31 @@ struct Writer {
     failure_reported: bool,
 }
 
+/// Says something on stderr without ever panicking (stderr may be closed).
+pub(crate) fn report(message: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "monitor: {message}");
+}
+
+/// Runs when the writer thread ends, however it ends: producers must not
+/// wait for a writer that is gone, and spans stop being recorded.
+struct OnExit(&'static Runtime);
+
+impl Drop for OnExit {
+    fn drop(&mut self) {
+        self.0.queue.close();
+        if std::thread::panicking() {
+            crate::runtime::deactivate(self.0);
+            report(format_args!(
+                "the writer thread panicked; spans are no longer recorded"
+            ));
+        }
+    }
+}
+
 impl Writer {
     fn run(mut self) {
+        let _on_exit = OnExit(self.rt);
         let mut next_sweep = Instant::now() + self.sweep_every;
         let mut next_stats = Instant::now() + STATS_EVERY;
         loop {
@@ -118,6 +141,9 @@ impl Writer {
                         let _ = held.recv();
                     }
                     Ok(Control::Shutdown) | Err(TryRecvError::Disconnected) => {
+                        // From here on a span that ends is counted as dropped
+                        // (it can no longer be written), not lost unseen.
+                        self.rt.queue.close();
                         self.drain_all();
                         self.store_stats();
                         return;
@@ -232,7 +258,9 @@ impl Writer {
                 self.stats.failed += rows;
                 if !self.failure_reported {
                     self.failure_reported = true;
-                    eprintln!("monitor: cannot write {rows} spans to the database: {err} (counted as failed in monitor_stats)");
+                    report(format_args!(
+                        "cannot write {rows} spans to the database: {err} (counted as failed in monitor_stats)"
+                    ));
                 }
             }
         }
@@ -320,15 +348,18 @@ impl Writer {
         if views_stale {
             SPANS.rebuild_views(&tx)?;
         }
+        // Read inside the transaction: another process may change the
+        // schema as soon as it commits.
+        let version = tx.query_row("PRAGMA schema_version", [], |row| row.get(0))?;
         tx.commit()?;
-        self.schema_version = self
-            .conn
-            .query_row("PRAGMA schema_version", [], |row| row.get(0))?;
+        self.schema_version = version;
         self.callsites_stored += new_callsites.len();
         if let Some(msg) = first_row_error {
             if !self.failure_reported {
                 self.failure_reported = true;
-                eprintln!("monitor: {failed_rows} spans rejected by the database: {msg:?} (counted as failed in monitor_stats)");
+                report(format_args!(
+                    "{failed_rows} spans rejected by the database: {msg:?} (counted as failed in monitor_stats)"
+                ));
             }
         }
         Ok((written, errors))
@@ -371,7 +402,7 @@ impl Writer {
             self.stats = s;
             if !self.failure_reported {
                 self.failure_reported = true;
-                eprintln!("monitor: cannot write monitor_stats: {err}");
+                report(format_args!("cannot write monitor_stats: {err}"));
             }
         }
     }

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::error::Error;
 
 /// `PRAGMA user_version` of the files this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Nanoseconds in an hour: partitions are UTC hours.
 pub(crate) const HOUR_NS: u64 = 3_600_000_000_000;
@@ -129,9 +129,9 @@ impl Family {
             .prepare("SELECT name FROM sqlite_master WHERE type = 'view' AND name GLOB ?1")?
             .query_map([&inner_pattern], |row| row.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        let mut sql = format!("DROP VIEW IF EXISTS \"{}\";\n", self.view);
+        let mut sql = format!("DROP VIEW IF EXISTS {};\n", quote_ident(self.view));
         for name in old {
-            sql += &format!("DROP VIEW IF EXISTS \"{name}\";\n");
+            sql += &format!("DROP VIEW IF EXISTS {};\n", quote_ident(&name));
         }
         let partitions = self.partitions(conn)?;
         if partitions.is_empty() {
@@ -167,6 +167,11 @@ impl Family {
         }
         conn.execute_batch(&sql)
     }
+}
+
+/// `name` as an SQL identifier, whatever characters it holds.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Opens the database, creating the schema in a new or empty file. A file
