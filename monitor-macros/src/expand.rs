@@ -160,6 +160,7 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                 async move {
                     #(#rebinds)*
                     let #ret: #out_ty = #block;
+                    #[allow(unreachable_code)] // a body that always returns or panics
                     #ret
                 }
             };
