@@ -392,3 +392,43 @@ fn nesting_and_recursion_build_one_tree() {
     assert!(rows.iter().all(|r| r.trace_id == root.span_id), "one trace");
     assert_eq!(rows.iter().map(|r| depth(&rows, r)).max(), Some(9));
 }
+
+#[monitor]
+fn borrowed_result(s: &str) -> Result<&str, String> {
+    s.strip_prefix('#').ok_or_else(|| format!("no # in {s:?}"))
+}
+
+#[monitor]
+fn result_of_impl(n: u32) -> Result<impl Iterator<Item = u32>, String> {
+    if n == 0 {
+        return Err("empty".into());
+    }
+    Ok(0..n)
+}
+
+#[test]
+fn results_holding_borrows_or_impl_trait_are_observed() {
+    let s = session();
+    assert_eq!(borrowed_result("#tag"), Ok("tag"));
+    assert!(borrowed_result("tag").is_err());
+    assert_eq!(result_of_impl(3).map(Iterator::count), Ok(3));
+    assert!(result_of_impl(0).is_err());
+    let statuses = |name: &str| -> Vec<(String, Option<String>)> {
+        s.spans()
+            .into_iter()
+            .filter(|r| r.name == name)
+            .map(|r| (r.status, r.error))
+            .collect()
+    };
+    assert_eq!(
+        statuses("borrowed_result"),
+        [
+            ("ok".into(), None),
+            ("error".into(), Some("no # in \"tag\"".into()))
+        ]
+    );
+    assert_eq!(
+        statuses("result_of_impl"),
+        [("ok".into(), None), ("error".into(), Some("empty".into()))]
+    );
+}

@@ -135,16 +135,24 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                     #block
                 }}
             } else {
-                let annotation = output.as_ref().map(|ty| {
-                    let ty = erase_impl_trait(ty);
-                    quote!(: #ty)
-                });
+                // The closure states the return type, so a type error in the body
+                // points at the user's line; a type with elided lifetimes cannot
+                // annotate a closure, so it annotates the binding instead.
+                let ty = output
+                    .as_ref()
+                    .map(erase_impl_trait)
+                    .unwrap_or_else(|| parse_quote!(()));
+                let call = if has_elided_lifetime(&ty) {
+                    quote!(let #ret: #ty = (move || #block)();)
+                } else {
+                    quote!(let #ret = (move || -> #ty #block)();)
+                };
                 quote! {{
                     #callsite
                     let #mutability #span_var = #krate::EnteredSpan::new(&__MONITOR_CALLSITE);
                     #capture
                     #[allow(clippy::redundant_closure_call)]
-                    let #ret #annotation = (move || #block)();
+                    #call
                     #observe
                     #ret
                 }}
@@ -472,6 +480,23 @@ fn is_result(ty: &Type) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether a type holds a reference or `'_` without a named lifetime.
+fn has_elided_lifetime(ty: &Type) -> bool {
+    struct Find(bool);
+    impl VisitMut for Find {
+        fn visit_type_reference_mut(&mut self, r: &mut syn::TypeReference) {
+            self.0 |= r.lifetime.is_none();
+            visit_mut::visit_type_reference_mut(self, r);
+        }
+        fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
+            self.0 |= lifetime.ident == "_";
+        }
+    }
+    let mut find = Find(false);
+    find.visit_type_mut(&mut ty.clone());
+    find.0
 }
 
 /// `impl Trait` becomes `_`, so the type can annotate a `let`.

@@ -1,0 +1,8 @@
+use monitor_runtime::monitor;
+
+#[monitor(nmae = "typo")]
+fn work() {}
+
+fn main() {
+    work();
+}
