@@ -26,7 +26,10 @@ const SPARE_CHUNKS: usize = 64;
 
 /// A thread's own buffer, also reachable from the writer for sweeps.
 pub(crate) struct ThreadBuffer {
-    records: Mutex<Vec<Record>>,
+    /// A spin lock: its only other user is the writer's brief sweep, and
+    /// taking it uncontended is one atomic, where std's mutex also checks
+    /// for poisoning twice.
+    records: spin::Mutex<Vec<Record>>,
 }
 
 /// A thread the writer has not stored in the `threads` table yet.
@@ -125,7 +128,7 @@ impl Queue {
         self.with_local(|buffer, thread_id| {
             let mut record = record.take().expect("taken once");
             record.thread_id = thread_id;
-            let mut records = lock(&buffer.records);
+            let mut records = buffer.records.lock();
             records.push(record);
             if records.len() >= self.chunk {
                 self.hand_over(&mut records);
@@ -182,7 +185,7 @@ impl Queue {
         };
         let id = (crate::id::random_u64() >> 1).max(1);
         let buffer = Arc::new(ThreadBuffer {
-            records: Mutex::new(Vec::with_capacity(self.chunk)),
+            records: spin::Mutex::new(Vec::with_capacity(self.chunk)),
         });
         lock(&self.new_threads).push(NewThread { id, name });
         lock(&self.buffers).push(Arc::clone(&buffer));
@@ -232,7 +235,7 @@ impl Queue {
     fn block_until_room(&self, buffer: &ThreadBuffer) {
         loop {
             self.wait_for_space();
-            let mut records = lock(&buffer.records);
+            let mut records = buffer.records.lock();
             if records.len() < self.chunk {
                 return;
             }
@@ -308,7 +311,7 @@ impl Queue {
     pub(crate) fn sweep(&self, into: &mut Vec<Record>) {
         let mut swept = 0;
         lock(&self.buffers).retain(|buffer| {
-            let mut records = lock(&buffer.records);
+            let mut records = buffer.records.lock();
             swept += records.len();
             into.append(&mut records);
             // Only the registry holds it: its thread is gone.
@@ -340,7 +343,7 @@ impl Queue {
         while self.errors_rx.try_recv().is_ok() {}
         while self.normal_rx.try_recv().is_ok() {}
         for buffer in lock(&self.buffers).drain(..) {
-            *lock(&buffer.records) = Vec::new();
+            *buffer.records.lock() = Vec::new();
         }
         lock(&self.new_threads).clear();
     }

@@ -113,7 +113,12 @@ pub(crate) struct Detail {
     pub(crate) fields: Vec<(Cow<'static, str>, FieldValue)>,
 }
 
-/// One finished span, as the writer stores it. `0` stands for "no parent".
+/// Stands for SQL NULL in a record's optional figures: a plain `u64` keeps
+/// the record small, and the hot path copies it.
+pub(crate) const NULL: u64 = u64::MAX;
+
+/// One finished span, as the writer stores it. `0` stands for "no parent",
+/// [`NULL`] for an absent `items` or resource figure.
 #[derive(Debug)]
 pub(crate) struct Record {
     pub(crate) span_id: u64,
@@ -124,10 +129,10 @@ pub(crate) struct Record {
     pub(crate) start_ns: u64,
     pub(crate) duration_ns: u64,
     pub(crate) busy_ns: u64,
-    pub(crate) items: Option<u64>,
-    pub(crate) rss_bytes: Option<u64>,
-    pub(crate) cpu_ns: Option<u64>,
-    pub(crate) alloc_bytes: Option<u64>,
+    pub(crate) items: u64,
+    pub(crate) rss_bytes: u64,
+    pub(crate) cpu_ns: u64,
+    pub(crate) alloc_bytes: u64,
     pub(crate) status: Status,
     pub(crate) detail: Option<Box<Detail>>,
 }

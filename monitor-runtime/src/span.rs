@@ -13,7 +13,7 @@ use std::ops::{Deref, DerefMut};
 
 use crate::callsite::Callsite;
 use crate::clock::{raw_delta_ns, raw_now};
-use crate::record::{Detail, FieldValue, Record, Status};
+use crate::record::{Detail, FieldValue, Record, Status, NULL};
 use crate::runtime::{self, Runtime};
 
 /// The ids of a span: its own and its trace's (the root span's id).
@@ -294,7 +294,9 @@ impl Span {
     pub fn end(mut self) {
         if let Some(open) = self.open.take() {
             let status = open.state.status;
-            finish(open.rt, open.ids, open.state, status, raw_now(), None);
+            let duration = raw_delta_ns(open.state.start_raw, raw_now());
+            let busy = open.state.busy_ns;
+            finish(open.rt, open.ids, open.state, status, duration, busy);
         }
     }
 }
@@ -310,7 +312,9 @@ impl Drop for Span {
             } else {
                 open.state.status
             };
-            finish(open.rt, open.ids, open.state, status, raw_now(), None);
+            let duration = raw_delta_ns(open.state.start_raw, raw_now());
+            let busy = open.state.busy_ns;
+            finish(open.rt, open.ids, open.state, status, duration, busy);
         }
     }
 }
@@ -386,10 +390,22 @@ impl EnteredSpan {
     #[inline]
     pub fn new(callsite: &'static Callsite) -> EnteredSpan {
         match runtime::active() {
-            Some(rt) => {
-                let (ids, state) = start(callsite, current_span());
-                EnteredSpan::push(rt, ids, state)
-            }
+            // One stack access reads the parent and pushes the new frame.
+            Some(rt) => STACK
+                .try_with(|stack| {
+                    let mut stack = stack.borrow_mut();
+                    let (ids, state) = start(callsite, stack.last().map(|f| f.ids));
+                    stack.push(Frame {
+                        ids,
+                        state: Some(state),
+                    });
+                    EnteredSpan {
+                        rt: Some(rt),
+                        span_id: ids.span_id,
+                        _not_send: PhantomData,
+                    }
+                })
+                .unwrap_or(EnteredSpan::none()),
             None => EnteredSpan::none(),
         }
     }
@@ -484,8 +500,9 @@ impl Drop for EnteredSpan {
                 } else {
                     state.status
                 };
-                let busy = raw_delta_ns(state.start_raw, end_raw);
-                finish(rt, ids, state, status, end_raw, Some(busy));
+                // A call is busy for all of its duration.
+                let duration = raw_delta_ns(state.start_raw, end_raw);
+                finish(rt, ids, state, status, duration, duration);
             }
         }
     }
@@ -525,8 +542,8 @@ fn finish(
     ids: SpanIds,
     state: State,
     status: Status,
-    end_raw: u64,
-    busy_ns: Option<u64>,
+    duration_ns: u64,
+    busy_ns: u64,
 ) {
     if !status.is_failure() && !state.callsite.keeps_sample() {
         rt.queue
@@ -546,12 +563,12 @@ fn finish(
         callsite_id: state.callsite.id(),
         thread_id: 0,
         start_ns: rt.clock.unix_of(state.start_raw),
-        duration_ns: raw_delta_ns(state.start_raw, end_raw),
-        busy_ns: busy_ns.unwrap_or(state.busy_ns),
-        items: state.items,
-        rss_bytes: None,
-        cpu_ns: None,
-        alloc_bytes: None,
+        duration_ns,
+        busy_ns,
+        items: state.items.unwrap_or(NULL),
+        rss_bytes: NULL,
+        cpu_ns: NULL,
+        alloc_bytes: NULL,
         status,
         detail,
     };

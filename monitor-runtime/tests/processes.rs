@@ -16,12 +16,19 @@ const PER_PROCESS: usize = 100_000;
 const CHILD_ENV: &str = "MONITOR_TEST_CHILD_DB";
 const READY: &str = "<monitor-child-ready>";
 
+/// Writes `PER_PROCESS` spans from two threads, committing every 2,000 so
+/// that the two processes' transactions interleave for the whole run.
 fn write_spans(guard: Guard) {
+    let guard = std::sync::Arc::new(guard);
     let threads: Vec<_> = (0..2)
         .map(|_| {
-            std::thread::spawn(|| {
-                for _ in 0..PER_PROCESS / 2 {
+            let guard = std::sync::Arc::clone(&guard);
+            std::thread::spawn(move || {
+                for i in 0..PER_PROCESS / 2 {
                     let _span = EnteredSpan::new(&LEAF);
+                    if i % 1000 == 999 {
+                        guard.flush();
+                    }
                 }
             })
         })
@@ -29,7 +36,7 @@ fn write_spans(guard: Guard) {
     for t in threads {
         t.join().unwrap();
     }
-    drop(guard);
+    drop(std::sync::Arc::into_inner(guard));
 }
 
 /// The second process's body; it does nothing unless the parent test runs it.

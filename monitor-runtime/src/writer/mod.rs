@@ -412,7 +412,7 @@ impl Writer {
 /// slice and the parameter-count check of `execute`: the batch loop is the
 /// writer's whole cost.
 fn bind_span(stmt: &mut rusqlite::Statement<'_>, r: &Record) -> rusqlite::Result<()> {
-    let opt = |v: Option<u64>| v.map(|n| n as i64);
+    let opt = |v: u64| (v != crate::record::NULL).then_some(v as i64);
     stmt.raw_bind_parameter(1, r.span_id as i64)?;
     stmt.raw_bind_parameter(2, (r.parent_id != 0).then_some(r.parent_id as i64))?;
     stmt.raw_bind_parameter(3, r.trace_id as i64)?;

@@ -1,0 +1,166 @@
+//! Cost per call of instrumentation, side by side in one run, on the same
+//! trivial function:
+//! - `bare`: no instrumentation;
+//! - `monitor_no_init`: `#[monitor]` before `init` (monitoring off);
+//! - `monitor_enabled`: `#[monitor]` with the writer running. Calls come in
+//!   bursts of 100,000 that fit the queue's capacity, with an untimed
+//!   `flush` between bursts: this measures the hot path, not drops;
+//! - `tracing_file`: `#[tracing::instrument]` with a `fmt` subscriber that
+//!   logs span closes into a non-blocking file writer;
+//! - `fastrace_reporter`: `#[fastrace::trace]` under a root span, with a
+//!   reporter that receives every span (bursts of 1,000 per root, below
+//!   fastrace's per-parent limit).
+//!
+//! Run: `cargo bench --bench overhead`. Figures go in BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use fastrace::collector::{Config as FastraceConfig, Reporter, SpanContext, SpanRecord};
+use monitor_runtime::{monitor, Config};
+
+#[inline(never)]
+fn bare(x: u64) -> u64 {
+    black_box(x).wrapping_mul(31)
+}
+
+#[monitor]
+#[inline(never)]
+fn monitored(x: u64) -> u64 {
+    black_box(x).wrapping_mul(31)
+}
+
+#[tracing::instrument(skip_all)]
+#[inline(never)]
+fn traced(x: u64) -> u64 {
+    black_box(x).wrapping_mul(31)
+}
+
+#[fastrace::trace]
+#[inline(never)]
+fn fast(x: u64) -> u64 {
+    black_box(x).wrapping_mul(31)
+}
+
+static REPORTED: AtomicU64 = AtomicU64::new(0);
+
+struct CountingReporter;
+
+impl Reporter for CountingReporter {
+    fn report(&mut self, spans: Vec<SpanRecord>) {
+        REPORTED.fetch_add(spans.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Runs `iters` calls of `call` in bursts of `burst`, timing only the calls;
+/// `between` runs untimed after each burst.
+fn bursts(
+    iters: u64,
+    burst: u64,
+    mut call: impl FnMut(u64),
+    mut between: impl FnMut(),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = burst.min(iters - done);
+        let started = Instant::now();
+        for i in 0..n {
+            call(i);
+        }
+        total += started.elapsed();
+        between();
+        done += n;
+    }
+    total
+}
+
+fn overhead(c: &mut Criterion) {
+    let mut group = c.benchmark_group("overhead");
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(4));
+
+    group.bench_function("bare", |b| b.iter(|| bare(black_box(7))));
+    group.bench_function("monitor_no_init", |b| b.iter(|| monitored(black_box(7))));
+
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let guard =
+            monitor_runtime::init_with(Config::default().db_path(dir.path().join("bench.db")))
+                .unwrap();
+        group.bench_function("monitor_enabled", |b| {
+            b.iter_custom(|iters| {
+                bursts(
+                    iters,
+                    100_000,
+                    |i| {
+                        black_box(monitored(black_box(i)));
+                    },
+                    || guard.flush(),
+                )
+            })
+        });
+        guard.flush();
+        let conn = rusqlite::Connection::open(dir.path().join("bench.db")).unwrap();
+        let (written, dropped): (i64, i64) = conn
+            .query_row(
+                "SELECT sum(written), sum(dropped) FROM monitor_stats",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert!(
+            written > 0 && dropped == 0,
+            "the bench must measure stored spans: {written} written, {dropped} dropped"
+        );
+    }
+
+    {
+        let file = std::fs::File::create(dir.path().join("tracing.log")).unwrap();
+        let (writer, _flush_on_drop) = tracing_appender::non_blocking(file);
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(writer)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            group.bench_function("tracing_file", |b| b.iter(|| traced(black_box(7))));
+        });
+    }
+
+    fastrace::set_reporter(CountingReporter, FastraceConfig::default());
+    group.bench_function("fastrace_reporter", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                let n = 1000.min(iters - done);
+                // The root's creation and drop are timed too: dropping it is
+                // where fastrace hands the local spans to its collector.
+                let started = Instant::now();
+                let root = fastrace::Span::root("root", SpanContext::random());
+                {
+                    let _parent = root.set_local_parent();
+                    for i in 0..n {
+                        black_box(fast(black_box(i)));
+                    }
+                }
+                drop(root);
+                total += started.elapsed();
+                done += n;
+            }
+            fastrace::flush();
+            total
+        })
+    });
+    assert!(
+        REPORTED.load(Ordering::Relaxed) > 0,
+        "the reporter received spans"
+    );
+    group.finish();
+}
+
+criterion_group!(benches, overhead);
+criterion_main!(benches);
