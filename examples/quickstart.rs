@@ -1,86 +1,67 @@
-//! Quickstart: record a small workload into `monitor.db`, then run
-//! `cargo run -- --db monitor.db` to summarise it.
+//! Quickstart: record a small workload into `monitor.db`, then summarise it
+//! with `cargo run -- --db monitor.db`.
 //!
-//! Until `#[monitor]` lands, spans are opened with the runtime's span API,
-//! which is what the attribute generates.
+//! Sync calls, an async handler on tokio with a spawned task, and errors:
+//! every call becomes a row of the `spans` view, linked to its parent.
 
 use std::error::Error;
-use std::thread;
+use std::time::Duration;
 
-use monitor_runtime::{Callsite, EnteredSpan, SpanKind};
+use monitor_runtime::prelude::*;
 
-static HANDLE_REQUEST: Callsite = Callsite::new(
-    "handle_request",
-    module_path!(),
-    "http",
-    file!(),
-    line!(),
-    SpanKind::Sync,
-);
-static PARSE: Callsite = Callsite::new(
-    "parse",
-    module_path!(),
-    module_path!(),
-    file!(),
-    line!(),
-    SpanKind::Sync,
-);
-static QUERY: Callsite = Callsite::new(
-    "query",
-    module_path!(),
-    "db",
-    file!(),
-    line!(),
-    SpanKind::Sync,
-);
-
+#[monitor(group = "parse")]
 fn parse(input: &str) -> Result<u64, std::num::ParseIntError> {
-    let mut span = EnteredSpan::new(&PARSE);
-    let parsed = input.parse::<u64>();
-    if let Err(e) = &parsed {
-        span.record_error(e);
+    input.trim().parse::<u64>()
+}
+
+#[monitor(group = "db", args, fields(shard = id % 4))]
+fn query(id: u64, password: &str) -> u64 {
+    // `password` is stored as "***" whatever `args` says.
+    (0..id % 1000).map(|x| x * x).sum::<u64>() + password.len() as u64
+}
+
+#[monitor(group = "db")]
+async fn fetch_remote(id: u64) -> Result<u64, String> {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    if id % 97 == 0 {
+        return Err(format!("remote refused id {id}"));
     }
-    parsed
+    Ok(id * 2)
 }
 
-fn query(id: u64) -> u64 {
-    let mut span = EnteredSpan::new(&QUERY);
-    span.record("id", id);
-    (0..id % 1000).map(|x| x * x).sum()
-}
-
-fn handle_request(input: &str) -> Option<u64> {
-    let _span = EnteredSpan::new(&HANDLE_REQUEST);
-    let id = parse(input).ok()?;
-    Some(query(id))
+#[monitor(group = "http")]
+async fn handle_request(input: String) -> Result<u64, String> {
+    let id = parse(&input).map_err(|e| e.to_string())?;
+    let local = query(id, "hunter2");
+    // Work handed to another task stays in this request's trace.
+    let remote = tokio::spawn(fetch_remote(id).in_current_span())
+        .await
+        .map_err(|e| e.to_string())??;
+    Ok(local + remote)
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
     // Reads monitor.toml / MONITOR_* when present; writes monitor.db here.
     let guard = monitor_runtime::init()?;
-    let workers: Vec<_> = (0..4)
-        .map(|w| {
-            thread::Builder::new()
-                .name(format!("worker-{w}"))
-                .spawn(move || {
-                    for i in 0..2_500u64 {
-                        // Every 50th request carries a malformed id.
-                        let input = if i % 50 == 0 {
-                            format!("{i}x")
-                        } else {
-                            (i * 7 + w).to_string()
-                        };
-                        handle_request(&input);
-                    }
-                })
-        })
-        .collect::<Result<_, _>>()?;
-    for worker in workers {
-        worker.join().map_err(|_| "worker panicked")?;
-    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let requests = (0..2_000u64).map(|i| {
+            // Every 50th request carries a malformed id.
+            let input = if i % 50 == 0 {
+                format!("{i}x")
+            } else {
+                i.to_string()
+            };
+            tokio::spawn(handle_request(input))
+        });
+        for request in requests.collect::<Vec<_>>() {
+            let _ = request.await;
+        }
+    });
+
     guard.flush();
     println!(
-        "wrote 10000 requests to {}",
+        "wrote 2000 requests to {}",
         guard
             .db_path()
             .map_or("nothing".into(), |p| p.display().to_string())

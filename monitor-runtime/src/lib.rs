@@ -51,7 +51,7 @@ pub mod __private;
 /// extension traits.
 pub mod prelude {
     pub use crate::instrument::InCurrentSpan;
-    pub use monitor_macros::monitor;
+    pub use crate::monitor;
 }
 
 pub use callsite::{Callsite, SpanKind};
@@ -62,6 +62,29 @@ pub use config::{
 };
 pub use error::Error;
 pub use instrument::{InCurrentSpan, InSpan};
+/// Records every call of a function as a span: sync fns, `async fn`s and
+/// fns returning a future (options and semantics in the README and
+/// `docs/DESIGN.md`).
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use monitor_runtime::{monitor, Config};
+///
+/// #[monitor(args, ret)]
+/// fn add(a: u32, b: u32) -> u32 {
+///     a + b
+/// }
+///
+/// let dir = tempfile::tempdir()?;
+/// let db = dir.path().join("m.db");
+/// let guard = monitor_runtime::init_with(Config::default().db_path(&db))?;
+/// assert_eq!(add(1, 2), 3);
+/// guard.flush();
+/// let fields: String = rusqlite::Connection::open(&db)?
+///     .query_row("SELECT fields FROM spans WHERE name = 'add'", [], |r| r.get(0))?;
+/// assert_eq!(fields, r#"{"a":1,"b":2,"return":3}"#);
+/// # Ok(()) }
+/// ```
 pub use monitor_macros::monitor;
 pub use record::{FieldValue, Status};
 pub use runtime::{init, init_with, Guard, WriterHold};
