@@ -395,15 +395,7 @@ impl EnteredSpan {
                 .try_with(|stack| {
                     let mut stack = stack.borrow_mut();
                     let (ids, state) = start(callsite, stack.last().map(|f| f.ids));
-                    stack.push(Frame {
-                        ids,
-                        state: Some(state),
-                    });
-                    EnteredSpan {
-                        rt: Some(rt),
-                        span_id: ids.span_id,
-                        _not_send: PhantomData,
-                    }
+                    EnteredSpan::push_onto(&mut stack, rt, ids, state)
                 })
                 .unwrap_or(EnteredSpan::none()),
             None => EnteredSpan::none(),
@@ -412,7 +404,19 @@ impl EnteredSpan {
 
     #[inline]
     fn push(rt: &'static Runtime, ids: SpanIds, state: State) -> EnteredSpan {
-        push_frame(Frame {
+        STACK
+            .try_with(|stack| EnteredSpan::push_onto(&mut stack.borrow_mut(), rt, ids, state))
+            .unwrap_or(EnteredSpan::none())
+    }
+
+    #[inline]
+    fn push_onto(
+        stack: &mut Vec<Frame>,
+        rt: &'static Runtime,
+        ids: SpanIds,
+        state: State,
+    ) -> EnteredSpan {
+        stack.push(Frame {
             ids,
             state: Some(state),
         });
