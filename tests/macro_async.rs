@@ -383,3 +383,75 @@ fn parents_link_across_await_and_spawn() {
         "tokio::spawn with in_current_span"
     );
 }
+
+struct Labelled {
+    label: String,
+}
+
+impl Labelled {
+    #[monitor]
+    async fn label(&self) -> &str {
+        tokio::task::yield_now().await;
+        &self.label
+    }
+}
+
+#[monitor]
+async fn always_panics() -> u64 {
+    panic!("never polled here")
+}
+
+struct DropFlag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[monitor]
+async fn holds(_: DropFlag, (a, _b): (u32, DropFlag)) -> u32 {
+    tokio::task::yield_now().await;
+    a
+}
+
+#[monitor]
+fn prepares() -> impl Future<Output = u32> {
+    let n = sync_child();
+    async move { n + 1 }
+}
+
+#[test]
+fn arguments_live_as_long_as_the_future_and_setup_is_inside_the_span() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let s = session();
+    let rt = runtime();
+    let (first, second) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let future = holds(DropFlag(first.clone()), (5, DropFlag(second.clone())));
+    assert!(
+        !first.load(Ordering::SeqCst) && !second.load(Ordering::SeqCst),
+        "an async fn keeps `_` arguments until it ends"
+    );
+    assert_eq!(rt.block_on(future), 5);
+    assert!(first.load(Ordering::SeqCst) && second.load(Ordering::SeqCst));
+
+    assert_eq!(rt.block_on(prepares()), 2);
+    let prepares = s.one("prepares");
+    assert_eq!(
+        s.one("sync_child").parent_id,
+        Some(prepares.span_id),
+        "work before the async block is inside the span"
+    );
+
+    let labelled = Labelled {
+        label: "tag".into(),
+    };
+    assert_eq!(rt.block_on(labelled.label()), "tag");
+    drop(always_panics()); // created, never polled
+    assert_eq!(s.one("always_panics").status, "cancelled");
+    assert_eq!(s.one("label").status, "ok");
+}

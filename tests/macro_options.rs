@@ -59,6 +59,9 @@ fn big(blob: &str, items: &[u64]) -> usize {
     blob.len() + items.len()
 }
 
+#[monitor(fields(r#type = "batch"))]
+fn raw_key() {}
+
 #[monitor(sample = 0.0)]
 fn never_sampled(fail: bool) -> Result<(), String> {
     if fail {
@@ -254,6 +257,8 @@ fn a_re_exported_crate_path_and_shadowed_names_work() {
     assert_eq!(through_reexport(3), 3);
     assert_eq!(shadowing::shadowed(0), Err("zero".to_owned()));
     assert_eq!(s.one("through_reexport").fields, Some(json!({"x": 3})));
+    raw_key();
+    assert_eq!(s.one("raw_key").fields, Some(json!({"type": "batch"})));
     let row = s.one("shadowed");
     assert_eq!(
         (row.status.as_str(), row.error.as_deref()),

@@ -432,3 +432,47 @@ fn results_holding_borrows_or_impl_trait_are_observed() {
         [("ok".into(), None), ("error".into(), Some("empty".into()))]
     );
 }
+
+struct Named {
+    name: String,
+    bytes: Vec<u8>,
+}
+
+impl Named {
+    #[monitor]
+    fn name(&self) -> Result<&str, String> {
+        Ok(&self.name) // &String coerces to &str, as without the attribute
+    }
+
+    #[monitor]
+    fn first_byte(&mut self) -> Result<&mut u8, String> {
+        self.bytes.first_mut().ok_or_else(|| "empty".to_owned())
+    }
+}
+
+#[monitor]
+#[rustfmt::skip] // one line on purpose: the expansion must not trip `unused_braces`
+fn one_line(a: u32, b: u32) -> u32 { a + b }
+
+#[test]
+fn coercions_mut_borrows_and_one_line_bodies_compile_unchanged() {
+    let s = session();
+    let mut named = Named {
+        name: "n".into(),
+        bytes: vec![1],
+    };
+    assert_eq!(named.name(), Ok("n"));
+    *named.first_byte().unwrap() = 9;
+    assert_eq!(named.bytes, [9]);
+    named.bytes.clear();
+    assert!(named.first_byte().is_err());
+    assert_eq!(one_line(1, 2), 3);
+    assert_eq!(s.one("name").status, "ok");
+    let first: Vec<_> = s
+        .named("first_byte", 2)
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(first, ["ok", "error"]);
+    assert_eq!(s.one("one_line").status, "ok");
+}

@@ -136,6 +136,14 @@ impl Parse for Options {
                 let content;
                 syn::parenthesized!(content in input);
                 let names = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
+                for (i, name) in names.iter().enumerate() {
+                    if names.iter().take(i).any(|n| n == name) {
+                        return Err(syn::Error::new(
+                            name.span(),
+                            format!("`{name}` is skipped twice"),
+                        ));
+                    }
+                }
                 options.skip = names.into_iter().collect();
             } else if lookahead.peek(kw::ret) {
                 let token: kw::ret = input.parse()?;

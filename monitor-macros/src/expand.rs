@@ -118,6 +118,7 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
     let block = &func.block;
     let new_block: TokenStream = match shape {
         Shape::Sync => {
+            let stmts = &func.block.stmts;
             let ret = Ident::new("__monitor_ret", Span::mixed_site());
             let observe = observe(
                 result_like,
@@ -132,26 +133,20 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                     #callsite
                     let #mutability #span_var = #krate::EnteredSpan::new(&__MONITOR_CALLSITE);
                     #capture
-                    #block
+                    #(#stmts)*
                 }}
             } else {
-                // The closure states the return type, so a type error in the body
-                // points at the user's line; a type with elided lifetimes cannot
-                // annotate a closure, so it annotates the binding instead.
+                // The closure states the return type, so coercions in the body
+                // work and a type error points at the user's line.
                 let ty = output
                     .as_ref()
                     .map(erase_impl_trait)
                     .unwrap_or_else(|| parse_quote!(()));
-                let call = if has_elided_lifetime(&ty) {
-                    quote!(let #ret: #ty = (move || #block)();)
-                } else {
-                    quote!(let #ret = (move || -> #ty #block)();)
-                };
+                let call = quote!(let #ret = #krate::__private::call_once(move || -> #ty #block););
                 quote! {{
                     #callsite
                     let #mutability #span_var = #krate::EnteredSpan::new(&__MONITOR_CALLSITE);
                     #capture
-                    #[allow(clippy::redundant_closure_call)]
                     #call
                     #observe
                     #ret
@@ -167,6 +162,7 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
             let inner = quote! {
                 async move {
                     #(#rebinds)*
+                    #[allow(clippy::diverging_sub_expression)]
                     let #ret: #out_ty = #block;
                     #[allow(unreachable_code)] // a body that always returns or panics
                     #ret
@@ -197,13 +193,8 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                 }
                 (_, tail) => (None, tail),
             };
-            let wrapped = monitored(
-                async_block.into_token_stream(),
-                result_like,
-                &options,
-                &krate,
-                &span_var,
-            );
+            let future = Ident::new("__monitor_future", Span::mixed_site());
+            let wrapped = monitored(quote!(#future), result_like, &options, &krate, &span_var);
             let tail = match boxer {
                 Some(boxer) => quote!(#boxer(#wrapped)),
                 None => wrapped,
@@ -212,7 +203,12 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                 #callsite
                 let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
                 #capture
-                #(#stmts)*
+                // What runs before the async block is the span's work too.
+                let #future = {
+                    let _entered = #span_var.enter();
+                    #(#stmts)*
+                    #async_block
+                };
                 #tail
             }}
         }
@@ -319,7 +315,10 @@ fn capture(
     }
     for field in &options.fields {
         let value = &field.value;
-        record(field.key.to_string(), quote!(&(#value)));
+        record(
+            field.key.to_string().trim_start_matches("r#").to_owned(),
+            quote!(&(#value)),
+        );
     }
     if records.is_empty() {
         return TokenStream::new();
@@ -379,7 +378,7 @@ fn simple_params(sig: &Signature) -> Vec<Ident> {
         .filter_map(|arg| match arg {
             FnArg::Receiver(r) => Some(Ident::new("self", r.self_token.span)),
             FnArg::Typed(t) => match &*t.pat {
-                Pat::Ident(p) if p.subpat.is_none() => Some(p.ident.clone()),
+                Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none() => Some(p.ident.clone()),
                 _ => None,
             },
         })
@@ -482,23 +481,6 @@ fn is_result(ty: &Type) -> bool {
     }
 }
 
-/// Whether a type holds a reference or `'_` without a named lifetime.
-fn has_elided_lifetime(ty: &Type) -> bool {
-    struct Find(bool);
-    impl VisitMut for Find {
-        fn visit_type_reference_mut(&mut self, r: &mut syn::TypeReference) {
-            self.0 |= r.lifetime.is_none();
-            visit_mut::visit_type_reference_mut(self, r);
-        }
-        fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
-            self.0 |= lifetime.ident == "_";
-        }
-    }
-    let mut find = Find(false);
-    find.visit_type_mut(&mut ty.clone());
-    find.0
-}
-
 /// `impl Trait` becomes `_`, so the type can annotate a `let`.
 fn erase_impl_trait(ty: &Type) -> Type {
     struct Erase;
@@ -520,17 +502,53 @@ fn erase_impl_trait(ty: &Type) -> Type {
 
 /// Names elided lifetimes in arguments (`&T`, `&self`, `'_`), so that the
 /// returned `impl Future` can capture them on edition 2021 too.
+///
+/// With `output` set, every elided lifetime becomes that one instead: the
+/// return type gets the lifetime elision would give it.
 #[derive(Default)]
 struct NameElided {
     added: Vec<Lifetime>,
+    output: Option<Lifetime>,
 }
 
 impl NameElided {
     fn fresh(&mut self, span: Span) -> Lifetime {
+        if let Some(output) = &self.output {
+            return output.clone();
+        }
         let lifetime = Lifetime::new(&format!("'__monitor{}", self.added.len()), span);
         self.added.push(lifetime.clone());
         lifetime
     }
+}
+
+/// The lifetime elision gives a return type: the receiver's if it is a
+/// reference, else the only lifetime among the arguments.
+fn output_lifetime(sig: &Signature) -> Option<Lifetime> {
+    if let Some(FnArg::Receiver(r)) = sig.inputs.first() {
+        if let Type::Reference(reference) = &*r.ty {
+            return reference.lifetime.clone();
+        }
+    }
+    struct Collect(Vec<Lifetime>);
+    impl VisitMut for Collect {
+        fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
+            if lifetime.ident != "static" && !self.0.contains(lifetime) {
+                self.0.push(lifetime.clone());
+            }
+        }
+        fn visit_type_bare_fn_mut(&mut self, _: &mut syn::TypeBareFn) {}
+        fn visit_parenthesized_generic_arguments_mut(
+            &mut self,
+            _: &mut syn::ParenthesizedGenericArguments,
+        ) {
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    for input in sig.inputs.clone().iter_mut() {
+        collect.visit_fn_arg_mut(input);
+    }
+    (collect.0.len() == 1).then(|| collect.0.remove(0))
 }
 
 impl VisitMut for NameElided {
@@ -587,9 +605,24 @@ fn rewrite_async_signature(sig: &mut Signature, krate: &syn::Path) -> Vec<TokenS
             pat => {
                 let arg = format_ident!("__monitor_arg{}", i);
                 let original = std::mem::replace(pat, parse_quote!(#arg));
-                rebinds.push(quote!(let #original = #arg;));
+                // Moved into the future first, so that even `_` drops when
+                // the future ends, as with `async fn`.
+                rebinds.push(quote! {
+                    let #arg = #arg;
+                    let #original = #arg;
+                });
             }
         }
+    }
+    // Name the return type's elided lifetimes too, as elision would: a
+    // named input with an elided output trips `mismatched_lifetime_syntaxes`.
+    let elided_output = output_lifetime(sig);
+    if let (ReturnType::Type(_, ty), Some(lifetime)) = (&mut sig.output, elided_output) {
+        NameElided {
+            added: Vec::new(),
+            output: Some(lifetime),
+        }
+        .visit_type_mut(ty);
     }
     for lifetime in namer.added.into_iter().rev() {
         sig.generics

@@ -16,3 +16,11 @@ impl<T: ?Sized> Captures<'_> for T {}
 pub fn max_value_len() -> usize {
     crate::runtime::active().map_or(1024, |rt| rt.max_value_len)
 }
+
+/// Runs the body of a sync function as a `FnOnce` whose return type is the
+/// function's: coercions inside the body (`Ok(&string)` to `Result<&str, _>`)
+/// and `&mut` returns work as they do without the attribute.
+#[inline(always)]
+pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}

@@ -13,4 +13,10 @@ fn skip_without_args(user: &str) -> usize {
 fn main() {
     login("a", "b");
     skip_without_args("a");
+    skipped_twice("a");
+}
+
+#[monitor(args, skip(user, user))]
+fn skipped_twice(user: &str) -> usize {
+    user.len()
 }
