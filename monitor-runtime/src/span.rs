@@ -138,10 +138,27 @@ struct State {
     busy_ns: u64,
     items: Option<u64>,
     status: Status,
+    /// The thread was already unwinding when the span started (code run by
+    /// a `Drop` during a panic): only a panic of its own makes it `panic`.
+    started_unwinding: bool,
     detail: Option<Box<Detail>>,
 }
 
 impl State {
+    /// Whether the span is ending because its own code panicked.
+    #[inline]
+    fn panicked(&self) -> bool {
+        std::thread::panicking() && !self.started_unwinding
+    }
+
+    /// Marks the span `panic` with the message of the panic under way.
+    fn record_panic(&mut self) {
+        self.status = Status::Panic;
+        let detail = self.detail.get_or_insert_with(Default::default);
+        if detail.error.is_none() {
+            detail.error = crate::panic::last_message();
+        }
+    }
     fn record_error(&mut self, message: impl fmt::Display) {
         self.status = Status::Error;
         let detail = self.detail.get_or_insert_with(Default::default);
@@ -305,7 +322,7 @@ impl Drop for Span {
     #[inline]
     fn drop(&mut self) {
         if let Some(open) = self.open.take() {
-            let status = if std::thread::panicking() {
+            let status = if open.state.panicked() {
                 Status::Panic
             } else if open.state.status == Status::Ok {
                 Status::Cancelled
@@ -350,6 +367,11 @@ impl Drop for Entered<'_> {
         if let Some(open) = &mut self.span.open {
             open.state.busy_ns += raw_delta_ns(self.enter_raw, raw_now());
             pop_frame(open.ids.span_id);
+            // A panic out of a poll: the span keeps it even if the caller
+            // catches it and drops the future later.
+            if open.state.panicked() {
+                open.state.record_panic();
+            }
         }
     }
 }
@@ -499,7 +521,7 @@ impl Drop for EnteredSpan {
                 state: Some(state),
             }) = pop_frame(self.span_id)
             {
-                let status = if std::thread::panicking() {
+                let status = if state.panicked() {
                     Status::Panic
                 } else {
                     state.status
@@ -535,6 +557,7 @@ fn start(callsite: &'static Callsite, parent: Option<SpanIds>) -> (SpanIds, Stat
         busy_ns: 0,
         items: None,
         status: Status::Ok,
+        started_unwinding: std::thread::panicking(),
         detail: None,
     };
     (SpanIds { span_id, trace_id }, state)

@@ -327,3 +327,49 @@ fn an_explicit_parent_links_work_on_another_thread() {
     assert_eq!(linked, 1);
     drop(guard);
 }
+
+static POLLED: Callsite = Callsite::new("polled", "app", "app", "src/app.rs", 6, SpanKind::Async);
+static IN_DROP: Callsite = Callsite::new("in_drop", "app", "app", "src/app.rs", 7, SpanKind::Sync);
+
+#[test]
+fn a_caught_panic_in_a_poll_stays_a_panic_and_cleanup_during_unwinding_is_ok() {
+    let _serial = serial();
+    let (_dir, path) = temp_db();
+    let guard = monitor_runtime::init_with(Config::default().db_path(&path)).unwrap();
+    let mut span = Span::new(&POLLED);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _entered = span.enter();
+        panic!("poll failed");
+    }));
+    assert!(caught.is_err());
+    drop(span); // later, outside the panic: still a panic, not `cancelled`
+
+    struct Cleanup;
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            // Runs while the panic below unwinds, and completes normally.
+            let _span = EnteredSpan::new(&IN_DROP);
+        }
+    }
+    let _ = std::panic::catch_unwind(|| {
+        let _cleanup = Cleanup;
+        panic!("outer failure");
+    });
+    guard.flush();
+
+    let conn = reader(&path);
+    let outcome = |name: &str| -> (String, Option<String>) {
+        conn.query_row(
+            "SELECT status, error FROM spans WHERE name = ?1",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        outcome("polled"),
+        ("panic".into(), Some("poll failed".into()))
+    );
+    assert_eq!(outcome("in_drop"), ("ok".into(), None));
+    drop(guard);
+}
