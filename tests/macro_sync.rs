@@ -476,3 +476,25 @@ fn coercions_mut_borrows_and_one_line_bodies_compile_unchanged() {
     assert_eq!(first, ["ok", "error"]);
     assert_eq!(s.one("one_line").status, "ok");
 }
+
+/// A type that only happens to be called `Result` (like actix's
+/// `Self::Result`): no error to record, and it must compile.
+mod own_result {
+    use monitor_runtime::monitor;
+
+    #[derive(Debug, PartialEq)]
+    pub struct Result(pub u32);
+
+    #[monitor]
+    pub fn answer() -> Result {
+        Result(42)
+    }
+}
+
+#[test]
+fn a_non_std_type_named_result_is_an_ordinary_value() {
+    let s = session();
+    assert_eq!(own_result::answer(), own_result::Result(42));
+    let row = s.one("answer");
+    assert_eq!((row.status.as_str(), row.error), ("ok", None));
+}

@@ -168,7 +168,7 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                     #ret
                 }
             };
-            let wrapped = monitored(inner, result_like, &options, &krate, &span_var);
+            let wrapped = monitored(inner, value_type.as_ref(), &options, &krate, &span_var);
             quote! {{
                 #callsite
                 let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
@@ -194,7 +194,13 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                 (_, tail) => (None, tail),
             };
             let future = Ident::new("__monitor_future", Span::mixed_site());
-            let wrapped = monitored(quote!(#future), result_like, &options, &krate, &span_var);
+            let wrapped = monitored(
+                quote!(#future),
+                value_type.as_ref(),
+                &options,
+                &krate,
+                &span_var,
+            );
             let tail = match boxer {
                 Some(boxer) => quote!(#boxer(#wrapped)),
                 None => wrapped,
@@ -214,7 +220,13 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
         }
         Shape::FutureValue { boxed } => {
             let future = Ident::new("__monitor_future", Span::mixed_site());
-            let wrapped = monitored(quote!(#future), result_like, &options, &krate, &span_var);
+            let wrapped = monitored(
+                quote!(#future),
+                value_type.as_ref(),
+                &options,
+                &krate,
+                &span_var,
+            );
             let tail = if boxed {
                 quote!(::std::boxed::Box::pin(#wrapped))
             } else {
@@ -240,12 +252,13 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
 /// `Monitored::new(future, span, observer)`.
 fn monitored(
     future: TokenStream,
-    result_like: bool,
+    value_type: Option<&Type>,
     options: &Options,
     krate: &syn::Path,
     span_var: &Ident,
 ) -> TokenStream {
     let out = Ident::new("__monitor_out", Span::mixed_site());
+    let result_like = value_type.is_some_and(is_result);
     let observe = observe(
         result_like,
         options.ret.is_some(),
@@ -253,10 +266,16 @@ fn monitored(
         &quote!(#out),
         span_var,
     );
+    // The output's type is stated, not left to `<F as Future>::Output`: the
+    // `Err` check picks its impl by that type when the closure is checked.
+    let out_type = value_type.map(|ty| {
+        let ty = erase_impl_trait(ty);
+        quote!(: &#ty)
+    });
     let observer = if observe.is_empty() {
         quote!(|_, _| {})
     } else {
-        quote!(|#out, #span_var: &mut #krate::Span| { #observe })
+        quote!(|#out #out_type, #span_var: &mut #krate::Span| { #observe })
     };
     quote!(#krate::__private::Monitored::new(#future, #span_var, #observer))
 }
@@ -346,7 +365,11 @@ fn observe(
     if result_like {
         out.extend(quote! {
             #[allow(clippy::needless_borrow)]
-            if let ::core::result::Result::Err(__monitor_err) = #value {
+            if let ::core::option::Option::Some(__monitor_err) = {
+                #[allow(unused_imports)]
+                use #krate::__private::{OutcomeOfOther as _, OutcomeOfResult as _};
+                (&&#krate::__private::Outcome(#value)).__monitor_err()
+            } {
                 #[allow(unused_imports)]
                 use #krate::__private::{CaptureOpaque as _, MessageDebug as _, MessageDisplay as _};
                 #span_var.record_error(

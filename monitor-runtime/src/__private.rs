@@ -24,3 +24,37 @@ pub fn max_value_len() -> usize {
 pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
+
+/// Wraps a function's outcome for the autoref-specialised `__monitor_err`:
+/// a `Result` gives its error, any other type (a user type that happens to
+/// be named `Result`) gives none.
+pub struct Outcome<'a, T: ?Sized>(pub &'a T);
+
+/// `Outcome` of a `Result`: its error, if any.
+pub trait OutcomeOfResult<'a, E> {
+    fn __monitor_err(&self) -> Option<&'a E>;
+}
+impl<'a, T, E> OutcomeOfResult<'a, E> for &Outcome<'a, Result<T, E>> {
+    fn __monitor_err(&self) -> Option<&'a E> {
+        self.0.as_ref().err()
+    }
+}
+
+/// `Outcome` of anything else: never an error.
+pub trait OutcomeOfOther {
+    fn __monitor_err(&self) -> Option<&'static NotAnError>;
+}
+impl<T: ?Sized> OutcomeOfOther for Outcome<'_, T> {
+    fn __monitor_err(&self) -> Option<&'static NotAnError> {
+        None
+    }
+}
+
+/// The error type of an outcome that is not a `Result` (never built).
+#[derive(Debug)]
+pub struct NotAnError;
+impl std::fmt::Display for NotAnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not an error")
+    }
+}
