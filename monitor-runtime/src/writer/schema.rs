@@ -206,17 +206,16 @@ pub(crate) fn open(path: &Path) -> Result<Connection, Error> {
 
 /// Whether the file is new, or already one of ours at this version.
 fn check_format(conn: &Connection) -> Result<(), String> {
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(|e| format!("not a readable SQLite database ({e})"))?;
-    let tables: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
-        .map_err(|e| format!("not a readable SQLite database ({e})"))?;
-    let ours: bool = conn
+    // One statement, so one snapshot: another process may create the schema
+    // between two separate reads (then the tables exist but the version
+    // read earlier is still 0).
+    let (version, tables, ours): (i64, i64, bool) = conn
         .query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'monitor_meta')",
+            "SELECT (SELECT user_version FROM pragma_user_version), \
+                    (SELECT count(*) FROM sqlite_master), \
+                    EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'monitor_meta')",
             [],
-            |row| row.get(0),
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .map_err(|e| format!("not a readable SQLite database ({e})"))?;
     match (version, ours) {
