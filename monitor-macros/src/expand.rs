@@ -1,16 +1,16 @@
 //! Code generation for `#[monitor]`.
 //!
-//! Four shapes of function, one span guard each:
+//! Three shapes of function, one span guard each:
 //! - a sync fn: an `EnteredSpan` for the call; when the outcome matters
 //!   (`Result` return, `ret`), the body runs in a closure so that `return`
 //!   and `?` still pass through the guard's observation;
 //! - an `async fn`: rewritten to `fn -> impl Future` so the span starts at
 //!   the call, not at the first poll; elided lifetimes are named and
 //!   captured, so it reads the same on every edition;
-//! - a fn whose tail is `async { .. }` or `Box::pin(async { .. })` (what
-//!   `#[async_trait]` generates): the inner async block is wrapped, so the
-//!   span times the future's run, not the boxing;
-//! - any other fn returning `impl Future`: the returned future is wrapped.
+//! - a plain fn returning a future: a tail `async { .. }` or
+//!   `Box::pin(async { .. })` (what `#[async_trait]` generates) is wrapped in
+//!   place, so the span times the future's run, not the boxing; any other
+//!   returned future is wrapped whole.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
@@ -48,14 +48,9 @@ fn is_secret(name: &str) -> bool {
 enum Shape {
     Sync,
     AsyncFn,
-    /// The tail expression is `async {}` (boxed: `Box::pin(async {})`).
-    AsyncTail {
-        boxed: bool,
-    },
-    /// Returns `impl Future` or a boxed future built some other way.
-    FutureValue {
-        boxed: bool,
-    },
+    /// A plain fn that returns a future: an `async {}` tail, `Box::pin`ned
+    /// or not, or any `impl Future` / boxed future.
+    Future,
 }
 
 pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStream> {
@@ -109,9 +104,7 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
     };
     let value_type = match shape {
         Shape::Sync | Shape::AsyncFn => output.clone(),
-        Shape::AsyncTail { .. } | Shape::FutureValue { .. } => {
-            output.as_ref().and_then(future_output).cloned()
-        }
+        Shape::Future => output.as_ref().and_then(future_output).cloned(),
     };
     let result_like = value_type.as_ref().is_some_and(is_result);
 
@@ -176,22 +169,19 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                 #wrapped
             }}
         }
-        Shape::AsyncTail { boxed } => {
+        Shape::Future => {
+            // The future is built with the span entered: whatever runs before
+            // its async block is the span's work too. A tail `async {}` or
+            // `Box::pin(async {})` is wrapped in place; any other future is
+            // wrapped whole, and boxed again when the function returns a box.
             let mut stmts = func.block.stmts.clone();
-            let Some(Stmt::Expr(tail, None)) = stmts.pop() else {
-                unreachable!("shape_of checked the tail")
-            };
-            let (boxer, async_block) = match (boxed, tail) {
-                (true, Expr::Call(call)) => {
-                    let func = call.func;
-                    let arg = call
-                        .args
-                        .into_iter()
-                        .next()
-                        .expect("shape_of checked one argument");
-                    (Some(func), arg)
+            let boxer = match async_tail(&func.block) {
+                Some((boxer, async_block)) => {
+                    stmts.pop();
+                    stmts.push(Stmt::Expr(async_block.clone(), None));
+                    boxer.map(ToTokens::into_token_stream)
                 }
-                (_, tail) => (None, tail),
+                None => returns_boxed(&func.sig).then(|| quote!(::std::boxed::Box::pin)),
             };
             let future = Ident::new("__monitor_future", Span::mixed_site());
             let wrapped = monitored(
@@ -209,37 +199,9 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                 #callsite
                 let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
                 #capture
-                // What runs before the async block is the span's work too.
                 let #future = {
                     let _entered = #span_var.enter();
                     #(#stmts)*
-                    #async_block
-                };
-                #tail
-            }}
-        }
-        Shape::FutureValue { boxed } => {
-            let future = Ident::new("__monitor_future", Span::mixed_site());
-            let wrapped = monitored(
-                quote!(#future),
-                value_type.as_ref(),
-                &options,
-                &krate,
-                &span_var,
-            );
-            let tail = if boxed {
-                quote!(::std::boxed::Box::pin(#wrapped))
-            } else {
-                wrapped
-            };
-            quote! {{
-                #callsite
-                let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
-                #capture
-                // Building the future is part of the span's work.
-                let #future = {
-                    let _entered = #span_var.enter();
-                    #block
                 };
                 #tail
             }}
@@ -412,27 +374,35 @@ fn shape_of(func: &ItemFn) -> Shape {
     if func.sig.asyncness.is_some() {
         return Shape::AsyncFn;
     }
-    let boxed_return =
-        matches!(&func.sig.output, ReturnType::Type(_, ty) if !matches!(&**ty, Type::ImplTrait(_)));
-    if let Some(Stmt::Expr(tail, None)) = func.block.stmts.last() {
-        match tail {
-            Expr::Async(_) => return Shape::AsyncTail { boxed: false },
-            Expr::Call(call)
-                if call.args.len() == 1
-                    && matches!(call.args[0], Expr::Async(_))
-                    && is_box_pin(&call.func) =>
-            {
-                return Shape::AsyncTail { boxed: true }
-            }
-            _ => {}
+    let returns_future =
+        matches!(&func.sig.output, ReturnType::Type(_, ty) if future_output(ty).is_some());
+    if async_tail(&func.block).is_some() || returns_future {
+        Shape::Future
+    } else {
+        Shape::Sync
+    }
+}
+
+/// The block's tail `async {}` (boxing function `None`) or
+/// `Box::pin(async {})` (boxing function `Some(Box::pin)`).
+fn async_tail(block: &Block) -> Option<(Option<&Expr>, &Expr)> {
+    match block.stmts.last()? {
+        Stmt::Expr(tail @ Expr::Async(_), None) => Some((None, tail)),
+        Stmt::Expr(Expr::Call(call), None)
+            if call.args.len() == 1
+                && matches!(call.args[0], Expr::Async(_))
+                && is_box_pin(&call.func) =>
+        {
+            Some((Some(&*call.func), &call.args[0]))
         }
+        _ => None,
     }
-    match &func.sig.output {
-        ReturnType::Type(_, ty) if future_output(ty).is_some() => Shape::FutureValue {
-            boxed: boxed_return,
-        },
-        _ => Shape::Sync,
-    }
+}
+
+/// Whether the function returns a boxed future (`Pin<Box<dyn Future>>`,
+/// `BoxFuture`) rather than `impl Future`.
+fn returns_boxed(sig: &Signature) -> bool {
+    matches!(&sig.output, ReturnType::Type(_, ty) if !matches!(&**ty, Type::ImplTrait(_)))
 }
 
 /// `Box::pin`, `std::boxed::Box::pin`, ...
