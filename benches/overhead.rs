@@ -6,7 +6,8 @@
 //!   bursts of 100,000 that fit the queue's capacity, with an untimed
 //!   `flush` between bursts: this measures the hot path, not drops;
 //! - `tracing_file`: `#[tracing::instrument]` with a `fmt` subscriber that
-//!   logs span closes into a non-blocking file writer;
+//!   logs span closes into a non-blocking file writer that blocks rather
+//!   than drops lines when its buffer is full;
 //! - `fastrace_reporter`: `#[fastrace::trace]` under a root span, with a
 //!   reporter that receives every span (bursts of 1,000 per root, below
 //!   fastrace's per-parent limit).
@@ -91,8 +92,10 @@ fn overhead(c: &mut Criterion) {
         let guard =
             monitor_runtime::init_with(Config::default().db_path(dir.path().join("bench.db")))
                 .unwrap();
+        let mut calls = 0;
         group.bench_function("monitor_enabled", |b| {
             b.iter_custom(|iters| {
+                calls += iters;
                 bursts(
                     iters,
                     100_000,
@@ -113,14 +116,19 @@ fn overhead(c: &mut Criterion) {
             )
             .unwrap();
         assert!(
-            written > 0 && dropped == 0,
-            "the bench must measure stored spans: {written} written, {dropped} dropped"
+            written as u64 == calls && dropped == 0,
+            "the bench must measure stored spans: {calls} calls, {written} written, {dropped} dropped"
         );
     }
 
     {
         let file = std::fs::File::create(dir.path().join("tracing.log")).unwrap();
-        let (writer, _flush_on_drop) = tracing_appender::non_blocking(file);
+        // Not lossy: a lossy writer drops lines once its buffer fills, and
+        // the bench would time the drops.
+        let (writer, _flush_on_drop) =
+            tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(false)
+                .finish(file);
         let subscriber = tracing_subscriber::fmt()
             .with_writer(writer)
             .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
@@ -131,6 +139,7 @@ fn overhead(c: &mut Criterion) {
     }
 
     fastrace::set_reporter(CountingReporter, FastraceConfig::default());
+    let mut spans = 0;
     group.bench_function("fastrace_reporter", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -149,15 +158,17 @@ fn overhead(c: &mut Criterion) {
                 }
                 drop(root);
                 total += started.elapsed();
+                spans += n + 1;
                 done += n;
             }
             fastrace::flush();
             total
         })
     });
-    assert!(
-        REPORTED.load(Ordering::Relaxed) > 0,
-        "the reporter received spans"
+    assert_eq!(
+        REPORTED.load(Ordering::Relaxed),
+        spans,
+        "the reporter must receive every span"
     );
     group.finish();
 }

@@ -37,6 +37,7 @@ struct Anchor {
 }
 
 /// One calibrated TSC clock per process: calibration takes milliseconds.
+#[inline(always)]
 fn tsc() -> &'static quanta::Clock {
     static TSC: OnceLock<quanta::Clock> = OnceLock::new();
     TSC.get_or_init(quanta::Clock::new)
@@ -95,7 +96,7 @@ impl Clock {
 }
 
 /// A raw TSC reading; only differences of readings mean anything.
-#[inline]
+#[inline(always)]
 pub(crate) fn raw_now() -> u64 {
     tsc().raw()
 }

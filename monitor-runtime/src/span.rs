@@ -34,16 +34,10 @@ pub struct SpanIds {
     pub trace_id: u64,
 }
 
-/// One entry of a thread's stack of current spans. An [`EnteredSpan`] keeps
-/// its whole state here, so the guard itself is a small token; a polled
-/// [`Span`] pushes only its ids, and keeps its state in itself.
-struct Frame {
-    ids: SpanIds,
-    state: Option<State>,
-}
-
 thread_local! {
-    static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+    /// The ids of the spans current on this thread, innermost last. A span's
+    /// state stays in its guard: only 16 bytes move per call.
+    static STACK: RefCell<Vec<SpanIds>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The span current on this thread, if any.
@@ -63,32 +57,28 @@ thread_local! {
 /// ```
 pub fn current_span() -> Option<SpanIds> {
     STACK
-        .try_with(|stack| stack.borrow().last().map(|frame| frame.ids))
+        .try_with(|stack| stack.borrow().last().copied())
         .ok()
         .flatten()
 }
 
 #[inline]
-fn push_frame(frame: Frame) {
-    let _ = STACK.try_with(|stack| stack.borrow_mut().push(frame));
+fn push_current(ids: SpanIds) {
+    let _ = STACK.try_with(|stack| stack.borrow_mut().push(ids));
 }
 
-/// Removes the frame of `span_id`: the top one, unless a guard was leaked or
-/// dropped out of order, then wherever it sits.
+/// Removes `span_id` from the stack: the top entry, unless a guard was
+/// leaked or dropped out of order, then wherever it sits.
 #[inline]
-fn pop_frame(span_id: u64) -> Option<Frame> {
-    STACK
-        .try_with(|stack| {
-            let mut stack = stack.borrow_mut();
-            if stack.last().map(|top| top.ids.span_id) == Some(span_id) {
-                stack.pop()
-            } else {
-                let at = stack.iter().rposition(|f| f.ids.span_id == span_id)?;
-                Some(stack.remove(at))
-            }
-        })
-        .ok()
-        .flatten()
+fn pop_current(span_id: u64) {
+    let _ = STACK.try_with(|stack| {
+        let mut stack = stack.borrow_mut();
+        if stack.last().map(|top| top.span_id) == Some(span_id) {
+            stack.pop();
+        } else if let Some(at) = stack.iter().rposition(|ids| ids.span_id == span_id) {
+            stack.remove(at);
+        }
+    });
 }
 
 /// Makes a span current (without timing it) until dropped: for futures
@@ -98,7 +88,7 @@ pub(crate) struct CurrentGuard(u64);
 impl CurrentGuard {
     #[inline]
     pub(crate) fn enter(ids: SpanIds) -> CurrentGuard {
-        push_frame(Frame { ids, state: None });
+        push_current(ids);
         CurrentGuard(ids.span_id)
     }
 }
@@ -106,20 +96,8 @@ impl CurrentGuard {
 impl Drop for CurrentGuard {
     #[inline]
     fn drop(&mut self) {
-        pop_frame(self.0);
+        pop_current(self.0);
     }
-}
-
-/// Runs `f` on the state of the entered span `span_id`.
-fn with_frame_state(span_id: u64, f: impl FnOnce(&mut State)) {
-    let _ = STACK.try_with(|stack| {
-        let mut stack = stack.borrow_mut();
-        if let Some(frame) = stack.iter_mut().rev().find(|f| f.ids.span_id == span_id) {
-            if let Some(state) = &mut frame.state {
-                f(state);
-            }
-        }
-    });
 }
 
 /// A recording span: `None` inside [`Span`] when monitoring is off, so a
@@ -256,10 +234,7 @@ impl Span {
     pub fn enter(&mut self) -> Entered<'_> {
         let enter_raw = match &self.open {
             Some(open) => {
-                push_frame(Frame {
-                    ids: open.ids,
-                    state: None,
-                });
+                push_current(open.ids);
                 raw_now()
             }
             None => 0,
@@ -272,9 +247,13 @@ impl Span {
 
     /// Makes this span current until the returned guard drops, then ends it.
     pub fn entered(mut self) -> EnteredSpan {
-        match self.open.take() {
-            Some(open) => EnteredSpan::push(open.rt, open.ids, open.state),
-            None => EnteredSpan::none(),
+        let open = self.open.take();
+        if let Some(open) = &open {
+            push_current(open.ids);
+        }
+        EnteredSpan {
+            open,
+            _not_send: PhantomData,
         }
     }
 
@@ -366,7 +345,7 @@ impl Drop for Entered<'_> {
     fn drop(&mut self) {
         if let Some(open) = &mut self.span.open {
             open.state.busy_ns += raw_delta_ns(self.enter_raw, raw_now());
-            pop_frame(open.ids.span_id);
+            pop_current(open.ids.span_id);
             // A panic out of a poll: the span keeps it even if the caller
             // catches it and drops the future later.
             if open.state.panicked() {
@@ -400,10 +379,8 @@ impl Drop for Entered<'_> {
 /// # Ok(()) }
 /// ```
 pub struct EnteredSpan {
-    /// `Some` when recording: the span's state is in this thread's stack.
-    rt: Option<&'static Runtime>,
-    span_id: u64,
-    /// The state lives on this thread's stack: the guard must stay here.
+    open: Option<Open>,
+    /// Its ids are on this thread's stack: the guard must stay here.
     _not_send: PhantomData<*const ()>,
 }
 
@@ -411,99 +388,58 @@ impl EnteredSpan {
     /// Opens a span under the current one and makes it current.
     #[inline]
     pub fn new(callsite: &'static Callsite) -> EnteredSpan {
-        match runtime::active() {
-            // One stack access reads the parent and pushes the new frame.
-            Some(rt) => STACK
+        let open = runtime::active().and_then(|rt| {
+            // One stack access reads the parent and pushes the new span.
+            STACK
                 .try_with(|stack| {
                     let mut stack = stack.borrow_mut();
-                    let (ids, state) = start(callsite, stack.last().map(|f| f.ids));
-                    EnteredSpan::push_onto(&mut stack, rt, ids, state)
+                    let (ids, state) = start(callsite, stack.last().copied());
+                    stack.push(ids);
+                    Open { rt, ids, state }
                 })
-                .unwrap_or(EnteredSpan::none()),
-            None => EnteredSpan::none(),
-        }
-    }
-
-    #[inline]
-    fn push(rt: &'static Runtime, ids: SpanIds, state: State) -> EnteredSpan {
-        STACK
-            .try_with(|stack| EnteredSpan::push_onto(&mut stack.borrow_mut(), rt, ids, state))
-            .unwrap_or(EnteredSpan::none())
-    }
-
-    #[inline]
-    fn push_onto(
-        stack: &mut Vec<Frame>,
-        rt: &'static Runtime,
-        ids: SpanIds,
-        state: State,
-    ) -> EnteredSpan {
-        stack.push(Frame {
-            ids,
-            state: Some(state),
+                .ok()
         });
         EnteredSpan {
-            rt: Some(rt),
-            span_id: ids.span_id,
-            _not_send: PhantomData,
-        }
-    }
-
-    #[inline]
-    const fn none() -> EnteredSpan {
-        EnteredSpan {
-            rt: None,
-            span_id: 0,
+            open,
             _not_send: PhantomData,
         }
     }
 
     /// Whether this span will be stored (false without `init`).
     pub fn is_recording(&self) -> bool {
-        self.rt.is_some()
+        self.open.is_some()
     }
 
     /// This span's ids, `None` when it is not recording.
     pub fn ids(&self) -> Option<SpanIds> {
-        self.rt?;
-        let mut ids = None;
-        let _ = STACK.try_with(|stack| {
-            ids = stack
-                .borrow()
-                .iter()
-                .rev()
-                .find(|f| f.ids.span_id == self.span_id)
-                .map(|f| f.ids);
-        });
-        ids
+        self.open.as_ref().map(|open| open.ids)
     }
 
     /// Marks the span `error` with `message`; the first message is kept.
     pub fn record_error(&mut self, message: impl fmt::Display) {
-        if self.rt.is_some() {
-            with_frame_state(self.span_id, |state| state.record_error(message));
+        if let Some(open) = &mut self.open {
+            open.state.record_error(message);
         }
     }
 
     /// Sets the outcome the span ends with.
     pub fn set_status(&mut self, status: Status) {
-        if self.rt.is_some() {
-            with_frame_state(self.span_id, |state| state.status = status);
+        if let Some(open) = &mut self.open {
+            open.state.status = status;
         }
     }
 
     /// Adds `n` to the items yielded (the `items` column).
     pub fn add_items(&mut self, n: u64) {
-        if self.rt.is_some() {
-            with_frame_state(self.span_id, |state| *state.items.get_or_insert(0) += n);
+        if let Some(open) = &mut self.open {
+            *open.state.items.get_or_insert(0) += n;
         }
     }
 
     /// Records `key = value` in the span's `fields` JSON object.
     pub fn record(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) {
-        if self.rt.is_some() {
-            let (key, value) = (key.into(), value.into());
-            with_frame_state(self.span_id, |state| state.record(key, value));
+        if let Some(open) = &mut self.open {
+            open.state.record(key.into(), value.into());
         }
     }
 
@@ -514,22 +450,17 @@ impl EnteredSpan {
 impl Drop for EnteredSpan {
     #[inline]
     fn drop(&mut self) {
-        if let Some(rt) = self.rt {
+        if let Some(open) = self.open.take() {
             let end_raw = raw_now();
-            if let Some(Frame {
-                ids,
-                state: Some(state),
-            }) = pop_frame(self.span_id)
-            {
-                let status = if state.panicked() {
-                    Status::Panic
-                } else {
-                    state.status
-                };
-                // A call is busy for all of its duration.
-                let duration = raw_delta_ns(state.start_raw, end_raw);
-                finish(rt, ids, state, status, duration, duration);
-            }
+            pop_current(open.ids.span_id);
+            let status = if open.state.panicked() {
+                Status::Panic
+            } else {
+                open.state.status
+            };
+            // A call is busy for all of its duration.
+            let duration = raw_delta_ns(open.state.start_raw, end_raw);
+            finish(open.rt, open.ids, open.state, status, duration, duration);
         }
     }
 }
