@@ -65,8 +65,19 @@ impl Options {
     }
 }
 
-fn string_value(input: ParseStream<'_>, option: &str) -> syn::Result<LitStr> {
-    input.parse::<Token![=]>()?;
+/// The `=` after an option that takes a value; without one, the error
+/// points at the option and shows the expected form.
+fn equals(input: ParseStream<'_>, option: Span, expected: &str) -> syn::Result<()> {
+    if input.peek(Token![=]) {
+        input.parse::<Token![=]>()?;
+        Ok(())
+    } else {
+        Err(syn::Error::new(option, format!("expected {expected}")))
+    }
+}
+
+fn string_value(input: ParseStream<'_>, option: &str, span: Span) -> syn::Result<LitStr> {
+    equals(input, span, &format!("`{option} = \"...\"`"))?;
     let lit: Lit = input.parse().map_err(|e| {
         syn::Error::new(
             e.span(),
@@ -86,8 +97,8 @@ fn string_value(input: ParseStream<'_>, option: &str) -> syn::Result<LitStr> {
     }
 }
 
-fn sample_value(input: ParseStream<'_>) -> syn::Result<f64> {
-    input.parse::<Token![=]>()?;
+fn sample_value(input: ParseStream<'_>, span: Span) -> syn::Result<f64> {
+    equals(input, span, "`sample = 0.1` (a number from 0.0 to 1.0)")?;
     let lit: Lit = input.parse().map_err(|e| {
         syn::Error::new(
             e.span(),
@@ -121,11 +132,11 @@ impl Parse for Options {
             if lookahead.peek(kw::name) {
                 let token: kw::name = input.parse()?;
                 options.first("name", token.span)?;
-                options.name = Some(string_value(input, "name")?);
+                options.name = Some(string_value(input, "name", token.span)?);
             } else if lookahead.peek(kw::group) {
                 let token: kw::group = input.parse()?;
                 options.first("group", token.span)?;
-                options.group = Some(string_value(input, "group")?);
+                options.group = Some(string_value(input, "group", token.span)?);
             } else if lookahead.peek(kw::args) {
                 let token: kw::args = input.parse()?;
                 options.first("args", token.span)?;
@@ -167,11 +178,11 @@ impl Parse for Options {
             } else if lookahead.peek(kw::sample) {
                 let token: kw::sample = input.parse()?;
                 options.first("sample", token.span)?;
-                options.sample = Some(sample_value(input)?);
+                options.sample = Some(sample_value(input, token.span)?);
             } else if lookahead.peek(Token![crate]) {
                 let token: Token![crate] = input.parse()?;
                 options.first("crate", token.span)?;
-                input.parse::<Token![=]>()?;
+                equals(input, token.span, "`crate = path::to::monitor_runtime`")?;
                 options.krate = Some(input.parse()?);
             } else {
                 return Err(lookahead.error());
