@@ -14,6 +14,25 @@ mod kw {
     syn::custom_keyword!(ret);
     syn::custom_keyword!(fields);
     syn::custom_keyword!(sample);
+    syn::custom_keyword!(stream);
+    syn::custom_keyword!(iter);
+    syn::custom_keyword!(item_spans);
+}
+
+/// The kind a function's returned sequence is given.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sequence {
+    Stream,
+    Iter,
+}
+
+impl Sequence {
+    pub(crate) fn option(self) -> &'static str {
+        match self {
+            Sequence::Stream => "stream",
+            Sequence::Iter => "iter",
+        }
+    }
 }
 
 /// The options of one `#[monitor(...)]`.
@@ -28,6 +47,9 @@ pub(crate) struct Options {
     pub(crate) fields: Vec<Field>,
     pub(crate) sample: Option<f64>,
     pub(crate) krate: Option<Path>,
+    /// `stream` or `iter`, where it was written.
+    pub(crate) sequence: Option<(Sequence, Span)>,
+    pub(crate) item_spans: Option<Span>,
     /// Options seen so far, to report duplicates at the second one.
     seen: Vec<&'static str>,
 }
@@ -179,6 +201,27 @@ impl Parse for Options {
                 let token: kw::sample = input.parse()?;
                 options.first("sample", token.span)?;
                 options.sample = Some(sample_value(input, token.span)?);
+            } else if lookahead.peek(kw::stream) || lookahead.peek(kw::iter) {
+                let (sequence, span) = if input.peek(kw::stream) {
+                    (Sequence::Stream, input.parse::<kw::stream>()?.span)
+                } else {
+                    (Sequence::Iter, input.parse::<kw::iter>()?.span)
+                };
+                if let Some((first, _)) = options.sequence {
+                    return Err(syn::Error::new(
+                        span,
+                        if first == sequence {
+                            format!("duplicate `{}` option", sequence.option())
+                        } else {
+                            "`stream` and `iter` exclude each other: a function returns one or the other".to_owned()
+                        },
+                    ));
+                }
+                options.sequence = Some((sequence, span));
+            } else if lookahead.peek(kw::item_spans) {
+                let token: kw::item_spans = input.parse()?;
+                options.first("item_spans", token.span)?;
+                options.item_spans = Some(token.span);
             } else if lookahead.peek(Token![crate]) {
                 let token: Token![crate] = input.parse()?;
                 options.first("crate", token.span)?;

@@ -10,7 +10,9 @@
 //! - a plain fn returning a future: a tail `async { .. }` or
 //!   `Box::pin(async { .. })` (what `#[async_trait]` generates) is wrapped in
 //!   place, so the span times the future's run, not the boxing; any other
-//!   returned future is wrapped whole.
+//!   returned future is wrapped whole;
+//! - a fn returning a stream or an iterator: the returned value is wrapped,
+//!   so the span lasts until its last item; a boxed one is boxed again.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
@@ -21,7 +23,7 @@ use syn::{
     LifetimeParam, Pat, PathArguments, ReturnType, Signature, Stmt, Type, TypeParamBound,
 };
 
-use crate::attr::Options;
+use crate::attr::{Options, Sequence};
 
 /// Argument names stored as `"***"` whatever `args` says.
 const SECRET_WORDS: &[&str] = &[
@@ -51,6 +53,17 @@ enum Shape {
     /// A plain fn that returns a future: an `async {}` tail, `Box::pin`ned
     /// or not, or any `impl Future` / boxed future.
     Future,
+    /// A fn that returns a stream or an iterator.
+    Sequence(Box<SequenceReturn>),
+}
+
+/// A returned stream or iterator, as far as the signature shows it.
+struct SequenceReturn {
+    kind: Sequence,
+    /// The `Item` type, when the signature spells it.
+    item: Option<Type>,
+    /// Returned in a box (or behind a name): wrapped, then boxed again.
+    boxed: bool,
 }
 
 pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStream> {
@@ -88,12 +101,15 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
         .krate
         .clone()
         .unwrap_or_else(|| parse_quote!(::monitor_runtime));
-    let shape = shape_of(&func);
-    let kind = match shape {
-        Shape::Sync => format_ident!("Sync"),
-        _ => format_ident!("Async"),
+    let shape = shape_of(&func, &options)?;
+    check_shape_options(&shape, &options)?;
+    let kind = match &shape {
+        Shape::Sync => "Sync",
+        Shape::AsyncFn | Shape::Future => "Async",
+        Shape::Sequence(seq) if seq.kind == Sequence::Stream => "Stream",
+        Shape::Sequence(_) => "Iter",
     };
-    let callsite = callsite(&options, &func.sig, &krate, &kind);
+    let callsite_static = callsite(&options, &func.sig, &krate, kind, "");
     let span_var = Ident::new("__monitor_span", Span::mixed_site());
     let capture = capture(&options, &params, &krate, &span_var);
 
@@ -105,6 +121,8 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
     let value_type = match shape {
         Shape::Sync | Shape::AsyncFn => output.clone(),
         Shape::Future => output.as_ref().and_then(future_output).cloned(),
+        // The items are observed, not the returned value.
+        Shape::Sequence(_) => None,
     };
     let result_like = value_type.as_ref().is_some_and(is_result);
 
@@ -123,7 +141,7 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
             let mutability = (!capture.is_empty() || !observe.is_empty()).then(|| quote!(mut));
             if observe.is_empty() {
                 quote! {{
-                    #callsite
+                    #callsite_static
                     let #mutability #span_var = #krate::EnteredSpan::new(&__MONITOR_CALLSITE);
                     #capture
                     #(#stmts)*
@@ -137,7 +155,7 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                     .unwrap_or_else(|| parse_quote!(()));
                 let call = quote!(let #ret = #krate::__private::call_once(move || -> #ty #block););
                 quote! {{
-                    #callsite
+                    #callsite_static
                     let #mutability #span_var = #krate::EnteredSpan::new(&__MONITOR_CALLSITE);
                     #capture
                     #call
@@ -163,7 +181,7 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
             };
             let wrapped = monitored(inner, value_type.as_ref(), &options, &krate, &span_var);
             quote! {{
-                #callsite
+                #callsite_static
                 let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
                 #capture
                 #wrapped
@@ -196,7 +214,7 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                 None => wrapped,
             };
             quote! {{
-                #callsite
+                #callsite_static
                 let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
                 #capture
                 let #future = {
@@ -204,6 +222,44 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                     #(#stmts)*
                 };
                 #tail
+            }}
+        }
+        Shape::Sequence(seq) => {
+            // The stream or iterator is built with the span entered, in a
+            // closure so that an early `return` is wrapped too.
+            let ty = output
+                .as_ref()
+                .map(erase_impl_trait)
+                .unwrap_or_else(|| parse_quote!(()));
+            let inner = Ident::new("__monitor_inner", Span::mixed_site());
+            let (item_static, item_callsite) = if options.item_spans.is_some() {
+                let item_kind = match seq.kind {
+                    Sequence::Stream => "Async",
+                    Sequence::Iter => "Sync",
+                };
+                (
+                    callsite(&options, &func.sig, &krate, item_kind, ".item"),
+                    quote!(::core::option::Option::Some(&__MONITOR_ITEM_CALLSITE)),
+                )
+            } else {
+                (TokenStream::new(), quote!(::core::option::Option::None))
+            };
+            let wrap = match (seq.boxed, seq.kind) {
+                (true, _) => quote!(#krate::__private::Rewrap::rewrap),
+                (false, Sequence::Stream) => quote!(#krate::__private::MonitoredStream::new),
+                (false, Sequence::Iter) => quote!(#krate::__private::MonitoredIter::new),
+            };
+            let observer = item_observer(seq.item.as_ref(), &krate);
+            quote! {{
+                #callsite_static
+                #item_static
+                let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
+                #capture
+                let #inner = {
+                    let _entered = #span_var.enter();
+                    #krate::__private::call_once(move || -> #ty #block)
+                };
+                #wrap(#inner, #span_var, #item_callsite, #observer)
             }}
         }
     };
@@ -242,11 +298,48 @@ fn monitored(
     quote!(#krate::__private::Monitored::new(#future, #span_var, #observer))
 }
 
-fn callsite(options: &Options, sig: &Signature, krate: &syn::Path, kind: &Ident) -> TokenStream {
+/// The message of an `Err` item, for a stream's or iterator's observer.
+fn item_observer(item: Option<&Type>, krate: &syn::Path) -> TokenStream {
+    let var = Ident::new("__monitor_item", Span::mixed_site());
+    let ty = item.map(|ty| {
+        let ty = erase_impl_trait(ty);
+        quote!(: &#ty)
+    });
+    quote! {
+        |#var #ty| -> ::core::option::Option<::std::string::String> {
+            #[allow(unused_imports)]
+            use #krate::__private::{OutcomeOfOther as _, OutcomeOfResult as _};
+            #[allow(clippy::needless_borrow)]
+            let __monitor_err = (&&#krate::__private::Outcome(#var)).__monitor_err()?;
+            #[allow(unused_imports)]
+            use #krate::__private::{CaptureOpaque as _, MessageDebug as _, MessageDisplay as _};
+            #[allow(clippy::needless_borrow)]
+            ::core::option::Option::Some(
+                (&&&#krate::__private::Capture(__monitor_err)).__monitor_message(#krate::__private::max_value_len()),
+            )
+        }
+    }
+}
+
+/// The callsite static: `__MONITOR_CALLSITE`, or with a name suffix (the
+/// per-item spans' `.item`) `__MONITOR_ITEM_CALLSITE`.
+fn callsite(
+    options: &Options,
+    sig: &Signature,
+    krate: &syn::Path,
+    kind: &str,
+    suffix: &str,
+) -> TokenStream {
+    let kind = format_ident!("{kind}");
+    let static_name = if suffix.is_empty() {
+        format_ident!("__MONITOR_CALLSITE")
+    } else {
+        format_ident!("__MONITOR_ITEM_CALLSITE")
+    };
     let name = options.name.as_ref().map_or_else(
         || sig.ident.to_string().trim_start_matches("r#").to_owned(),
         |n| n.value(),
-    );
+    ) + suffix;
     let group = match &options.group {
         Some(group) => quote!(#group),
         None => quote!(::core::module_path!()),
@@ -257,7 +350,7 @@ fn callsite(options: &Options, sig: &Signature, krate: &syn::Path, kind: &Ident)
         .filter(|rate| *rate < 1.0)
         .map(|rate| quote!(.sampled(#rate)));
     quote! {
-        static __MONITOR_CALLSITE: #krate::Callsite = #krate::Callsite::new(
+        static #static_name: #krate::Callsite = #krate::Callsite::new(
             #name,
             ::core::module_path!(),
             #group,
@@ -370,17 +463,178 @@ fn simple_params(sig: &Signature) -> Vec<Ident> {
         .collect()
 }
 
-fn shape_of(func: &ItemFn) -> Shape {
+fn shape_of(func: &ItemFn, options: &Options) -> syn::Result<Shape> {
+    let output = match &func.sig.output {
+        ReturnType::Type(_, ty) => Some(&**ty),
+        ReturnType::Default => None,
+    };
     if func.sig.asyncness.is_some() {
-        return Shape::AsyncFn;
+        if let Some((sequence, span)) = options.sequence {
+            return Err(syn::Error::new(
+                span,
+                format!(
+                    "an `async fn` returns a future: `{}` applies to a fn that returns {}",
+                    sequence.option(),
+                    sequence_trait(sequence),
+                ),
+            ));
+        }
+        return Ok(Shape::AsyncFn);
+    }
+    let seen = output.and_then(sequence_of);
+    match (options.sequence, seen) {
+        (Some((sequence, span)), Some(seen)) if seen.kind != sequence => {
+            return Err(syn::Error::new(
+                span,
+                format!(
+                    "`{}` does not match the return type, which is {}",
+                    sequence.option(),
+                    sequence_trait(seen.kind),
+                ),
+            ))
+        }
+        (_, Some(seen)) => return Ok(Shape::Sequence(Box::new(seen))),
+        (Some((sequence, span)), None) => {
+            return match output {
+                None => Err(syn::Error::new(
+                    span,
+                    format!(
+                        "`{}` applies to a fn that returns {}; this one returns nothing",
+                        sequence.option(),
+                        sequence_trait(sequence),
+                    ),
+                )),
+                Some(ty @ Type::ImplTrait(_)) => Err(syn::Error::new(
+                    ty.span(),
+                    format!(
+                        "`{}` expects `impl {}<Item = ..>` here",
+                        sequence.option(),
+                        sequence_trait(sequence)
+                            .trim_start_matches("a ")
+                            .trim_start_matches("an "),
+                    ),
+                )),
+                // A name that hides a box: `Rewrap` checks it.
+                Some(_) => Ok(Shape::Sequence(Box::new(SequenceReturn {
+                    kind: sequence,
+                    item: None,
+                    boxed: true,
+                }))),
+            };
+        }
+        (None, None) => {}
     }
     let returns_future =
         matches!(&func.sig.output, ReturnType::Type(_, ty) if future_output(ty).is_some());
-    if async_tail(&func.block).is_some() || returns_future {
+    Ok(if async_tail(&func.block).is_some() || returns_future {
         Shape::Future
     } else {
         Shape::Sync
+    })
+}
+
+/// Options that only some shapes take.
+fn check_shape_options(shape: &Shape, options: &Options) -> syn::Result<()> {
+    let is_sequence = matches!(shape, Shape::Sequence(_));
+    if let (Some(span), false) = (options.item_spans, is_sequence) {
+        return Err(syn::Error::new(
+            span,
+            "`item_spans` applies to a fn that returns a Stream or an Iterator",
+        ));
     }
+    if let (Some(span), true) = (options.ret, is_sequence) {
+        return Err(syn::Error::new(
+            span,
+            "`ret` records a returned value; a stream's or iterator's items are counted in `items`, not recorded",
+        ));
+    }
+    Ok(())
+}
+
+fn sequence_trait(sequence: Sequence) -> &'static str {
+    match sequence {
+        Sequence::Stream => "a Stream",
+        Sequence::Iter => "an Iterator",
+    }
+}
+
+/// A stream or iterator the return type spells: `impl Stream<Item = T>`,
+/// `impl Iterator<Item = T>` (or a subtrait), `BoxStream<'_, T>`,
+/// `Pin<Box<dyn Stream<Item = T>>>`, `Box<dyn Iterator<Item = T>>`.
+fn sequence_of(ty: &Type) -> Option<SequenceReturn> {
+    match ty {
+        Type::Group(g) => sequence_of(&g.elem),
+        Type::Paren(p) => sequence_of(&p.elem),
+        Type::ImplTrait(t) => {
+            let (kind, item) = t.bounds.iter().find_map(sequence_bound)?;
+            Some(SequenceReturn {
+                kind,
+                item,
+                boxed: false,
+            })
+        }
+        Type::Path(p) => {
+            let last = p.path.segments.last()?;
+            let first_type = match &last.arguments {
+                PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
+                    GenericArgument::Type(t) => Some(t),
+                    _ => None,
+                }),
+                _ => None,
+            };
+            let (kind, item) = match last.ident.to_string().as_str() {
+                "BoxStream" | "LocalBoxStream" => (Sequence::Stream, first_type.cloned()),
+                "Pin" => boxed_dyn(first_type?).filter(|(kind, _)| *kind == Sequence::Stream)?,
+                "Box" => boxed_dyn(ty).filter(|(kind, _)| *kind == Sequence::Iter)?,
+                _ => return None,
+            };
+            Some(SequenceReturn {
+                kind,
+                item,
+                boxed: true,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `Box<dyn Stream<Item = T>>` or `Box<dyn Iterator<Item = T>>`.
+fn boxed_dyn(ty: &Type) -> Option<(Sequence, Option<Type>)> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Box" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|a| match a {
+        GenericArgument::Type(Type::TraitObject(t)) => t.bounds.iter().find_map(sequence_bound),
+        _ => None,
+    })
+}
+
+/// `Stream<Item = T>`, `Iterator<Item = T>` and their usual subtraits.
+fn sequence_bound(bound: &TypeParamBound) -> Option<(Sequence, Option<Type>)> {
+    let TypeParamBound::Trait(t) = bound else {
+        return None;
+    };
+    let last = t.path.segments.last()?;
+    let kind = match last.ident.to_string().as_str() {
+        "Stream" | "FusedStream" => Sequence::Stream,
+        "Iterator" | "DoubleEndedIterator" | "ExactSizeIterator" | "FusedIterator" => {
+            Sequence::Iter
+        }
+        _ => return None,
+    };
+    let item = match &last.arguments {
+        PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
+            GenericArgument::AssocType(assoc) if assoc.ident == "Item" => Some(assoc.ty.clone()),
+            _ => None,
+        }),
+        _ => None,
+    };
+    Some((kind, item))
 }
 
 /// The block's tail `async {}` (boxing function `None`) or

@@ -4,7 +4,10 @@
 pub use crate::capture::{
     Capture, CaptureDebug, CaptureOpaque, CaptureScalar, MessageDebug, MessageDisplay,
 };
-pub use crate::instrument::Monitored;
+pub use crate::instrument::boxed::Rewrap;
+pub use crate::instrument::future::Monitored;
+pub use crate::instrument::iter::MonitoredIter;
+pub use crate::instrument::stream::MonitoredStream;
 
 /// Names a lifetime in `impl Future + Captures<'a>`, so that a rewritten
 /// `async fn` captures its lifetimes on every edition.

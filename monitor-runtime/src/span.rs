@@ -286,6 +286,11 @@ impl Span {
         }
     }
 
+    /// Drops the span without recording it (a poll that produced no item).
+    pub(crate) fn discard(mut self) {
+        self.open = None;
+    }
+
     /// Ends the span now with the status recorded so far (`ok` by default).
     pub fn end(mut self) {
         if let Some(open) = self.open.take() {

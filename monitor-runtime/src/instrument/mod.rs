@@ -1,6 +1,13 @@
-//! Futures that carry a span: the wrapper `#[monitor]` puts around an async
-//! body, and [`InCurrentSpan`] for work handed to `tokio::spawn` or another
-//! thread.
+//! Wrappers that carry a span through a value's life: what `#[monitor]` puts
+//! around a future ([`future`]), a stream ([`stream`]) or an iterator
+//! ([`iter`]), and [`InCurrentSpan`] for work handed to `tokio::spawn` or
+//! another thread.
+
+pub(crate) mod boxed;
+pub(crate) mod future;
+mod items;
+pub(crate) mod iter;
+pub(crate) mod stream;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,60 +15,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::span::{current_span, CurrentGuard, Span, SpanIds};
-
-pin_project! {
-    /// A future whose span starts when the future is created, is current
-    /// while it is polled (adding up `busy_ns`), and ends when it completes;
-    /// dropped before that, the span ends as `cancelled`. `observe` sees the
-    /// output first (to record an `Err` or the `ret` value).
-    #[doc(hidden)]
-    pub struct Monitored<F, O> {
-        #[pin]
-        inner: F,
-        span: Span,
-        observe: Option<O>,
-    }
-}
-
-impl<F, O> Monitored<F, O>
-where
-    F: Future,
-    O: FnOnce(&F::Output, &mut Span),
-{
-    /// Wraps `inner`, whose span is `span`.
-    pub fn new(inner: F, span: Span, observe: O) -> Self {
-        Monitored {
-            inner,
-            span,
-            observe: Some(observe),
-        }
-    }
-}
-
-impl<F, O> Future for Monitored<F, O>
-where
-    F: Future,
-    O: FnOnce(&F::Output, &mut Span),
-{
-    type Output = F::Output;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let polled = {
-            let _entered = this.span.enter();
-            this.inner.poll(cx)
-        };
-        if let Poll::Ready(output) = &polled {
-            if let Some(observe) = this.observe.take() {
-                observe(output, this.span);
-            }
-            std::mem::replace(this.span, Span::none()).end();
-        }
-        polled
-    }
-}
+use crate::span::{current_span, CurrentGuard, SpanIds};
 
 pin_project! {
     /// A future polled with a given span current: see [`InCurrentSpan`].
