@@ -245,11 +245,21 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                 (TokenStream::new(), quote!(::core::option::Option::None))
             };
             let wrap = match (seq.boxed, seq.kind) {
-                (true, _) => quote!(#krate::__private::Rewrap::rewrap),
+                // An error about what cannot be rewrapped points at the type.
+                (true, _) => {
+                    let at = output.as_ref().map_or_else(Span::call_site, Spanned::span);
+                    quote_spanned!(at=> #krate::__private::Rewrap::rewrap)
+                }
                 (false, Sequence::Stream) => quote!(#krate::__private::MonitoredStream::new),
                 (false, Sequence::Iter) => quote!(#krate::__private::MonitoredIter::new),
             };
             let observer = item_observer(seq.item.as_ref(), &krate);
+            // The same binding, located at the return type for errors.
+            let inner_at_type = Ident::new(
+                "__monitor_inner",
+                Span::mixed_site()
+                    .located_at(output.as_ref().map_or_else(Span::call_site, Spanned::span)),
+            );
             quote! {{
                 #callsite_static
                 #item_static
@@ -259,7 +269,7 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                     let _entered = #span_var.enter();
                     #krate::__private::call_once(move || -> #ty #block)
                 };
-                #wrap(#inner, #span_var, #item_callsite, #observer)
+                #wrap(#inner_at_type, #span_var, #item_callsite, #observer)
             }}
         }
     };
