@@ -1,12 +1,14 @@
 //! Quickstart: record a small workload into `monitor.db`, then summarise it
 //! with `cargo run -- --db monitor.db`.
 //!
-//! Sync calls, an async handler on tokio with a spawned task, and errors:
-//! every call becomes a row of the `spans` view, linked to its parent.
+//! Sync calls, an async handler on tokio with a spawned task, a stream, and
+//! errors: every call becomes a row of the `spans` view, linked to its
+//! parent.
 
 use std::error::Error;
 use std::time::Duration;
 
+use futures::stream::{self, Stream, StreamExt};
 use monitor_runtime::prelude::*;
 
 #[monitor(group = "parse")]
@@ -29,15 +31,28 @@ async fn fetch_remote(id: u64) -> Result<u64, String> {
     Ok(id * 2)
 }
 
+/// One span for the whole stream: its items, and an `Err` item's message.
+#[monitor(group = "db")]
+fn scan(id: u64) -> impl Stream<Item = Result<u64, String>> {
+    stream::iter(0..4).map(move |i| {
+        if (id + i) % 499 == 0 {
+            Err(format!("row {i} of {id} unreadable"))
+        } else {
+            Ok(i)
+        }
+    })
+}
+
 #[monitor(group = "http")]
 async fn handle_request(input: String) -> Result<u64, String> {
     let id = parse(&input).map_err(|e| e.to_string())?;
     let local = query(id, "hunter2");
+    let rows = scan(id).filter_map(|row| async { row.ok() }).count().await as u64;
     // Work handed to another task stays in this request's trace.
     let remote = tokio::spawn(fetch_remote(id).in_current_span())
         .await
         .map_err(|e| e.to_string())??;
-    Ok(local + remote)
+    Ok(local + remote + rows)
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
