@@ -41,6 +41,7 @@ mod panic;
 mod queue;
 mod record;
 mod runtime;
+pub mod schema;
 pub mod span;
 mod writer;
 

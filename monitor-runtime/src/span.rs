@@ -112,7 +112,9 @@ struct Open {
 struct State {
     parent_id: u64,
     callsite: &'static Callsite,
-    start_raw: u64,
+    /// Unix ns from the runtime's clock: a test clock moved during the span
+    /// moves its duration too.
+    start_ns: u64,
     busy_ns: u64,
     items: Option<u64>,
     status: Status,
@@ -212,7 +214,7 @@ impl Span {
 
     #[inline]
     fn open_in(rt: &'static Runtime, callsite: &'static Callsite, parent: Option<SpanIds>) -> Span {
-        let (ids, state) = start(callsite, parent);
+        let (ids, state) = start(rt, callsite, parent);
         Span {
             open: Some(Open { rt, ids, state }),
         }
@@ -295,7 +297,7 @@ impl Span {
     pub fn end(mut self) {
         if let Some(open) = self.open.take() {
             let status = open.state.status;
-            let duration = raw_delta_ns(open.state.start_raw, raw_now());
+            let duration = open.rt.clock.now_ns().saturating_sub(open.state.start_ns);
             let busy = open.state.busy_ns;
             finish(open.rt, open.ids, open.state, status, duration, busy);
         }
@@ -313,7 +315,7 @@ impl Drop for Span {
             } else {
                 open.state.status
             };
-            let duration = raw_delta_ns(open.state.start_raw, raw_now());
+            let duration = open.rt.clock.now_ns().saturating_sub(open.state.start_ns);
             let busy = open.state.busy_ns;
             finish(open.rt, open.ids, open.state, status, duration, busy);
         }
@@ -398,7 +400,7 @@ impl EnteredSpan {
             STACK
                 .try_with(|stack| {
                     let mut stack = stack.borrow_mut();
-                    let (ids, state) = start(callsite, stack.last().copied());
+                    let (ids, state) = start(rt, callsite, stack.last().copied());
                     stack.push(ids);
                     Open { rt, ids, state }
                 })
@@ -456,7 +458,7 @@ impl Drop for EnteredSpan {
     #[inline]
     fn drop(&mut self) {
         if let Some(open) = self.open.take() {
-            let end_raw = raw_now();
+            let end_ns = open.rt.clock.now_ns();
             pop_current(open.ids.span_id);
             let status = if open.state.panicked() {
                 Status::Panic
@@ -464,7 +466,7 @@ impl Drop for EnteredSpan {
                 open.state.status
             };
             // A call is busy for all of its duration.
-            let duration = raw_delta_ns(open.state.start_raw, end_raw);
+            let duration = end_ns.saturating_sub(open.state.start_ns);
             finish(open.rt, open.ids, open.state, status, duration, duration);
         }
     }
@@ -480,7 +482,11 @@ impl fmt::Debug for EnteredSpan {
 
 /// Allocates the ids and takes the start time of a new span.
 #[inline]
-fn start(callsite: &'static Callsite, parent: Option<SpanIds>) -> (SpanIds, State) {
+fn start(
+    rt: &'static Runtime,
+    callsite: &'static Callsite,
+    parent: Option<SpanIds>,
+) -> (SpanIds, State) {
     let span_id = crate::id::next_span_id();
     let (parent_id, trace_id) = match parent {
         Some(p) => (p.span_id, p.trace_id),
@@ -489,7 +495,7 @@ fn start(callsite: &'static Callsite, parent: Option<SpanIds>) -> (SpanIds, Stat
     let state = State {
         parent_id,
         callsite,
-        start_raw: raw_now(),
+        start_ns: rt.clock.now_ns(),
         busy_ns: 0,
         items: None,
         status: Status::Ok,
@@ -525,7 +531,7 @@ fn finish(
         trace_id: ids.trace_id,
         callsite_id: state.callsite.id(),
         thread_id: 0,
-        start_ns: rt.clock.unix_of(state.start_raw),
+        start_ns: state.start_ns,
         duration_ns,
         busy_ns,
         items: state.items.unwrap_or(NULL),

@@ -7,7 +7,7 @@
 //! demand, and writes a `monitor_stats` row periodically, on flush and at
 //! shutdown.
 
-mod schema;
+pub(crate) mod schema;
 
 use std::collections::HashMap;
 use std::io;

@@ -11,7 +11,7 @@ use crate::error::Error;
 pub const SCHEMA_VERSION: i64 = 2;
 
 /// Nanoseconds in an hour: partitions are UTC hours.
-pub(crate) const HOUR_NS: u64 = 3_600_000_000_000;
+pub const HOUR_NS: u64 = 3_600_000_000_000;
 
 /// SQLite refuses compound SELECTs of more than 500 terms, in every reader;
 /// views over more partitions nest.
@@ -101,6 +101,28 @@ impl Family {
         )?;
         let names = stmt.query_map([pattern], |row| row.get(0))?;
         names.collect()
+    }
+
+    /// One partition's rows with the view's columns (for readers that skip
+    /// partitions outside a time window).
+    pub(crate) fn select_from(&self, table: &str) -> String {
+        self.view_term.replace("{table}", table)
+    }
+
+    /// The start (Unix ns) of the hour a partition of this family holds.
+    pub(crate) fn hour_of(&self, table: &str) -> Option<u64> {
+        let digits = table.strip_prefix(self.prefix)?;
+        if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let number = |range: std::ops::Range<usize>| digits[range].parse::<u8>().ok();
+        let year: i32 = digits[..4].parse().ok()?;
+        let month = time::Month::try_from(number(4..6)?).ok()?;
+        let date = time::Date::from_calendar_date(year, month, number(6..8)?).ok()?;
+        let at = date.with_hms(number(8..10)?, 0, 0).ok()?.assume_utc();
+        u64::try_from(at.unix_timestamp())
+            .ok()
+            .map(|s| s * 1_000_000_000)
     }
 
     /// Creates a partition if missing; returns whether it did (the views

@@ -1,0 +1,81 @@
+//! The file as readers see it: its hourly partitions, and the SQL that reads
+//! one partition with the columns of the `spans` or `resource_samples` view.
+//!
+//! The views cover every partition. A reader that asks about a time window
+//! (the `monitor` CLI) reads only the partitions whose hour overlaps it.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use monitor_runtime::{schema, Callsite, Config, EnteredSpan, SpanKind};
+//!
+//! static WORK: Callsite = Callsite::new("work", module_path!(), module_path!(), file!(), line!(), SpanKind::Sync);
+//! let dir = tempfile::tempdir()?;
+//! let db = dir.path().join("m.db");
+//! let guard = monitor_runtime::init_with(Config::default().db_path(&db))?;
+//! drop(EnteredSpan::new(&WORK));
+//! guard.flush();
+//!
+//! let conn = rusqlite::Connection::open(&db)?;
+//! let partitions = schema::span_partitions(&conn)?;
+//! assert_eq!(partitions.len(), 1);
+//! let sql = format!("SELECT name FROM ({})", schema::spans_select(&partitions[0].table));
+//! let name: String = conn.query_row(&sql, [], |r| r.get(0))?;
+//! assert_eq!(name, "work");
+//! # Ok(()) }
+//! ```
+
+use rusqlite::Connection;
+
+use crate::writer::schema::{Family, RESOURCE_SAMPLES, SPANS};
+pub use crate::writer::schema::{HOUR_NS, SCHEMA_VERSION};
+
+/// One hourly table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partition {
+    /// Its name, `spans_YYYYMMDDHH` or `resource_samples_YYYYMMDDHH`.
+    pub table: String,
+    /// The start of its UTC hour, in Unix nanoseconds.
+    pub hour_start_ns: u64,
+}
+
+impl Partition {
+    /// Whether any of its hour is at or after `since_ns`.
+    pub fn reaches(&self, since_ns: u64) -> bool {
+        self.hour_start_ns + HOUR_NS > since_ns
+    }
+}
+
+fn partitions(family: &Family, conn: &Connection) -> rusqlite::Result<Vec<Partition>> {
+    Ok(family
+        .partitions(conn)?
+        .into_iter()
+        .filter_map(|table| {
+            let hour_start_ns = family.hour_of(&table)?;
+            Some(Partition {
+                table,
+                hour_start_ns,
+            })
+        })
+        .collect())
+}
+
+/// The `spans_*` partitions, oldest first.
+pub fn span_partitions(conn: &Connection) -> rusqlite::Result<Vec<Partition>> {
+    partitions(&SPANS, conn)
+}
+
+/// The `resource_samples_*` partitions, oldest first.
+pub fn resource_partitions(conn: &Connection) -> rusqlite::Result<Vec<Partition>> {
+    partitions(&RESOURCE_SAMPLES, conn)
+}
+
+/// A `SELECT` of one spans partition with the `spans` view's columns.
+pub fn spans_select(table: &str) -> String {
+    SPANS.select_from(table)
+}
+
+/// A `SELECT` of one resource partition with the `resource_samples` view's
+/// columns.
+pub fn resource_samples_select(table: &str) -> String {
+    RESOURCE_SAMPLES.select_from(table)
+}
