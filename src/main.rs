@@ -1,114 +1,199 @@
-//! `monitor`: reads the SQLite file that `monitor_runtime` writes.
-//!
-//! This first version answers one question: what is in the file, per
-//! function. Percentiles, call trees, tail, resources and export come with
-//! the CLI issue.
+//! `monitor`: answers the usual questions about the SQLite file that
+//! `monitor_runtime` writes. The data flows one way: `db` opens the file and
+//! reads the partitions a time window needs, a command in `commands/` turns
+//! rows into figures, `render` prints them as a table or as JSON.
+
+mod commands;
+mod db;
+mod render;
+mod window;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use rusqlite::{Connection, OpenFlags};
+use clap::{Parser, Subcommand, ValueEnum};
 
-/// Summarise a monitor database: spans per function, errors, partitions.
+/// Reads a monitor database: summaries, errors, call trees, resources, export.
 #[derive(Parser, Debug)]
 #[command(name = "monitor", version, about)]
-struct Cli {
-    /// The database file.
-    #[arg(long, default_value = "monitor.db")]
-    db: PathBuf,
+pub struct Cli {
+    /// The database file [default: `db_path` from the config, else monitor.db].
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// The config file whose `db_path` to read [default: monitor.toml, or $MONITOR_CONFIG].
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Print JSON instead of tables (JSON lines for `tail`).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Per function: calls, errors, percentiles of duration, busy vs wall, items.
+    Summary {
+        /// Only spans that started this long ago or later (30s, 15m, 1h, 2d, 1h30m).
+        #[arg(long, value_name = "WINDOW")]
+        since: Option<String>,
+        /// Only functions of this group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Order of the rows (largest first).
+        #[arg(long, value_enum, default_value_t = SortBy::Calls)]
+        sort: SortBy,
+    },
+    /// The latest errors and panics, with their messages.
+    Errors {
+        /// Only spans that started this long ago or later.
+        #[arg(long, value_name = "WINDOW")]
+        since: Option<String>,
+        /// Only this function.
+        #[arg(long)]
+        name: Option<String>,
+        /// How many to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// A call tree, indented, with each span's share of its root.
+    Tree {
+        /// The trace id (the root span's id).
+        #[arg(required_unless_present = "last", conflicts_with = "last")]
+        trace_id: Option<i64>,
+        /// The latest trace (with `--name`: the latest containing that function).
+        #[arg(long)]
+        last: bool,
+        /// With `--last`: a function the trace must contain.
+        #[arg(long, requires = "last")]
+        name: Option<String>,
+    },
+    /// Follows new spans as they are written, until Ctrl-C.
+    Tail {
+        /// Only errors and panics.
+        #[arg(long)]
+        errors_only: bool,
+        /// How often to look for new spans, in milliseconds.
+        #[arg(long, default_value_t = 500, value_name = "MS")]
+        interval_ms: u64,
+        /// Stop after this many spans (for scripts and tests).
+        #[arg(long, hide = true)]
+        max: Option<usize>,
+    },
+    /// CPU and memory over time, from the resource sampler.
+    Resources {
+        /// Only samples this recent.
+        #[arg(long, value_name = "WINDOW")]
+        since: Option<String>,
+    },
+    /// The writer's figures: written, dropped, errors, queue depth, batches, partitions.
+    Stats,
+    /// Writes spans as a Chrome trace (Perfetto), CSV or JSON lines.
+    Export {
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// The output file.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Only this trace.
+        #[arg(long, conflicts_with = "since")]
+        trace: Option<i64>,
+        /// Only spans this recent.
+        #[arg(long, value_name = "WINDOW")]
+        since: Option<String>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortBy {
+    P99,
+    Calls,
+    Errors,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    Chrome,
+    Csv,
+    Jsonl,
+}
+
+/// What went wrong, for the user: printed after `monitor: `.
+#[derive(Debug)]
+pub struct Failure(String);
+
+impl<T: std::fmt::Display> From<T> for Failure {
+    fn from(message: T) -> Self {
+        Failure(message.to_string())
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(Failure(message)) => {
             eprintln!("monitor: {message}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: &Cli) -> Result<(), String> {
-    let path = &cli.db;
-    if !path.exists() {
-        return Err(format!(
-            "{}: no such file (run a monitored program first, or pass --db)",
-            path.display()
-        ));
+fn run(cli: &Cli) -> Result<(), Failure> {
+    // Windows are checked before the file is opened: a typo is named first.
+    let since = |window: &Option<String>| window.as_deref().map(window::since).transpose();
+    let path = db::resolve_path(cli.db.as_deref(), cli.config.as_deref())?;
+    let out = render::Out::new(cli.json);
+    match &cli.command {
+        None => {
+            let db = db::Db::open(&path)?;
+            commands::summary::run(&db, &out, None, None, SortBy::Calls)
+        }
+        Some(Command::Summary {
+            since: s,
+            group,
+            sort,
+        }) => {
+            let since = since(s)?;
+            commands::summary::run(&db::Db::open(&path)?, &out, since, group.as_deref(), *sort)
+        }
+        Some(Command::Errors {
+            since: s,
+            name,
+            limit,
+        }) => {
+            let since = since(s)?;
+            commands::errors::run(&db::Db::open(&path)?, &out, since, name.as_deref(), *limit)
+        }
+        Some(Command::Tree {
+            trace_id,
+            last: _,
+            name,
+        }) => commands::tree::run(&db::Db::open(&path)?, &out, *trace_id, name.as_deref()),
+        Some(Command::Tail {
+            errors_only,
+            interval_ms,
+            max,
+        }) => commands::tail::run(
+            &db::Db::open(&path)?,
+            &out,
+            *errors_only,
+            *interval_ms,
+            *max,
+        ),
+        Some(Command::Resources { since: s }) => {
+            let since = since(s)?;
+            commands::resources::run(&db::Db::open(&path)?, &out, since)
+        }
+        Some(Command::Stats) => commands::stats::run(&db::Db::open(&path)?, &out),
+        Some(Command::Export {
+            format,
+            output,
+            trace,
+            since: s,
+        }) => {
+            let since = since(s)?;
+            commands::export::run(&db::Db::open(&path)?, *format, output, *trace, since)
+        }
     }
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
-    let is_monitor: bool = conn
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'monitor_meta')",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(|e| format!("{}: not a readable SQLite database ({e})", path.display()))?;
-    if !is_monitor {
-        return Err(format!(
-            "{}: not a monitor database (no monitor_meta table)",
-            path.display()
-        ));
-    }
-    let sql_err = |e: rusqlite::Error| format!("{}: {e}", path.display());
-
-    let partitions: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name GLOB 'spans_[0-9]*'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(sql_err)?;
-    let (spans, errors): (i64, i64) = conn
-        .query_row(
-            "SELECT count(*), count(*) FILTER (WHERE status IN ('error', 'panic')) FROM spans",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .map_err(sql_err)?;
-    let (written, dropped): (i64, i64) = conn
-        .query_row(
-            "SELECT coalesce(sum(written), 0), coalesce(sum(dropped), 0) FROM monitor_stats",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .map_err(sql_err)?;
-    println!(
-        "{}: {spans} spans ({errors} errors or panics) in {partitions} hourly partitions",
-        path.display()
-    );
-    println!("writer: {written} written, {dropped} dropped");
-    println!();
-    println!(
-        "{:<32} {:<24} {:>8} {:>8} {:>14}",
-        "function", "group", "calls", "errors", "max ms"
-    );
-    let mut stmt = conn
-        .prepare(
-            "SELECT name, group_name, count(*), count(*) FILTER (WHERE status IN ('error', 'panic')), \
-             max(duration_ns) FROM spans GROUP BY name, module, group_name ORDER BY count(*) DESC, name",
-        )
-        .map_err(sql_err)?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })
-        .map_err(sql_err)?;
-    for row in rows {
-        let (name, group, calls, errors, max_ns) = row.map_err(sql_err)?;
-        println!(
-            "{name:<32} {group:<24} {calls:>8} {errors:>8} {:>14.3}",
-            max_ns as f64 / 1e6
-        );
-    }
-    Ok(())
 }

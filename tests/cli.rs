@@ -1,9 +1,22 @@
-//! End to end: spans recorded through the runtime, read back by the CLI binary.
+//! End to end: spans recorded through the runtime, read back by the `monitor`
+//! binary. Durations are set with a movable clock, so the figures the CLI
+//! prints are known in advance (give or take the real microseconds a span
+//! takes).
 
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use monitor_runtime::{Callsite, Config, EnteredSpan, SpanKind};
+use common::{session_with, Session};
+use monitor_runtime::{Callsite, Clock, EnteredSpan, SpanKind};
+use serde_json::Value;
+
+const MS: i64 = 1_000_000;
+/// 2026-11-22 10:00:00 UTC.
+const T0: u64 = 1_795_341_600_000_000_000;
 
 static HANDLE: Callsite = Callsite::new(
     "handle",
@@ -22,79 +35,402 @@ fn monitor(args: &[&str]) -> Output {
         .expect("run monitor")
 }
 
-fn record(db: &Path) {
-    let guard = monitor_runtime::init_with(Config::default().db_path(db)).unwrap();
-    for i in 0..30 {
-        let _handle = EnteredSpan::new(&HANDLE);
-        let mut query = EnteredSpan::new(&QUERY);
-        if i % 10 == 0 {
-            query.record_error("connection reset");
-        }
-    }
-    drop(guard);
-}
-
-#[test]
-fn the_cli_counts_what_the_runtime_wrote() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("monitor.db");
-    record(&db);
-
-    let out = monitor(&["--db", db.to_str().unwrap()]);
+/// Runs `monitor` with `--db path` and `args`; it must succeed.
+fn ok(path: &Path, args: &[&str]) -> String {
+    let mut all = vec!["--db", path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = monitor(&all);
     assert!(
         out.status.success(),
-        "{}",
+        "monitor {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        stdout.contains("60 spans (3 errors or panics) in 1 hourly partitions"),
-        "{stdout}"
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(path: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(path, &all)).expect("--json prints JSON")
+}
+
+/// 100 requests: `handle` calls `query`, whose duration is `i` ms for the
+/// i-th request; every 10th query fails. 8 ms pass between requests.
+fn recorded() -> (Session, Clock) {
+    let clock = Clock::starting_at(T0);
+    let s = session_with(|c| c.clock(clock.clone()));
+    for i in 1..=100 {
+        let _handle = EnteredSpan::new(&HANDLE);
+        let mut query = EnteredSpan::new(&QUERY);
+        clock.advance(Duration::from_millis(i));
+        if i % 10 == 0 {
+            query.record_error(format!("connection reset {i}"));
+        }
+        drop(query);
+        clock.advance(Duration::from_millis(8));
+    }
+    s.guard.flush();
+    (s, clock)
+}
+
+fn function<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    summary
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {summary:#}"))
+}
+
+/// `value` (ns) is `ms` milliseconds, give or take a millisecond of real time.
+fn about_ms(value: &Value, ms: i64) -> bool {
+    let ns = value.as_i64().unwrap();
+    (ms * MS..ms * MS + MS).contains(&ns)
+}
+
+#[test]
+fn summary_gives_calls_errors_and_exact_percentiles() {
+    let (s, _) = recorded();
+    let summary = json(&s.path, &["summary"]);
+    let query = function(&summary, "query");
+    assert_eq!(query["module"], "app::db");
+    assert_eq!(query["group"], "db");
+    assert_eq!(query["calls"], 100);
+    assert_eq!(query["errors"], 10);
+    assert_eq!(query["error_pct"], 10.0);
+    for (key, ms) in [
+        ("p50_ns", 50),
+        ("p95_ns", 95),
+        ("p99_ns", 99),
+        ("max_ns", 100),
+    ] {
+        assert!(about_ms(&query[key], ms), "{key}: {}", query[key]);
+    }
+    let handle = function(&summary, "handle");
+    assert_eq!(
+        (handle["calls"].as_i64(), handle["errors"].as_i64()),
+        (Some(100), Some(0))
     );
-    assert!(stdout.contains("writer: 60 written, 0 dropped"), "{stdout}");
-    let query_line = stdout
+
+    // Filters and order.
+    let db_only = json(&s.path, &["summary", "--group", "db"]);
+    assert_eq!(db_only.as_array().unwrap().len(), 1);
+    let by_errors = json(&s.path, &["summary", "--sort", "errors"]);
+    assert_eq!(by_errors[0]["name"], "query");
+
+    // The table a person reads.
+    let table = ok(&s.path, &["summary"]);
+    let row = table
         .lines()
-        .find(|l| l.starts_with("query"))
-        .expect("a line for query");
-    let cols: Vec<&str> = query_line.split_whitespace().collect();
-    assert_eq!(&cols[..4], ["query", "db", "30", "3"], "{query_line}");
-    let handle_line = stdout
-        .lines()
-        .find(|l| l.starts_with("handle"))
-        .expect("a line for handle");
-    let cols: Vec<&str> = handle_line.split_whitespace().collect();
-    assert_eq!(&cols[..4], ["handle", "http", "30", "0"], "{handle_line}");
+        .find(|l| l.contains("query"))
+        .expect("a row for query");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert!(
+        cells.windows(4).any(|w| w == ["sync", "100", "10", "10.0"]),
+        "{row}"
+    );
+    assert!(row.contains("50.") && row.contains("99."), "{row}");
+    // Without a subcommand, the summary is what `monitor` prints.
+    assert_eq!(ok(&s.path, &[]), table);
 }
 
 #[test]
-fn a_missing_file_is_a_clear_error() {
+fn since_keeps_only_recent_spans() {
+    // Spans an hour old and spans from now, in two partitions.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let clock = Clock::starting_at(now - 2 * 3_600_000_000_000);
+    let s = session_with(|c| c.clock(clock.clone()));
+    for _ in 0..3 {
+        drop(EnteredSpan::new(&QUERY));
+    }
+    clock.set(now);
+    for _ in 0..5 {
+        drop(EnteredSpan::new(&QUERY));
+    }
+    s.guard.flush();
+    assert_eq!(function(&json(&s.path, &["summary"]), "query")["calls"], 8);
+    assert_eq!(
+        function(&json(&s.path, &["summary", "--since", "30m"]), "query")["calls"],
+        5
+    );
+}
+
+#[test]
+fn errors_lists_the_latest_failures_first() {
+    let (s, _) = recorded();
+    let errors = json(&s.path, &["errors", "--name", "query"]);
+    let messages: Vec<&str> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["error"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (1..=10)
+        .rev()
+        .map(|i| format!("connection reset {}", i * 10))
+        .collect();
+    assert_eq!(messages, expected);
+    assert!(errors[0]["trace_id"].as_i64().unwrap() > 0);
+
+    assert_eq!(
+        json(&s.path, &["errors", "--limit", "3"])
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // Parameters are bound, never spliced into the SQL.
+    let injected = json(&s.path, &["errors", "--name", "x' OR '1'='1"]);
+    assert_eq!(injected.as_array().unwrap().len(), 0);
+    let table = ok(&s.path, &["errors", "--limit", "1"]);
+    assert!(table.contains("connection reset 100"), "{table}");
+    assert!(table.contains("2026-11-22 10:"), "{table}");
+}
+
+#[test]
+fn tree_nests_a_trace_with_each_share_of_the_root() {
+    let (s, _) = recorded();
+    let last = json(&s.path, &["tree", "--last"]);
+    let root = &last["roots"][0];
+    assert_eq!(root["name"], "handle");
+    assert_eq!(root["children"][0]["name"], "query");
+    assert_eq!(root["children"][0]["status"], "error");
+    assert!(about_ms(&root["children"][0]["duration_ns"], 100));
+    assert_eq!(last["spans"], 2);
+
+    let trace_id = last["trace_id"].as_i64().unwrap().to_string();
+    let by_id = json(&s.path, &["tree", &trace_id]);
+    assert_eq!(by_id, last);
+    let text = ok(&s.path, &["tree", &trace_id]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[1].starts_with("handle") && lines[1].contains("100.0%"),
+        "{text}"
+    );
+    assert!(lines[2].starts_with("└─ query"), "{text}");
+    assert!(lines[2].contains("error: connection reset 100"), "{text}");
+    // 100 ms of the root's 108 ms.
+    assert!(lines[2].contains("92.6%"), "{text}");
+
+    let named = json(&s.path, &["tree", "--last", "--name", "query"]);
+    assert_eq!(named["trace_id"], last["trace_id"]);
+}
+
+#[test]
+fn export_writes_chrome_csv_and_json_lines() {
+    let (s, _) = recorded();
     let dir = tempfile::tempdir().unwrap();
+    let chrome = dir.path().join("trace.json");
+    ok(
+        &s.path,
+        &[
+            "export",
+            "--format",
+            "chrome",
+            "-o",
+            chrome.to_str().unwrap(),
+        ],
+    );
+    let trace: Value = serde_json::from_slice(&std::fs::read(&chrome).unwrap()).unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    let spans: Vec<&Value> = events.iter().filter(|e| e["ph"] == "X").collect();
+    assert_eq!(spans.len(), 200);
+    assert!(events
+        .iter()
+        .any(|e| e["ph"] == "M" && e["name"] == "thread_name"));
+    // Each child lies inside its parent, on the same thread's track.
+    for child in spans.iter().filter(|e| e["name"] == "query") {
+        let parent = spans
+            .iter()
+            .find(|p| p["args"]["span_id"] == child["args"]["parent_id"])
+            .expect("parent exported");
+        let (ts, dur) = (
+            child["ts"].as_f64().unwrap(),
+            child["dur"].as_f64().unwrap(),
+        );
+        let (pts, pdur) = (
+            parent["ts"].as_f64().unwrap(),
+            parent["dur"].as_f64().unwrap(),
+        );
+        assert!(pts <= ts && ts + dur <= pts + pdur, "{child} in {parent}");
+        assert_eq!(child["tid"], parent["tid"]);
+    }
+
+    let csv = dir.path().join("spans.csv");
+    ok(
+        &s.path,
+        &["export", "--format", "csv", "-o", csv.to_str().unwrap()],
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 201);
+    assert!(text.starts_with("span_id,parent_id,trace_id,name,"));
+
+    let jsonl = dir.path().join("spans.jsonl");
+    let trace = json(&s.path, &["tree", "--last"])["trace_id"].clone();
+    let trace_id = trace.to_string();
+    ok(
+        &s.path,
+        &[
+            "export",
+            "--format",
+            "jsonl",
+            "--trace",
+            &trace_id,
+            "-o",
+            jsonl.to_str().unwrap(),
+        ],
+    );
+    let lines: Vec<Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|l| l["trace_id"] == trace));
+}
+
+#[test]
+fn stats_and_resources_report_the_file() {
+    let (s, _) = recorded();
+    let stats = json(&s.path, &["stats"]);
+    assert_eq!(stats["written"], 200);
+    assert_eq!(stats["dropped"], 0);
+    assert_eq!(stats["errors_written"], 10);
+    let partitions = stats["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 1);
+    assert_eq!(partitions[0]["table"], "spans_2026112210");
+    assert_eq!(partitions[0]["rows"], 200);
+    assert!(partitions[0]["bytes"].as_i64().unwrap() > 0);
+    assert!(ok(&s.path, &["stats"]).contains("spans_2026112210"));
+
+    let resources = json(&s.path, &["resources"]);
+    assert_eq!(resources["samples"], 0);
+    assert!(ok(&s.path, &["resources"]).contains("no resource samples"));
+}
+
+#[test]
+fn tail_follows_spans_as_they_are_written() {
+    let s = session_with(|c| c);
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_monitor"))
+        .args([
+            "--db",
+            s.path.to_str().unwrap(),
+            "--json",
+            "tail",
+            "--max",
+            "3",
+        ])
+        .args(["--interval-ms", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Write only once the tail has started following.
+    let mut ready = String::new();
+    BufReader::new(tail.stderr.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert!(ready.starts_with("following"), "{ready}");
+    for i in 0..3 {
+        let _handle = EnteredSpan::new(&HANDLE);
+        if i == 1 {
+            EnteredSpan::new(&QUERY).record_error("timeout");
+        }
+    }
+    s.guard.flush();
+    let out = tail.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let spans: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(spans.len(), 3);
+    assert!(spans
+        .iter()
+        .any(|s| s["name"] == "query" && s["error"] == "timeout"));
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let fails = |args: &[&str], expected: &str| {
+        let out = monitor(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    };
+
     let missing = dir.path().join("absent.db");
-    let out = monitor(&["--db", missing.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("absent.db: no such file"), "{stderr}");
+    fails(
+        &["--db", missing.to_str().unwrap(), "summary"],
+        "absent.db: no such file",
+    );
     assert!(!missing.exists(), "the CLI must not create the file");
-}
 
-#[test]
-fn a_file_that_is_not_a_monitor_database_is_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
     let foreign = dir.path().join("other.db");
     rusqlite::Connection::open(&foreign)
         .unwrap()
         .execute_batch("CREATE TABLE spans (x INTEGER)")
         .unwrap();
-    let out = monitor(&["--db", foreign.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("not a monitor database"), "{stderr}");
+    fails(
+        &["--db", foreign.to_str().unwrap(), "stats"],
+        "not a monitor database",
+    );
 
     let garbage = dir.path().join("garbage.db");
     std::fs::write(&garbage, vec![0x5a; 4096]).unwrap();
-    let out = monitor(&["--db", garbage.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8(out.stderr)
-        .unwrap()
-        .contains("not a readable SQLite database"));
+    fails(
+        &["--db", garbage.to_str().unwrap()],
+        "not a readable SQLite database",
+    );
+
+    // The window is checked before the file.
+    fails(
+        &[
+            "--db",
+            missing.to_str().unwrap(),
+            "summary",
+            "--since",
+            "3 weeks",
+        ],
+        "bad time window `3 weeks`",
+    );
+
+    let config = dir.path().join("monitor.toml");
+    std::fs::write(&config, "[queue]\ncapcity = 5\n").unwrap();
+    fails(
+        &["--config", config.to_str().unwrap(), "summary"],
+        "queue.capcity",
+    );
+
+    std::fs::write(
+        &config,
+        format!("db_path = {:?}\n", missing.to_str().unwrap()),
+    )
+    .unwrap();
+    fails(
+        &["--config", config.to_str().unwrap(), "errors"],
+        "absent.db: no such file",
+    );
+
+    let (s, _) = recorded();
+    fails(
+        &["--db", s.path.to_str().unwrap(), "tree", "12345"],
+        "no trace 12345",
+    );
+    fails(
+        &[
+            "--db",
+            s.path.to_str().unwrap(),
+            "tree",
+            "--last",
+            "--name",
+            "nothing",
+        ],
+        "no span named `nothing`",
+    );
 }

@@ -1,0 +1,9 @@
+//! One module per subcommand.
+
+pub mod errors;
+pub mod export;
+pub mod resources;
+pub mod stats;
+pub mod summary;
+pub mod tail;
+pub mod tree;

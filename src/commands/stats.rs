@@ -1,0 +1,97 @@
+//! `monitor stats`: what the writer did (from `monitor_stats`), and the
+//! partitions with their rows and sizes.
+
+use monitor_runtime::schema;
+use serde_json::json;
+
+use crate::db::Db;
+use crate::render::{self, Out};
+use crate::Failure;
+
+pub fn run(db: &Db, out: &Out) -> Result<(), Failure> {
+    let totals: [i64; 10] = db
+        .conn
+        .query_row(
+            "SELECT coalesce(sum(enqueued), 0), coalesce(sum(written), 0), coalesce(sum(dropped), 0),
+                    coalesce(sum(errors_written), 0), coalesce(sum(failed), 0),
+                    coalesce(sum(sampled_out), 0), coalesce(sum(batches), 0),
+                    coalesce(max(batch_rows_max), 0), coalesce(max(batch_us_max), 0),
+                    coalesce((SELECT queue_depth FROM monitor_stats ORDER BY ts_ns DESC LIMIT 1), 0)
+             FROM monitor_stats",
+            [],
+            |r| {
+                let mut v = [0i64; 10];
+                for (i, slot) in v.iter_mut().enumerate() {
+                    *slot = r.get(i)?;
+                }
+                Ok(v)
+            },
+        )
+        .map_err(|e| db.fail(e))?;
+    let [enqueued, written, dropped, errors_written, failed, sampled_out, batches, batch_rows_max, batch_us_max, queue_depth] =
+        totals;
+
+    // Rows and bytes per partition; `dbstat` is compiled into the bundled SQLite.
+    let mut partitions = Vec::new();
+    let all = schema::span_partitions(&db.conn)
+        .and_then(|s| Ok(s.into_iter().chain(schema::resource_partitions(&db.conn)?)))
+        .map_err(|e| db.fail(e))?;
+    for partition in all {
+        let (rows, bytes): (i64, Option<i64>) = db
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT (SELECT count(*) FROM \"{0}\"),
+                            (SELECT sum(pgsize) FROM dbstat WHERE name = '{0}')",
+                    partition.table
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| db.fail(e))?;
+        partitions.push((partition.table, rows, bytes.unwrap_or(0)));
+    }
+    let file_bytes = std::fs::metadata(&db.path).map_or(0, |m| m.len() as i64);
+
+    let json = json!({
+        "enqueued": enqueued,
+        "written": written,
+        "dropped": dropped,
+        "errors_written": errors_written,
+        "failed": failed,
+        "sampled_out": sampled_out,
+        "batches": batches,
+        "batch_rows_max": batch_rows_max,
+        "batch_us_max": batch_us_max,
+        "queue_depth": queue_depth,
+        "file_bytes": file_bytes,
+        "partitions": partitions.iter().map(|(table, rows, bytes)| json!({
+            "table": table, "rows": rows, "bytes": bytes,
+        })).collect::<Vec<_>>(),
+    });
+    out.emit(json, || {
+        let mut table = render::table(&["figure", "value"], 1);
+        for (figure, value) in [
+            ("enqueued", enqueued.to_string()),
+            ("written", written.to_string()),
+            ("dropped", dropped.to_string()),
+            ("errors written", errors_written.to_string()),
+            ("failed (refused by the database)", failed.to_string()),
+            ("sampled out (by `sample`)", sampled_out.to_string()),
+            ("batches", batches.to_string()),
+            ("largest batch (rows)", batch_rows_max.to_string()),
+            ("slowest batch", render::duration(batch_us_max * 1000)),
+            ("queue depth (last)", queue_depth.to_string()),
+            ("file size", render::bytes(file_bytes)),
+        ] {
+            table.add_row(vec![figure.to_owned(), value]);
+        }
+        println!("{table}");
+        let mut table = render::table(&["partition", "rows", "size"], 1);
+        for (name, rows, bytes) in &partitions {
+            table.add_row(vec![name.clone(), rows.to_string(), render::bytes(*bytes)]);
+        }
+        println!("{table}");
+    });
+    Ok(())
+}

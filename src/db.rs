@@ -1,0 +1,212 @@
+//! Opening the file read-only, checking that it is a monitor database, and
+//! reading spans from the partitions a time window needs.
+
+use std::path::{Path, PathBuf};
+
+use monitor_runtime::schema::{self, Partition};
+use monitor_runtime::Config;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, Row};
+
+use crate::Failure;
+
+/// `--db`, else `db_path` of `--config`, else of `monitor.toml` / the
+/// `MONITOR_*` environment, else `monitor.db`.
+pub fn resolve_path(db: Option<&Path>, config: Option<&Path>) -> Result<PathBuf, Failure> {
+    if let Some(db) = db {
+        return Ok(db.to_owned());
+    }
+    let config = match config {
+        Some(path) => Config::from_file(path),
+        None => Config::load(),
+    };
+    Ok(config.map_err(|e| format!("{e} (or pass --db)"))?.db_path)
+}
+
+/// An open monitor database.
+pub struct Db {
+    pub conn: Connection,
+    pub path: PathBuf,
+}
+
+/// One row of the `spans` view.
+#[derive(Clone, Debug)]
+pub struct SpanRow {
+    pub span_id: i64,
+    pub parent_id: Option<i64>,
+    pub trace_id: i64,
+    pub name: String,
+    pub module: String,
+    pub group_name: String,
+    pub kind: String,
+    pub file: String,
+    pub line: i64,
+    pub status: String,
+    pub error: Option<String>,
+    pub start_ns: i64,
+    pub duration_ns: i64,
+    pub busy_ns: i64,
+    pub items: Option<i64>,
+    pub thread: String,
+    pub pid: i64,
+    pub fields: Option<String>,
+    pub rss_bytes: Option<i64>,
+    pub cpu_ns: Option<i64>,
+    pub alloc_bytes: Option<i64>,
+}
+
+/// The view's columns, in `SpanRow`'s order.
+pub const SPAN_COLUMNS: &str = "span_id, parent_id, trace_id, name, module, group_name, kind, \
+    file, line, status, error, start_ns, duration_ns, busy_ns, items, thread, pid, fields, \
+    rss_bytes, cpu_ns, alloc_bytes";
+
+impl SpanRow {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<SpanRow> {
+        Ok(SpanRow {
+            span_id: r.get(0)?,
+            parent_id: r.get(1)?,
+            trace_id: r.get(2)?,
+            name: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+            module: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+            group_name: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+            kind: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+            file: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+            line: r.get::<_, Option<i64>>(8)?.unwrap_or_default(),
+            status: r.get(9)?,
+            error: r.get(10)?,
+            start_ns: r.get(11)?,
+            duration_ns: r.get(12)?,
+            busy_ns: r.get(13)?,
+            items: r.get(14)?,
+            thread: r.get::<_, Option<String>>(15)?.unwrap_or_default(),
+            pid: r.get::<_, Option<i64>>(16)?.unwrap_or_default(),
+            fields: r.get(17)?,
+            rss_bytes: r.get(18)?,
+            cpu_ns: r.get(19)?,
+            alloc_bytes: r.get(20)?,
+        })
+    }
+
+    pub fn end_ns(&self) -> i64 {
+        self.start_ns + self.duration_ns
+    }
+}
+
+impl Db {
+    /// Opens `path` read-only; a missing file, a file that is not SQLite
+    /// and a SQLite file that monitor did not write are errors.
+    pub fn open(path: &Path) -> Result<Db, Failure> {
+        let shown = path.display();
+        if !path.exists() {
+            return Err(Failure(format!(
+                "{shown}: no such file (run a monitored program first, or pass --db)"
+            )));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| format!("{shown}: cannot open: {e}"))?;
+        // A writer holds the file for a moment per batch.
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| format!("{shown}: {e}"))?;
+        let (is_monitor, version): (bool, i64) = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'monitor_meta'),
+                        (SELECT user_version FROM pragma_user_version)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| format!("{shown}: not a readable SQLite database ({e})"))?;
+        if !is_monitor {
+            return Err(Failure(format!(
+                "{shown}: not a monitor database (no monitor_meta table)"
+            )));
+        }
+        if version != schema::SCHEMA_VERSION {
+            return Err(Failure(format!(
+                "{shown}: schema version {version}, but this monitor reads version {}",
+                schema::SCHEMA_VERSION
+            )));
+        }
+        Ok(Db {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    /// An SQL error, with the file it came from.
+    pub fn fail(&self, e: rusqlite::Error) -> Failure {
+        Failure(format!("{}: {e}", self.path.display()))
+    }
+
+    /// The spans partitions that hold spans started at or after `since`.
+    pub fn span_partitions(&self, since: Option<u64>) -> Result<Vec<Partition>, Failure> {
+        let all = schema::span_partitions(&self.conn).map_err(|e| self.fail(e))?;
+        Ok(all
+            .into_iter()
+            .filter(|p| since.is_none_or(|s| p.reaches(s)))
+            .collect())
+    }
+
+    /// The spans started at or after `since` that match `filter` (an SQL
+    /// condition on the view's columns with `?` parameters `params`), oldest
+    /// partition first.
+    pub fn spans(
+        &self,
+        since: Option<u64>,
+        filter: &str,
+        params: &[Value],
+    ) -> Result<Vec<SpanRow>, Failure> {
+        let mut rows = Vec::new();
+        for partition in self.span_partitions(since)? {
+            let sql = format!(
+                "SELECT {SPAN_COLUMNS} FROM ({}) WHERE start_ns >= ? AND ({filter})",
+                schema::spans_select(&partition.table)
+            );
+            let mut stmt = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
+            let mut values = vec![Value::Integer(since.unwrap_or(0) as i64)];
+            values.extend_from_slice(params);
+            let found = stmt
+                .query_map(rusqlite::params_from_iter(values), SpanRow::from_row)
+                .map_err(|e| self.fail(e))?;
+            for row in found {
+                rows.push(row.map_err(|e| self.fail(e))?);
+            }
+        }
+        Ok(rows)
+    }
+}
+
+impl SpanRow {
+    /// The row as a JSON object; `fields` is embedded as JSON, not text.
+    pub fn to_json(&self) -> serde_json::Value {
+        let fields = self
+            .fields
+            .as_deref()
+            .map(|f| serde_json::from_str(f).unwrap_or_else(|_| serde_json::Value::from(f)));
+        serde_json::json!({
+            "span_id": self.span_id,
+            "parent_id": self.parent_id,
+            "trace_id": self.trace_id,
+            "name": self.name,
+            "module": self.module,
+            "group_name": self.group_name,
+            "kind": self.kind,
+            "file": self.file,
+            "line": self.line,
+            "status": self.status,
+            "error": self.error,
+            "start_ns": self.start_ns,
+            "duration_ns": self.duration_ns,
+            "busy_ns": self.busy_ns,
+            "items": self.items,
+            "thread": self.thread,
+            "pid": self.pid,
+            "fields": fields,
+            "rss_bytes": self.rss_bytes,
+            "cpu_ns": self.cpu_ns,
+            "alloc_bytes": self.alloc_bytes,
+        })
+    }
+}
