@@ -150,3 +150,143 @@ fn a_method_returning_a_borrowing_iterator_works() {
     assert!(queue.jobs.is_empty());
     assert_eq!(s.one("drain").items, Some(3));
 }
+
+#[monitor]
+fn fetch_page(page: u32) -> Option<u32> {
+    (page < 2).then_some(page)
+}
+
+/// The last `next` does monitored work before it finds the end.
+#[monitor(item_spans)]
+fn pages() -> impl Iterator<Item = u32> {
+    let mut page = 0;
+    std::iter::from_fn(move || {
+        let found = fetch_page(page);
+        page += 1;
+        found
+    })
+}
+
+#[monitor(item_spans)]
+fn flaky(n: u32) -> impl Iterator<Item = u32> {
+    (0..n).map(|i| if i == 1 { panic!("item {i} broke") } else { i })
+}
+
+#[monitor(item_spans, sample = 0.5)]
+fn sampled(n: u32) -> impl Iterator<Item = u32> {
+    0..n
+}
+
+#[monitor]
+fn debuggable(n: u32) -> impl Iterator<Item = u32> + std::fmt::Debug {
+    0..n
+}
+
+#[monitor]
+fn boxed_double_ended(n: u32) -> Box<dyn DoubleEndedIterator<Item = u32> + Send> {
+    Box::new(0..n)
+}
+
+#[test]
+fn spans_opened_by_the_last_next_keep_a_stored_parent() {
+    let s = session();
+    assert_eq!(pages().count(), 2);
+
+    let rows = s.spans();
+    let sequence = s.one("pages");
+    assert_eq!(sequence.items, Some(2));
+    let items = s.named("pages.item", 3);
+    let counts: Vec<_> = items.iter().map(|i| i.items).collect();
+    assert_eq!(
+        counts,
+        [Some(1), Some(1), Some(0)],
+        "the last one found the end"
+    );
+    for fetch in s.named("fetch_page", 3) {
+        let parent = fetch.parent_id.expect("a parent");
+        assert!(rows.iter().any(|r| r.span_id == parent), "{fetch:?}");
+    }
+}
+
+#[test]
+fn a_panic_of_the_consumer_is_not_the_iterator_s() {
+    let s = session();
+    let outcome = std::panic::catch_unwind(|| {
+        for x in words("a bb ccc") {
+            if x == 2 {
+                panic!("consumer broke");
+            }
+        }
+    });
+    assert!(outcome.is_err());
+    let span = s.one("words");
+    assert_eq!((span.status.as_str(), span.items), ("cancelled", Some(2)));
+    assert_eq!(span.error, None);
+
+    // Drained by a `Drop` while another panic unwinds: every `next` returned.
+    struct DrainOnDrop(Option<Box<dyn Iterator<Item = u32>>>);
+    impl Drop for DrainOnDrop {
+        fn drop(&mut self) {
+            assert_eq!(self.0.take().unwrap().count(), 3);
+        }
+    }
+    let outcome = std::panic::catch_unwind(|| {
+        let _drain = DrainOnDrop(Some(Box::new(words("x y z"))));
+        panic!("unrelated");
+    });
+    assert!(outcome.is_err());
+    let rows = s.named("words", 2);
+    assert_eq!((rows[1].status.as_str(), rows[1].items), ("ok", Some(3)));
+}
+
+#[test]
+fn a_caught_panic_ends_its_item_and_iteration_goes_on() {
+    let s = session();
+    let mut iter = flaky(4);
+    assert_eq!(iter.next(), Some(0));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| iter.next()));
+    assert!(caught.is_err());
+    assert_eq!(iter.collect::<Vec<_>>(), [2, 3]);
+
+    let span = s.one("flaky");
+    assert_eq!(span.status, "panic");
+    assert_eq!(span.error.as_deref(), Some("item 1 broke"));
+    assert_eq!(span.items, Some(3));
+    let statuses: Vec<String> = s
+        .named("flaky.item", 4)
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, ["ok", "panic", "ok", "ok"]);
+}
+
+#[test]
+fn item_spans_follow_their_sequence_s_sampling() {
+    let s = session();
+    for _ in 0..200 {
+        assert_eq!(sampled(5).count(), 5);
+    }
+    let rows = s.spans();
+    let sequences: Vec<_> = rows.iter().filter(|r| r.name == "sampled").collect();
+    let items: Vec<_> = rows.iter().filter(|r| r.name == "sampled.item").collect();
+    assert!(
+        (40..160).contains(&sequences.len()),
+        "about half kept: {}",
+        sequences.len()
+    );
+    assert_eq!(items.len(), sequences.len() * 5);
+    for item in items {
+        assert!(sequences.iter().any(|s| Some(s.span_id) == item.parent_id));
+    }
+}
+
+#[test]
+fn debug_and_boxed_subtraits_are_kept() {
+    let s = session();
+    let iter = debuggable(2);
+    assert!(format!("{iter:?}").contains("0..2"));
+    assert_eq!(iter.count(), 2);
+    assert_eq!(boxed_double_ended(3).rev().collect::<Vec<_>>(), [2, 1, 0]);
+    assert_eq!(s.one("debuggable").items, Some(2));
+    assert_eq!(s.one("boxed_double_ended").kind, "iter");
+}

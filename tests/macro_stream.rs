@@ -297,3 +297,66 @@ fn a_stream_polled_on_another_thread_links_to_its_span() {
         assert_ne!(Some(child.thread.as_str()), std::thread::current().name());
     }
 }
+
+#[monitor]
+fn err_then_panic() -> impl Stream<Item = Result<u32, TickError>> {
+    stream::iter(0..3).map(|i| match i {
+        0 => Err(TickError(0)),
+        1 => panic!("row {i} exploded"),
+        _ => Ok(i),
+    })
+}
+
+#[monitor]
+fn try_ticks(n: u32) -> impl futures::TryStream<Ok = u32, Error = TickError> {
+    stream::iter((0..n).map(|i| if i == 1 { Err(TickError(i)) } else { Ok(i) }))
+}
+
+#[monitor]
+fn unpin_box(n: u32) -> Box<dyn Stream<Item = u32> + Unpin + Send> {
+    Box::new(stream::iter(0..n))
+}
+
+#[test]
+fn a_panic_after_an_err_item_keeps_the_panic_s_message() {
+    let s = session();
+    let outcome = std::panic::catch_unwind(|| block_on(err_then_panic().count()));
+    assert!(outcome.is_err());
+    let span = s.one("err_then_panic");
+    assert_eq!(span.status, "panic");
+    assert_eq!(span.error.as_deref(), Some("row 1 exploded"));
+}
+
+#[test]
+fn try_streams_and_unpin_boxes_are_streams() {
+    let s = session();
+    use futures::TryStreamExt;
+    let items: Vec<_> = block_on(try_ticks(3).into_stream().collect());
+    assert_eq!(items.len(), 3);
+    let mut boxed = unpin_box(2);
+    assert_eq!(block_on(boxed.next()), Some(0));
+    assert_eq!(block_on(boxed.count()), 1);
+
+    let span = s.one("try_ticks");
+    assert_eq!(
+        (span.kind.as_str(), span.status.as_str()),
+        ("stream", "error")
+    );
+    assert_eq!(span.error.as_deref(), Some("tick 1 failed"));
+    assert_eq!(s.one("unpin_box").items, Some(2));
+}
+
+#[test]
+fn a_stream_dropped_by_a_panicking_consumer_is_cancelled() {
+    let s = session();
+    let outcome = std::panic::catch_unwind(|| {
+        block_on(async {
+            let mut stream = Box::pin(ticks(5));
+            stream.next().await;
+            panic!("consumer broke");
+        })
+    });
+    assert!(outcome.is_err());
+    let span = s.one("ticks");
+    assert_eq!((span.status.as_str(), span.items), ("cancelled", Some(1)));
+}

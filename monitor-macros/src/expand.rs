@@ -595,7 +595,8 @@ fn sequence_of(ty: &Type) -> Option<SequenceReturn> {
             let (kind, item) = match last.ident.to_string().as_str() {
                 "BoxStream" | "LocalBoxStream" => (Sequence::Stream, first_type.cloned()),
                 "Pin" => boxed_dyn(first_type?).filter(|(kind, _)| *kind == Sequence::Stream)?,
-                "Box" => boxed_dyn(ty).filter(|(kind, _)| *kind == Sequence::Iter)?,
+                // `Box<dyn Stream + Unpin>` or `Box<dyn Iterator>`.
+                "Box" => boxed_dyn(ty)?,
                 _ => return None,
             };
             Some(SequenceReturn {
@@ -624,14 +625,15 @@ fn boxed_dyn(ty: &Type) -> Option<(Sequence, Option<Type>)> {
     })
 }
 
-/// `Stream<Item = T>`, `Iterator<Item = T>` and their usual subtraits.
+/// `Stream<Item = T>`, `Iterator<Item = T>` and their usual subtraits
+/// (`TryStream` names no `Item`: the observer's type is then inferred).
 fn sequence_bound(bound: &TypeParamBound) -> Option<(Sequence, Option<Type>)> {
     let TypeParamBound::Trait(t) = bound else {
         return None;
     };
     let last = t.path.segments.last()?;
     let kind = match last.ident.to_string().as_str() {
-        "Stream" | "FusedStream" => Sequence::Stream,
+        "Stream" | "FusedStream" | "TryStream" => Sequence::Stream,
         "Iterator" | "DoubleEndedIterator" | "ExactSizeIterator" | "FusedIterator" => {
             Sequence::Iter
         }

@@ -72,6 +72,13 @@ pub(crate) fn next_span_id() -> u64 {
     .unwrap_or_else(|_| (random_u64() >> 1).max(1))
 }
 
+/// Changes whenever this thread hands out a span id: a sequence compares it
+/// around a poll to learn whether spans were opened in it.
+#[inline]
+pub(crate) fn issued_marker() -> u64 {
+    NEXT.try_with(|next| next.get().0).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

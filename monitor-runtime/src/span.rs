@@ -108,6 +108,16 @@ struct Open {
     state: State,
 }
 
+impl Open {
+    /// Ends a polled span now with `status`; its busy time is its polls'.
+    #[inline]
+    fn close(self, status: Status) {
+        let duration = self.rt.clock.now_ns().saturating_sub(self.state.start_ns);
+        let busy = self.state.busy_ns;
+        finish(self.rt, self.ids, self.state, status, duration, busy);
+    }
+}
+
 /// What a span accumulates until it ends.
 struct State {
     parent_id: u64,
@@ -121,6 +131,9 @@ struct State {
     /// The thread was already unwinding when the span started (code run by
     /// a `Drop` during a panic): only a panic of its own makes it `panic`.
     started_unwinding: bool,
+    /// A sampling decision made ahead of the end (a sequence's, shared with
+    /// its item spans); `None`: the callsite's rate, drawn at the end.
+    keep: Option<bool>,
     detail: Option<Box<Detail>>,
 }
 
@@ -131,12 +144,15 @@ impl State {
         std::thread::panicking() && !self.started_unwinding
     }
 
-    /// Marks the span `panic` with the message of the panic under way.
+    /// Marks the span `panic` with the message of the panic under way; it
+    /// replaces an earlier error's message, and a later panic's does not.
     fn record_panic(&mut self) {
+        if self.status == Status::Panic {
+            return;
+        }
         self.status = Status::Panic;
-        let detail = self.detail.get_or_insert_with(Default::default);
-        if detail.error.is_none() {
-            detail.error = crate::panic::last_message();
+        if let Some(message) = crate::panic::last_message() {
+            self.detail.get_or_insert_with(Default::default).error = Some(message);
         }
     }
     fn record_error(&mut self, message: impl fmt::Display) {
@@ -157,7 +173,8 @@ impl State {
 
 /// An open span. It starts when it is created and ends with [`Span::end`]
 /// (status `ok` unless an error was recorded); a span dropped without `end`
-/// is `cancelled`, or `panic` when dropped by an unwinding panic.
+/// is `cancelled`, or `panic` when dropped by an unwinding panic or when a
+/// panic went through one of its [`Span::enter`] guards.
 ///
 /// It is current only while [`Span::enter`]'s guard lives, and that time
 /// adds up to its `busy_ns`: the shape of a future or stream's poll. For a
@@ -234,16 +251,17 @@ impl Span {
     /// to its `busy_ns`.
     #[inline]
     pub fn enter(&mut self) -> Entered<'_> {
-        let enter_raw = match &self.open {
+        let (enter_raw, unwinding_at_enter) = match &self.open {
             Some(open) => {
                 push_current(open.ids);
-                raw_now()
+                (raw_now(), std::thread::panicking())
             }
-            None => 0,
+            None => (0, false),
         };
         Entered {
             span: self,
             enter_raw,
+            unwinding_at_enter,
         }
     }
 
@@ -293,13 +311,47 @@ impl Span {
         self.open = None;
     }
 
+    /// Ends the span unfinished: `cancelled`, unless it recorded an error or
+    /// a panic of its own. Unlike a drop, a panic under way is not its own.
+    pub(crate) fn cancel(mut self) {
+        if let Some(open) = self.open.take() {
+            let status = match open.state.status {
+                Status::Ok => Status::Cancelled,
+                recorded => recorded,
+            };
+            open.close(status);
+        }
+    }
+
+    /// The status recorded so far, `None` when not recording.
+    pub(crate) fn status(&self) -> Option<Status> {
+        self.open.as_ref().map(|open| open.state.status)
+    }
+
+    /// Draws the callsite's sampling decision now and keeps it for the end;
+    /// an error or panic is kept whatever it says.
+    pub(crate) fn decide_sample(&mut self) -> bool {
+        match &mut self.open {
+            Some(open) => *open
+                .state
+                .keep
+                .get_or_insert_with(|| open.state.callsite.keeps_sample()),
+            None => false,
+        }
+    }
+
+    /// Makes this span follow a sampling decision taken for another.
+    pub(crate) fn follow_sample(&mut self, keep: bool) {
+        if let Some(open) = &mut self.open {
+            open.state.keep = Some(keep);
+        }
+    }
+
     /// Ends the span now with the status recorded so far (`ok` by default).
     pub fn end(mut self) {
         if let Some(open) = self.open.take() {
             let status = open.state.status;
-            let duration = open.rt.clock.now_ns().saturating_sub(open.state.start_ns);
-            let busy = open.state.busy_ns;
-            finish(open.rt, open.ids, open.state, status, duration, busy);
+            open.close(status);
         }
     }
 }
@@ -315,9 +367,7 @@ impl Drop for Span {
             } else {
                 open.state.status
             };
-            let duration = open.rt.clock.now_ns().saturating_sub(open.state.start_ns);
-            let busy = open.state.busy_ns;
-            finish(open.rt, open.ids, open.state, status, duration, busy);
+            open.close(status);
         }
     }
 }
@@ -332,6 +382,9 @@ impl fmt::Debug for Span {
 pub struct Entered<'a> {
     span: &'a mut Span,
     enter_raw: u64,
+    /// A panic already under way at `enter` (a poll from a `Drop` during
+    /// unwinding) is not this poll's.
+    unwinding_at_enter: bool,
 }
 
 impl Deref for Entered<'_> {
@@ -355,7 +408,7 @@ impl Drop for Entered<'_> {
             pop_current(open.ids.span_id);
             // A panic out of a poll: the span keeps it even if the caller
             // catches it and drops the future later.
-            if open.state.panicked() {
+            if std::thread::panicking() && !self.unwinding_at_enter {
                 open.state.record_panic();
             }
         }
@@ -500,6 +553,7 @@ fn start(
         items: None,
         status: Status::Ok,
         started_unwinding: std::thread::panicking(),
+        keep: None,
         detail: None,
     };
     (SpanIds { span_id, trace_id }, state)
@@ -514,7 +568,7 @@ fn finish(
     duration_ns: u64,
     busy_ns: u64,
 ) {
-    if !status.is_failure() && !state.callsite.keeps_sample() {
+    if !status.is_failure() && !state.keep.unwrap_or_else(|| state.callsite.keeps_sample()) {
         rt.queue
             .counters
             .sampled_out
@@ -522,8 +576,12 @@ fn finish(
         return;
     }
     let mut detail = state.detail;
-    if status == Status::Panic && detail.as_ref().is_none_or(|d| d.error.is_none()) {
-        detail.get_or_insert_with(Default::default).error = crate::panic::last_message();
+    if status == Status::Panic && state.status != Status::Panic {
+        // Seen only now (a call unwinding): the panic's message replaces an
+        // earlier error's.
+        if let Some(message) = crate::panic::last_message() {
+            detail.get_or_insert_with(Default::default).error = Some(message);
+        }
     }
     let record = Record {
         span_id: ids.span_id,

@@ -27,36 +27,26 @@ pub trait Rewrap: Sized {
         O: FnMut(&Self::Item) -> Option<String> + Send + Sync + 'static;
 }
 
-macro_rules! rewrap_streams {
-    ($($bounds:tt)*) => {
-        impl<'a, T: 'a> Rewrap for Pin<Box<dyn Stream<Item = T> $($bounds)* + 'a>> {
+/// `Rewrap` for `$boxed<dyn $trait<Item = T> + bounds + 'a>`, wrapped in
+/// `$wrapper` and boxed again with `$boxer`, for each set of bounds.
+macro_rules! rewrap {
+    ($boxed:ident, $boxer:path, $wrapper:ident, $trait:ident, $([$($bounds:tt)*]),+) => {$(
+        impl<'a, T: 'a> Rewrap for $boxed<dyn $trait<Item = T> $($bounds)* + 'a> {
             type Item = T;
             fn rewrap<O>(self, span: Span, item_callsite: Option<&'static Callsite>, observe: O) -> Self
             where
                 O: FnMut(&T) -> Option<String> + Send + Sync + 'static,
             {
-                Box::pin(MonitoredStream::new(self, span, item_callsite, observe))
+                $boxer($wrapper::new(self, span, item_callsite, observe))
             }
         }
-    };
+    )+};
 }
-rewrap_streams!();
-rewrap_streams!(+ Send);
-rewrap_streams!(+ Send + Sync);
 
-macro_rules! rewrap_iterators {
-    ($($bounds:tt)*) => {
-        impl<'a, T: 'a> Rewrap for Box<dyn Iterator<Item = T> $($bounds)* + 'a> {
-            type Item = T;
-            fn rewrap<O>(self, span: Span, item_callsite: Option<&'static Callsite>, observe: O) -> Self
-            where
-                O: FnMut(&T) -> Option<String> + Send + Sync + 'static,
-            {
-                Box::new(MonitoredIter::new(self, span, item_callsite, observe))
-            }
-        }
-    };
-}
-rewrap_iterators!();
-rewrap_iterators!(+ Send);
-rewrap_iterators!(+ Send + Sync);
+type PinBox<T> = Pin<Box<T>>;
+
+rewrap!(PinBox, Box::pin, MonitoredStream, Stream, [], [+ Send], [+ Send + Sync]);
+rewrap!(Box, Box::new, MonitoredStream, Stream, [+ Unpin], [+ Unpin + Send], [+ Unpin + Send + Sync]);
+rewrap!(Box, Box::new, MonitoredIter, Iterator, [], [+ Send], [+ Send + Sync]);
+rewrap!(Box, Box::new, MonitoredIter, DoubleEndedIterator, [], [+ Send], [+ Send + Sync]);
+rewrap!(Box, Box::new, MonitoredIter, ExactSizeIterator, [], [+ Send], [+ Send + Sync]);

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+use super::PolledSpan;
 use crate::span::Span;
 
 pin_project! {
@@ -18,7 +19,7 @@ pin_project! {
     pub struct Monitored<F, O> {
         #[pin]
         inner: F,
-        span: Span,
+        span: PolledSpan,
         observe: Option<O>,
     }
 }
@@ -32,7 +33,7 @@ where
     pub fn new(inner: F, span: Span, observe: O) -> Self {
         Monitored {
             inner,
-            span,
+            span: PolledSpan(span),
             observe: Some(observe),
         }
     }
@@ -49,14 +50,14 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let polled = {
-            let _entered = this.span.enter();
+            let _entered = this.span.0.enter();
             this.inner.poll(cx)
         };
         if let Poll::Ready(output) = &polled {
             if let Some(observe) = this.observe.take() {
-                observe(output, this.span);
+                observe(output, &mut this.span.0);
             }
-            std::mem::replace(this.span, Span::none()).end();
+            std::mem::replace(&mut this.span.0, Span::none()).end();
         }
         polled
     }

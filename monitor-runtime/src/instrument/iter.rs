@@ -87,3 +87,11 @@ where
     O: FnMut(&I::Item) -> Option<String>,
 {
 }
+
+impl<I: std::fmt::Debug, O> std::fmt::Debug for MonitoredIter<I, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MonitoredIter")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}

@@ -15,7 +15,18 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::span::{current_span, CurrentGuard, SpanIds};
+use crate::span::{current_span, CurrentGuard, Span, SpanIds};
+
+/// The span of a future, stream or iterator. A panic in its own code is
+/// recorded as it goes through a poll, so one dropped unfinished is
+/// `cancelled`, also when a panic elsewhere (in its consumer) drops it.
+pub(crate) struct PolledSpan(pub(crate) Span);
+
+impl Drop for PolledSpan {
+    fn drop(&mut self) {
+        std::mem::replace(&mut self.0, Span::none()).cancel();
+    }
+}
 
 pin_project! {
     /// A future polled with a given span current: see [`InCurrentSpan`].

@@ -66,3 +66,11 @@ where
         self.inner.is_terminated()
     }
 }
+
+impl<S: std::fmt::Debug, O> std::fmt::Debug for MonitoredStream<S, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MonitoredStream")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
