@@ -1,0 +1,94 @@
+//! `monitor summary` over a file of 1,000,000 spans (20 functions, three
+//! levels deep): the whole command, process start included, as a user runs
+//! it. Target (issue 7): under 2 s.
+//!
+//! Run: `cargo bench --bench cli`. Figures go in BENCHMARKS.md.
+
+use std::process::Command;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use monitor_runtime::{Callsite, Config, EnteredSpan, Overflow, SpanKind};
+
+const SPANS: usize = 1_000_000;
+
+macro_rules! callsites {
+    ($($name:ident),*) => {
+        [$({
+            static SITE: Callsite = Callsite::new(stringify!($name), "bench::app", "app", file!(), line!(), SpanKind::Sync);
+            &SITE
+        }),*]
+    };
+}
+
+fn record(db: &std::path::Path) {
+    let sites: [&'static Callsite; 20] = callsites!(
+        f00, f01, f02, f03, f04, f05, f06, f07, f08, f09, f10, f11, f12, f13, f14, f15, f16, f17,
+        f18, f19
+    );
+    let guard = monitor_runtime::init_with(
+        Config::default()
+            .db_path(db)
+            .overflow(Overflow::Block)
+            .queue_capacity(100_000),
+    )
+    .unwrap();
+    let mut made = 0;
+    while made < SPANS {
+        let i = made / 3;
+        let _root = EnteredSpan::new(sites[i % 20]);
+        let _child = EnteredSpan::new(sites[(i + 7) % 20]);
+        let mut leaf = EnteredSpan::new(sites[(i + 13) % 20]);
+        if i % 100 == 0 {
+            leaf.record_error("synthetic failure");
+        }
+        made += 3;
+    }
+    drop(guard);
+}
+
+fn summary(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("big.db");
+    record(&db);
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_monitor"))
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let calls: i64 = serde_json::from_slice::<serde_json::Value>(&run(&["--json", "summary"]))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["calls"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        calls as usize,
+        SPANS.div_ceil(3) * 3,
+        "every span summarised"
+    );
+
+    let mut group = c.benchmark_group("cli");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    group.bench_function("summary_1m_spans", |b| b.iter(|| run(&["summary"])));
+    group.bench_function("errors_1m_spans", |b| b.iter(|| run(&["errors"])));
+    group.bench_function("tree_last_1m_spans", |b| {
+        b.iter(|| run(&["tree", "--last"]))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, summary);
+criterion_main!(benches);
