@@ -434,3 +434,27 @@ fn bad_input_is_a_clear_error_with_a_non_zero_exit() {
         "no span named `nothing`",
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn tail_stops_cleanly_on_ctrl_c() {
+    let s = session_with(|c| c);
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_monitor"))
+        .args(["--db", s.path.to_str().unwrap(), "tail"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(tail.stderr.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert!(ready.starts_with("following"), "{ready}");
+    let killed = Command::new("kill")
+        .args(["-INT", &tail.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tail.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "Ctrl-C ends the tail normally");
+}

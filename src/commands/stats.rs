@@ -37,15 +37,17 @@ pub fn run(db: &Db, out: &Out) -> Result<(), Failure> {
         .and_then(|s| Ok(s.into_iter().chain(schema::resource_partitions(&db.conn)?)))
         .map_err(|e| db.fail(e))?;
     for partition in all {
+        // A table name cannot be a parameter; it comes from sqlite_master
+        // and is `prefix` + 10 digits.
         let (rows, bytes): (i64, Option<i64>) = db
             .conn
             .query_row(
                 &format!(
-                    "SELECT (SELECT count(*) FROM \"{0}\"),
-                            (SELECT sum(pgsize) FROM dbstat WHERE name = '{0}')",
+                    "SELECT (SELECT count(*) FROM \"{}\"),
+                            (SELECT sum(pgsize) FROM dbstat WHERE name = ?1)",
                     partition.table
                 ),
-                [],
+                [&partition.table],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(|e| db.fail(e))?;
