@@ -36,6 +36,14 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A retention pass failed; the next one tries again.
+    #[error("retention of {path}: {reason}")]
+    Retention {
+        /// The database file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
     /// The writer thread could not be started.
     #[error("cannot start the monitor writer thread: {0}")]
     Thread(#[source] std::io::Error),

@@ -40,6 +40,7 @@ mod instrument;
 mod panic;
 mod queue;
 mod record;
+pub mod retention;
 mod runtime;
 pub mod schema;
 pub mod span;

@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::Error;
 use crate::queue::Queue;
+use crate::retention::{RetentionReport, RetentionThread};
 use crate::writer::{self, Control};
 
 /// What spans need at run time. One is leaked per `init` so the hot path
@@ -89,6 +90,19 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
         *alive = true;
         return Ok(Guard { running: None });
     }
+    // Checked here, not when parsing: the file may name a directory that
+    // is created later, but retention cannot start without it.
+    let archive = &config.retention.archive_dir;
+    if !archive.as_os_str().is_empty() && !archive.is_dir() {
+        return Err(Error::Config {
+            origin: "the configuration given to init".into(),
+            key: "retention.archive_dir".into(),
+            message: format!(
+                "expected an existing directory, got {:?}",
+                archive.display().to_string()
+            ),
+        });
+    }
     let conn = writer::open(&config.db_path)?;
     let rt: &'static Runtime = Box::leak(Box::new(Runtime {
         clock: config.clock.clone(),
@@ -96,6 +110,19 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
         max_value_len: config.capture.max_value_len,
     }));
     let (control, handle) = writer::spawn(conn, rt, &config).map_err(Error::Thread)?;
+    let retention = match RetentionThread::spawn(
+        config.db_path.clone(),
+        config.retention.clone(),
+        config.clock.clone(),
+    ) {
+        Ok(thread) => thread,
+        Err(e) => {
+            let _ = control.send(Control::Shutdown);
+            let _ = handle.join();
+            rt.queue.release();
+            return Err(Error::Thread(e));
+        }
+    };
     crate::panic::install_hook();
     ACTIVE.store(ptr::from_ref(rt).cast_mut(), Ordering::Release);
     *alive = true;
@@ -104,6 +131,7 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
             rt,
             control,
             writer: Some(handle),
+            retention: Some(retention),
             db_path: config.db_path,
         }),
     })
@@ -121,6 +149,7 @@ struct Running {
     rt: &'static Runtime,
     control: Sender<Control>,
     writer: Option<JoinHandle<()>>,
+    retention: Option<RetentionThread>,
     db_path: PathBuf,
 }
 
@@ -143,6 +172,26 @@ impl Guard {
             if running.control.send(Control::Flush(ack)).is_ok() {
                 let _ = done.recv();
             }
+        }
+    }
+
+    /// Runs a retention pass now on the retention thread (which otherwise
+    /// runs one every `retention.cleanup_interval_secs`) and returns what
+    /// it dropped.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use monitor_runtime::Config;
+    /// let dir = tempfile::tempdir()?;
+    /// let guard = monitor_runtime::init_with(Config::default().db_path(dir.path().join("m.db")))?;
+    /// let report = guard.run_retention()?;
+    /// assert!(report.expired.is_empty(), "nothing is 6 hours old yet");
+    /// # Ok(()) }
+    /// ```
+    pub fn run_retention(&self) -> Result<RetentionReport, Error> {
+        match self.running.as_ref().and_then(|r| r.retention.as_ref()) {
+            Some(retention) => retention.run_now(),
+            None => Ok(RetentionReport::default()),
         }
     }
 
@@ -198,6 +247,8 @@ impl Drop for Guard {
         if let Some(mut running) = self.running.take() {
             // New spans stop recording; those already ended are drained.
             ACTIVE.store(ptr::null_mut(), Ordering::Release);
+            // Retention first: its pass may be waiting on the writer's lock.
+            drop(running.retention.take());
             let _ = running.control.send(Control::Shutdown);
             if let Some(handle) = running.writer.take() {
                 let _ = handle.join();

@@ -226,6 +226,27 @@ pub(crate) fn open(path: &Path) -> Result<Connection, Error> {
     Ok(conn)
 }
 
+/// Whether the file is one of ours at this version (not a new file).
+pub(crate) fn check_ours(conn: &Connection) -> Result<(), String> {
+    let (version, ours): (i64, bool) = conn
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version), \
+                    EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'monitor_meta')",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .map_err(|e| format!("not a readable SQLite database ({e})"))?;
+    if !ours {
+        return Err("not a monitor database (no monitor_meta table)".into());
+    }
+    if version != SCHEMA_VERSION {
+        return Err(format!(
+            "schema version {version}, but this monitor uses version {SCHEMA_VERSION}"
+        ));
+    }
+    Ok(())
+}
+
 /// Whether the file is new, or already one of ours at this version.
 fn check_format(conn: &Connection) -> Result<(), String> {
     // One statement, so one snapshot: another process may create the schema
