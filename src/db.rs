@@ -13,14 +13,22 @@ use crate::Failure;
 /// `--db`, else `db_path` of `--config`, else of `monitor.toml` / the
 /// `MONITOR_*` environment, else `monitor.db`.
 pub fn resolve_path(db: Option<&Path>, config: Option<&Path>) -> Result<PathBuf, Failure> {
-    if let Some(db) = db {
-        return Ok(db.to_owned());
+    match db {
+        Some(db) => Ok(db.to_owned()),
+        None => Ok(load_config(config)
+            .map_err(|Failure(e)| Failure(format!("{e} (or pass --db)")))?
+            .db_path),
     }
+}
+
+/// `--config PATH`, else `monitor.toml` and the `MONITOR_*` environment,
+/// as `init` reads them.
+pub fn load_config(config: Option<&Path>) -> Result<Config, Failure> {
     let config = match config {
         Some(path) => Config::from_file(path),
         None => Config::load(),
     };
-    Ok(config.map_err(|e| format!("{e} (or pass --db)"))?.db_path)
+    Ok(config?)
 }
 
 /// An open monitor database.

@@ -88,6 +88,16 @@ enum Command {
     },
     /// The writer's figures: written, dropped, errors, queue depth, batches, partitions.
     Stats,
+    /// Runs one retention pass with the config's `[retention]` rules: drops
+    /// (after archiving) the partitions older than `hours`.
+    Retention {
+        /// Shows what would be dropped, and changes nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Keeps this many hours instead of the config's `retention.hours`.
+        #[arg(long)]
+        hours: Option<i64>,
+    },
     /// Writes spans as a Chrome trace (Perfetto), CSV or JSON lines.
     Export {
         #[arg(long, value_enum)]
@@ -186,6 +196,13 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             commands::resources::run(&db::Db::open(&path)?, &out, since)
         }
         Some(Command::Stats) => commands::stats::run(&db::Db::open(&path)?, &out),
+        Some(Command::Retention { dry_run, hours }) => {
+            let mut rules = db::load_config(cli.config.as_deref())?.retention;
+            if let Some(hours) = hours {
+                rules.hours = *hours;
+            }
+            commands::retention::run(&path, &out, &rules, *dry_run)
+        }
         Some(Command::Export {
             format,
             output,

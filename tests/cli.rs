@@ -458,3 +458,61 @@ fn tail_stops_cleanly_on_ctrl_c() {
     let status = tail.wait().unwrap();
     assert_eq!(status.code(), Some(0), "Ctrl-C ends the tail normally");
 }
+
+#[test]
+fn retention_drops_old_partitions_and_dry_run_only_reports() {
+    const HOUR: u64 = 3_600_000_000_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let clock = Clock::starting_at(now - 10 * HOUR);
+    let s = session_with(|c| c.clock(clock.clone()));
+    for hours_ago in (0..=10).rev() {
+        clock.set(now - hours_ago * HOUR);
+        for _ in 0..4 {
+            drop(EnteredSpan::new(&QUERY));
+        }
+    }
+    s.guard.flush();
+    let partitions = || {
+        json(&s.path, &["stats"])["partitions"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(partitions(), 11);
+
+    let dry = json(&s.path, &["retention", "--dry-run", "--hours", "6"]);
+    assert_eq!(dry["dry_run"], true);
+    // Hours that ended more than 6 hours ago: 4 (or 3 right at an hour's start).
+    let expired = dry["partitions"].as_array().unwrap().len();
+    assert!((3..=4).contains(&expired), "{dry:#}");
+    assert_eq!(dry["rows"], 4 * expired as u64);
+    assert_eq!(partitions(), 11, "a dry run changes nothing");
+    let text = ok(&s.path, &["retention", "--dry-run", "--hours", "6"]);
+    assert!(
+        text.contains(&format!("would drop {expired} partitions")),
+        "{text}"
+    );
+
+    let done = json(&s.path, &["retention", "--hours", "6"]);
+    assert_eq!(done["partitions"], dry["partitions"]);
+    assert_eq!(partitions(), 11 - expired);
+    let summary = json(&s.path, &["summary"]);
+    assert_eq!(
+        function(&summary, "query")["calls"],
+        4 * (11 - expired) as u64
+    );
+
+    let out = monitor(&[
+        "--db",
+        s.path.to_str().unwrap(),
+        "retention",
+        "--hours",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("retention.hours"), "{stderr}");
+}

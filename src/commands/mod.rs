@@ -3,6 +3,7 @@
 pub mod errors;
 pub mod export;
 pub mod resources;
+pub mod retention;
 pub mod stats;
 pub mod summary;
 pub mod tail;
