@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::{session_with, Session};
+use monitor_runtime::resources::{ResourceReading, ScriptedSampler};
 use monitor_runtime::{Callsite, Clock, EnteredSpan, SpanKind};
 use serde_json::Value;
 
@@ -56,9 +57,18 @@ fn json(path: &Path, args: &[&str]) -> Value {
 
 /// 100 requests: `handle` calls `query`, whose duration is `i` ms for the
 /// i-th request; every 10th query fails. 8 ms pass between requests.
+/// Resource samples: CPU 10, 20, 30 % and RSS 100, 200, 300 MiB.
 fn recorded() -> (Session, Clock) {
     let clock = Clock::starting_at(T0);
-    let s = session_with(|c| c.clock(clock.clone()));
+    let readings =
+        (1..=3).map(|i| ResourceReading::new(Some(10.0 * i as f64), Some((i * 100) << 20)));
+    let s = session_with(|c| {
+        c.clock(clock.clone())
+            .resource_interval(Duration::from_secs(3600))
+            .resource_sampler(ScriptedSampler::new(readings))
+    });
+    s.guard.sample_resources();
+    s.guard.sample_resources();
     for i in 1..=100 {
         let _handle = EnteredSpan::new(&HANDLE);
         let mut query = EnteredSpan::new(&QUERY);
@@ -300,15 +310,37 @@ fn stats_and_resources_report_the_file() {
     assert_eq!(stats["dropped"], 0);
     assert_eq!(stats["errors_written"], 10);
     let partitions = stats["partitions"].as_array().unwrap();
-    assert_eq!(partitions.len(), 1);
+    assert_eq!(partitions.len(), 2);
     assert_eq!(partitions[0]["table"], "spans_2026112210");
     assert_eq!(partitions[0]["rows"], 200);
     assert!(partitions[0]["bytes"].as_i64().unwrap() > 0);
+    assert_eq!(partitions[1]["table"], "resource_samples_2026112210");
+    assert_eq!(partitions[1]["rows"], 3);
     assert!(ok(&s.path, &["stats"]).contains("spans_2026112210"));
 
     let resources = json(&s.path, &["resources"]);
-    assert_eq!(resources["samples"], 0);
-    assert!(ok(&s.path, &["resources"]).contains("no resource samples"));
+    assert_eq!(resources["samples"], 3);
+    assert_eq!(resources["cpu_percent"]["min"], 10.0);
+    assert_eq!(resources["cpu_percent"]["mean"], 20.0);
+    assert_eq!(resources["cpu_percent"]["max"], 30.0);
+    assert_eq!(resources["rss_bytes"]["max"], (300u64 << 20) as f64);
+    let text = ok(&s.path, &["resources"]);
+    assert!(
+        text.contains("3 samples") && text.contains("300.0 MiB"),
+        "{text}"
+    );
+    assert!(
+        text.contains("▁") && text.contains("█"),
+        "a sparkline: {text}"
+    );
+
+    // A file without samples says so (one session at a time).
+    drop(s);
+    let quiet = session_with(|c| c.resource_interval(Duration::ZERO));
+    drop(EnteredSpan::new(&QUERY));
+    quiet.guard.flush();
+    assert_eq!(json(&quiet.path, &["resources"])["samples"], 0);
+    assert!(ok(&quiet.path, &["resources"]).contains("no resource samples"));
 }
 
 #[test]
@@ -467,7 +499,7 @@ fn retention_drops_old_partitions_and_dry_run_only_reports() {
         .unwrap()
         .as_nanos() as u64;
     let clock = Clock::starting_at(now - 10 * HOUR);
-    let s = session_with(|c| c.clock(clock.clone()));
+    let s = session_with(|c| c.clock(clock.clone()).resource_interval(Duration::ZERO));
     for hours_ago in (0..=10).rev() {
         clock.set(now - hours_ago * HOUR);
         for _ in 0..4 {

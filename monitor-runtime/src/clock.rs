@@ -101,6 +101,24 @@ pub(crate) fn raw_now() -> u64 {
     tsc().raw()
 }
 
+/// CPU time this thread has used, in nanoseconds (`resources.thread_cpu`):
+/// `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, a system call; `NULL` where
+/// there is no such clock.
+pub(crate) fn thread_cpu_ns() -> u64 {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec for the call to fill.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            return ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+        }
+    }
+    crate::record::NULL
+}
+
 /// Nanoseconds between two raw readings (0 if they run backwards).
 #[inline]
 pub(crate) fn raw_delta_ns(start: u64, end: u64) -> u64 {

@@ -48,6 +48,23 @@ pub struct Config {
     /// The time source of spans; [`Clock::system`] unless set in code.
     #[serde(skip)]
     pub clock: Clock,
+    /// The resource sampler; `sysinfo` unless set in code.
+    #[serde(skip)]
+    pub(crate) sampler: SamplerSlot,
+}
+
+/// The sampler set with [`Config::resource_sampler`], if any.
+#[derive(Clone, Default)]
+pub(crate) struct SamplerSlot(pub(crate) Option<crate::resources::SharedSampler>);
+
+impl std::fmt::Debug for SamplerSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "custom"
+        } else {
+            "sysinfo"
+        })
+    }
 }
 
 /// `[queue]`.
@@ -129,6 +146,7 @@ impl Default for Config {
             resources: ResourcesConfig::default(),
             capture: CaptureConfig::default(),
             clock: Clock::system(),
+            sampler: SamplerSlot::default(),
         }
     }
 }
@@ -330,6 +348,22 @@ impl Config {
         self.retention.hours = hours;
         self
     }
+    /// Samples resources with `sampler` instead of `sysinfo` (a
+    /// [`ScriptedSampler`](crate::resources::ScriptedSampler) in tests).
+    pub fn resource_sampler(
+        mut self,
+        sampler: impl crate::resources::ResourceSampler + 'static,
+    ) -> Self {
+        self.sampler = SamplerSlot(Some(std::sync::Arc::new(std::sync::Mutex::new(sampler))));
+        self
+    }
+
+    /// Sets `resources.thread_cpu`: each span's thread CPU time in `cpu_ns`.
+    pub fn thread_cpu(mut self, on: bool) -> Self {
+        self.resources.thread_cpu = on;
+        self
+    }
+
     /// Sets `resources.interval_ms` (`0` disables the sampler).
     pub fn resource_interval(mut self, interval: Duration) -> Self {
         self.resources.interval_ms = interval.as_millis() as u64;

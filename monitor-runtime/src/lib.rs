@@ -30,6 +30,7 @@
 
 #![deny(missing_docs)]
 
+pub mod alloc;
 mod callsite;
 mod capture;
 mod clock;
@@ -40,6 +41,7 @@ mod instrument;
 mod panic;
 mod queue;
 mod record;
+pub mod resources;
 pub mod retention;
 mod runtime;
 pub mod schema;

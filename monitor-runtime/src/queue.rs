@@ -54,6 +54,9 @@ pub(crate) struct Queue {
     pub(crate) normal_rx: Receiver<Vec<Record>>,
     wake_tx: Sender<()>,
     pub(crate) wake_rx: Receiver<()>,
+    /// Resource samples: a few per second, never dropped.
+    samples_tx: Sender<crate::resources::Sample>,
+    pub(crate) samples_rx: Receiver<crate::resources::Sample>,
     spare_tx: Sender<Vec<Record>>,
     spare_rx: Receiver<Vec<Record>>,
     /// Normal records handed over and not yet taken by the writer.
@@ -83,6 +86,7 @@ impl Queue {
         let (errors_tx, errors_rx) = crossbeam_channel::unbounded();
         let (normal_tx, normal_rx) = crossbeam_channel::unbounded();
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        let (samples_tx, samples_rx) = crossbeam_channel::unbounded();
         let (spare_tx, spare_rx) = crossbeam_channel::bounded(SPARE_CHUNKS);
         Queue {
             errors_tx,
@@ -91,6 +95,8 @@ impl Queue {
             normal_rx,
             wake_tx,
             wake_rx,
+            samples_tx,
+            samples_rx,
             spare_tx,
             spare_rx,
             in_flight: AtomicUsize::new(0),
@@ -165,6 +171,13 @@ impl Queue {
                 f(buffer, *thread_id)
             })
             .ok()
+    }
+
+    /// Hands a resource sample to the writer.
+    pub(crate) fn push_sample(&self, sample: crate::resources::Sample) {
+        if self.open.load(Ordering::Relaxed) && self.samples_tx.send(sample).is_ok() {
+            self.wake();
+        }
     }
 
     fn push_error(&self, record: Record) {
@@ -342,6 +355,7 @@ impl Queue {
         while self.spare_rx.try_recv().is_ok() {}
         while self.errors_rx.try_recv().is_ok() {}
         while self.normal_rx.try_recv().is_ok() {}
+        while self.samples_rx.try_recv().is_ok() {}
         for buffer in lock(&self.buffers).drain(..) {
             *buffer.records.lock() = Vec::new();
         }

@@ -68,7 +68,10 @@ impl RetentionReport {
 /// let dir = tempfile::tempdir()?;
 /// let db = dir.path().join("m.db");
 /// let clock = Clock::starting_at(490_000 * HOUR);
-/// let config = Config::default().db_path(&db).clock(clock.clone());
+/// let config = Config::default()
+///     .db_path(&db)
+///     .clock(clock.clone())
+///     .resource_interval(std::time::Duration::ZERO);
 /// let guard = monitor_runtime::init_with(config.clone())?;
 /// drop(EnteredSpan::new(&OLD));
 /// guard.flush();

@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::Error;
 use crate::queue::Queue;
+use crate::resources::{LatestRss, SamplerThread, SysinfoSampler};
 use crate::retention::{RetentionReport, RetentionThread};
 use crate::writer::{self, Control};
 
@@ -22,6 +23,10 @@ pub(crate) struct Runtime {
     pub(crate) clock: Clock,
     pub(crate) queue: Queue,
     pub(crate) max_value_len: usize,
+    /// Updated by the sampler thread; read at every span's end.
+    pub(crate) latest_rss: LatestRss,
+    /// `resources.thread_cpu`.
+    pub(crate) thread_cpu: bool,
 }
 
 /// The running runtime, or null: one acquire load on every span.
@@ -108,14 +113,32 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
         clock: config.clock.clone(),
         queue: Queue::new(config.queue.capacity, config.queue.overflow),
         max_value_len: config.capture.max_value_len,
+        latest_rss: LatestRss::default(),
+        thread_cpu: config.resources.thread_cpu,
     }));
     let (control, handle) = writer::spawn(conn, rt, &config).map_err(Error::Thread)?;
-    let retention = match RetentionThread::spawn(
+    let threads = RetentionThread::spawn(
         config.db_path.clone(),
         config.retention.clone(),
         config.clock.clone(),
-    ) {
-        Ok(thread) => thread,
+    )
+    .and_then(|retention| {
+        let sampler = match config.resources.interval_ms {
+            0 => None,
+            ms => Some(SamplerThread::spawn(
+                config.sampler.0.clone().unwrap_or_else(|| {
+                    std::sync::Arc::new(std::sync::Mutex::new(SysinfoSampler::new()))
+                }),
+                std::time::Duration::from_millis(ms),
+                config.clock.clone(),
+                &rt.latest_rss,
+                |sample| rt.queue.push_sample(sample),
+            )?),
+        };
+        Ok((retention, sampler))
+    });
+    let (retention, sampler) = match threads {
+        Ok(threads) => threads,
         Err(e) => {
             let _ = control.send(Control::Shutdown);
             let _ = handle.join();
@@ -132,6 +155,7 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
             control,
             writer: Some(handle),
             retention: Some(retention),
+            sampler,
             db_path: config.db_path,
         }),
     })
@@ -150,6 +174,7 @@ struct Running {
     control: Sender<Control>,
     writer: Option<JoinHandle<()>>,
     retention: Option<RetentionThread>,
+    sampler: Option<SamplerThread>,
     db_path: PathBuf,
 }
 
@@ -192,6 +217,15 @@ impl Guard {
         match self.running.as_ref().and_then(|r| r.retention.as_ref()) {
             Some(retention) => retention.run_now(),
             None => Ok(RetentionReport::default()),
+        }
+    }
+
+    /// Takes a resource sample now (besides the one every
+    /// `resources.interval_ms`) and returns once it is queued: a `flush`
+    /// after it stores it. Does nothing when the sampler is off.
+    pub fn sample_resources(&self) {
+        if let Some(sampler) = self.running.as_ref().and_then(|r| r.sampler.as_ref()) {
+            sampler.sample_now();
         }
     }
 
@@ -249,6 +283,7 @@ impl Drop for Guard {
             ACTIVE.store(ptr::null_mut(), Ordering::Release);
             // Retention first: its pass may be waiting on the writer's lock.
             drop(running.retention.take());
+            drop(running.sampler.take());
             let _ = running.control.send(Control::Shutdown);
             if let Some(handle) = running.writer.take() {
                 let _ = handle.join();

@@ -134,7 +134,66 @@ struct State {
     /// A sampling decision made ahead of the end (a sequence's, shared with
     /// its item spans); `None`: the callsite's rate, drawn at the end.
     keep: Option<bool>,
+    /// The thread's counters when the span started (a call's).
+    start_usage: Usage,
+    /// What its polls used (a future's or stream's), or the call's at its end.
+    used: Usage,
     detail: Option<Box<Detail>>,
+}
+
+/// Per-thread counters read at a span's edges: bytes allocated (with the
+/// counting allocator) and CPU time (with `resources.thread_cpu`); `NULL`
+/// when not measured.
+#[derive(Clone, Copy)]
+struct Usage {
+    alloc: u64,
+    cpu: u64,
+}
+
+impl Usage {
+    const NONE: Usage = Usage {
+        alloc: NULL,
+        cpu: NULL,
+    };
+
+    #[inline]
+    fn now(rt: &Runtime) -> Usage {
+        Usage {
+            alloc: crate::alloc::mark(),
+            cpu: if rt.thread_cpu {
+                crate::clock::thread_cpu_ns()
+            } else {
+                NULL
+            },
+        }
+    }
+
+    /// What was used between `start` and `self`.
+    #[inline]
+    fn since(self, start: Usage) -> Usage {
+        let delta = |from: u64, to: u64| {
+            if from == NULL || to == NULL {
+                NULL
+            } else {
+                to.saturating_sub(from)
+            }
+        };
+        Usage {
+            alloc: delta(start.alloc, self.alloc),
+            cpu: delta(start.cpu, self.cpu),
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, more: Usage) {
+        let sum = |a: u64, b: u64| match (a, b) {
+            (NULL, b) => b,
+            (a, NULL) => a,
+            (a, b) => a + b,
+        };
+        self.alloc = sum(self.alloc, more.alloc);
+        self.cpu = sum(self.cpu, more.cpu);
+    }
 }
 
 impl State {
@@ -251,17 +310,18 @@ impl Span {
     /// to its `busy_ns`.
     #[inline]
     pub fn enter(&mut self) -> Entered<'_> {
-        let (enter_raw, unwinding_at_enter) = match &self.open {
+        let (enter_raw, unwinding_at_enter, usage) = match &self.open {
             Some(open) => {
                 push_current(open.ids);
-                (raw_now(), std::thread::panicking())
+                (raw_now(), std::thread::panicking(), Usage::now(open.rt))
             }
-            None => (0, false),
+            None => (0, false, Usage::NONE),
         };
         Entered {
             span: self,
             enter_raw,
             unwinding_at_enter,
+            usage,
         }
     }
 
@@ -385,6 +445,8 @@ pub struct Entered<'a> {
     /// A panic already under way at `enter` (a poll from a `Drop` during
     /// unwinding) is not this poll's.
     unwinding_at_enter: bool,
+    /// The thread's counters at `enter`.
+    usage: Usage,
 }
 
 impl Deref for Entered<'_> {
@@ -405,6 +467,7 @@ impl Drop for Entered<'_> {
     fn drop(&mut self) {
         if let Some(open) = &mut self.span.open {
             open.state.busy_ns += raw_delta_ns(self.enter_raw, raw_now());
+            open.state.used.add(Usage::now(open.rt).since(self.usage));
             pop_current(open.ids.span_id);
             // A panic out of a poll: the span keeps it even if the caller
             // catches it and drops the future later.
@@ -510,8 +573,9 @@ impl EnteredSpan {
 impl Drop for EnteredSpan {
     #[inline]
     fn drop(&mut self) {
-        if let Some(open) = self.open.take() {
+        if let Some(mut open) = self.open.take() {
             let end_ns = open.rt.clock.now_ns();
+            open.state.used = Usage::now(open.rt).since(open.state.start_usage);
             pop_current(open.ids.span_id);
             let status = if open.state.panicked() {
                 Status::Panic
@@ -554,6 +618,8 @@ fn start(
         status: Status::Ok,
         started_unwinding: std::thread::panicking(),
         keep: None,
+        start_usage: Usage::now(rt),
+        used: Usage::NONE,
         detail: None,
     };
     (SpanIds { span_id, trace_id }, state)
@@ -593,9 +659,9 @@ fn finish(
         duration_ns,
         busy_ns,
         items: state.items.unwrap_or(NULL),
-        rss_bytes: NULL,
-        cpu_ns: NULL,
-        alloc_bytes: NULL,
+        rss_bytes: rt.latest_rss.get(),
+        cpu_ns: state.used.cpu,
+        alloc_bytes: state.used.alloc,
         status,
         detail,
     };

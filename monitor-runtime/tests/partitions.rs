@@ -64,8 +64,13 @@ fn thirty_days_of_partitions_show_in_the_views_for_any_sqlite_reader() {
     let _serial = serial();
     let (_dir, path) = temp_db();
     let clock = Clock::starting_at(NOV_1_2025);
-    let guard =
-        monitor_runtime::init_with(Config::default().db_path(&path).clock(clock.clone())).unwrap();
+    let guard = monitor_runtime::init_with(
+        Config::default()
+            .db_path(&path)
+            .clock(clock.clone())
+            .resource_interval(Duration::ZERO),
+    )
+    .unwrap();
     let hours = 30 * 24;
     for _ in 0..hours {
         let _span = EnteredSpan::new(&LEAF);

@@ -27,9 +27,13 @@ fn tables(path: &Path) -> Vec<String> {
 /// `per_hour` spans in each of the hours 00:00 to 10:00 (the current one).
 fn eleven_hours(path: &Path, per_hour: usize, config: impl FnOnce(Config) -> Config) -> Guard {
     let clock = Clock::starting_at(NOV_1_2025 + 60_000_000_000);
-    let guard =
-        monitor_runtime::init_with(config(Config::default().db_path(path).clock(clock.clone())))
-            .unwrap();
+    let guard = monitor_runtime::init_with(config(
+        Config::default()
+            .db_path(path)
+            .clock(clock.clone())
+            .resource_interval(std::time::Duration::ZERO),
+    ))
+    .unwrap();
     for hour in 0..=10 {
         clock.set(NOV_1_2025 + hour * HOUR + 60_000_000_000);
         for _ in 0..per_hour {

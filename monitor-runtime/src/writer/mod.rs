@@ -21,11 +21,12 @@ use crate::callsite;
 use crate::config::Config;
 use crate::queue::NewThread;
 use crate::record::Record;
+use crate::resources::Sample;
 use crate::runtime::Runtime;
 
 pub(crate) use schema::open;
 pub use schema::SCHEMA_VERSION;
-use schema::SPANS;
+use schema::{RESOURCE_SAMPLES, SPANS};
 
 /// Rows per transaction at most: bounds the latency of a flush and memory.
 const MAX_BATCH: usize = 65_536;
@@ -55,6 +56,7 @@ pub(crate) fn spawn(
         control,
         sweep_every: Duration::from_millis(config.queue.flush_interval_ms),
         batch: Vec::new(),
+        samples: Vec::new(),
         callsites_stored: 0,
         threads_pending: Vec::new(),
         tables: HashMap::new(),
@@ -87,6 +89,8 @@ struct Writer {
     control: Receiver<Control>,
     sweep_every: Duration,
     batch: Vec<Record>,
+    /// Resource samples to write with the next batch.
+    samples: Vec<Sample>,
     /// How many of the process's registered callsites are stored.
     callsites_stored: usize,
     /// Threads registered but not stored yet (a failed batch retries them).
@@ -154,6 +158,7 @@ impl Writer {
             while self.rt.queue.wake_rx.try_recv().is_ok() {}
 
             let _ = self.take_available(usize::MAX, usize::MAX);
+            self.samples.extend(self.rt.queue.samples_rx.try_iter());
             let now = Instant::now();
             if now >= next_sweep {
                 self.rt.queue.sweep(&mut self.batch);
@@ -165,7 +170,7 @@ impl Writer {
                 }
                 next_stats = now + STATS_EVERY;
             }
-            if !self.batch.is_empty() {
+            if !self.batch.is_empty() || !self.samples.is_empty() {
                 self.write_batch();
                 continue;
             }
@@ -211,11 +216,12 @@ impl Writer {
         self.rt.queue.sweep(&mut self.batch);
         let mut errors = self.rt.queue.errors_rx.len();
         let mut chunks = self.rt.queue.normal_rx.len();
+        self.samples.extend(self.rt.queue.samples_rx.try_iter());
         loop {
             let (took_errors, took_chunks) = self.take_available(errors, chunks);
             errors -= took_errors;
             chunks -= took_chunks;
-            if self.batch.is_empty() {
+            if self.batch.is_empty() && self.samples.is_empty() {
                 return;
             }
             self.write_batch();
@@ -269,6 +275,7 @@ impl Writer {
         self.stats.micros_total += micros;
         self.stats.micros_max = self.stats.micros_max.max(micros);
         self.batch.clear();
+        self.samples.clear();
     }
 
     /// (rows written, error rows written).
@@ -348,6 +355,7 @@ impl Writer {
         if views_stale {
             SPANS.rebuild_views(&tx)?;
         }
+        insert_samples(&tx, &self.samples)?;
         // Read inside the transaction: another process may change the
         // schema as soon as it commits.
         let version = tx.query_row("PRAGMA schema_version", [], |row| row.get(0))?;
@@ -428,6 +436,35 @@ fn bind_span(stmt: &mut rusqlite::Statement<'_>, r: &Record) -> rusqlite::Result
     stmt.raw_bind_parameter(13, opt(r.rss_bytes))?;
     stmt.raw_bind_parameter(14, opt(r.cpu_ns))?;
     stmt.raw_bind_parameter(15, opt(r.alloc_bytes))?;
+    Ok(())
+}
+
+/// Writes resource samples into their hours' partitions.
+fn insert_samples(tx: &rusqlite::Transaction<'_>, samples: &[Sample]) -> rusqlite::Result<()> {
+    let mut views_stale = false;
+    for sample in samples {
+        let table = RESOURCE_SAMPLES.table_for(sample.ts_ns);
+        views_stale |= RESOURCE_SAMPLES.create_partition(tx, &table)?;
+        let r = &sample.reading;
+        let int = |v: Option<u64>| v.map(|n| n as i64);
+        tx.prepare_cached(&format!(
+            "INSERT INTO \"{table}\" (ts_ns, pid, cpu_percent, rss_bytes, virtual_bytes, threads, \
+             system_memory_used_bytes, system_memory_total_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ))?
+        .execute(params![
+            sample.ts_ns as i64,
+            std::process::id(),
+            r.cpu_percent,
+            int(r.rss_bytes),
+            int(r.virtual_bytes),
+            int(r.threads),
+            int(r.system_memory_used_bytes),
+            int(r.system_memory_total_bytes),
+        ])?;
+    }
+    if views_stale {
+        RESOURCE_SAMPLES.rebuild_views(tx)?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,111 @@
+//! An opt-in global allocator that counts the bytes each thread allocates,
+//! so that spans get `alloc_bytes`: what their thread allocated while the
+//! span was current, children included.
+//!
+//! The count is a plain thread-local: no atomic is shared between threads,
+//! so allocation stays as fast as the wrapped allocator plus an add.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::record::NULL;
+
+thread_local! {
+    /// Bytes this thread has allocated since it started.
+    static ALLOCATED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Set by the first allocation counted: spans read the counter only then.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Wraps an allocator (`System` by default) and counts, per thread, the
+/// bytes allocated through it. Install it as the global allocator:
+///
+/// ```
+/// use monitor_runtime::alloc::CountingAllocator;
+///
+/// #[global_allocator]
+/// static ALLOC: CountingAllocator = CountingAllocator::system();
+///
+/// let before = monitor_runtime::alloc::allocated_on_this_thread();
+/// let buffer = vec![0u8; 1 << 20];
+/// assert!(monitor_runtime::alloc::allocated_on_this_thread() >= before + (1 << 20));
+/// # drop(buffer);
+/// ```
+#[derive(Debug, Default)]
+pub struct CountingAllocator<A = System> {
+    inner: A,
+}
+
+impl CountingAllocator<System> {
+    /// Counts allocations made through the system allocator.
+    pub const fn system() -> Self {
+        CountingAllocator { inner: System }
+    }
+}
+
+impl<A> CountingAllocator<A> {
+    /// Counts allocations made through `inner`.
+    pub const fn new(inner: A) -> Self {
+        CountingAllocator { inner }
+    }
+}
+
+#[inline]
+fn count(bytes: usize) {
+    if !INSTALLED.load(Ordering::Relaxed) {
+        INSTALLED.store(true, Ordering::Relaxed);
+    }
+    // Fails only while the thread's locals are torn down: not counted.
+    let _ = ALLOCATED.try_with(|total| total.set(total.get().wrapping_add(bytes as u64)));
+}
+
+// SAFETY: every method forwards to the wrapped allocator with the caller's
+// arguments unchanged, so `A`'s guarantees hold; counting touches only a
+// thread-local `Cell` and never allocates.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: the caller upholds `alloc`'s contract for `layout`.
+        unsafe { self.inner.alloc(layout) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: as for `alloc`.
+        unsafe { self.inner.alloc_zeroed(layout) }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller passes a block this allocator gave, with its layout.
+        unsafe { self.inner.dealloc(ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // Growth is new memory; shrinking allocates nothing.
+        count(new_size.saturating_sub(layout.size()));
+        // SAFETY: the caller upholds `realloc`'s contract.
+        unsafe { self.inner.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Bytes allocated on this thread so far (0 unless a [`CountingAllocator`]
+/// is the global allocator).
+pub fn allocated_on_this_thread() -> u64 {
+    ALLOCATED.try_with(Cell::get).unwrap_or(0)
+}
+
+/// The counter now, or `NULL` when no counting allocator is installed.
+#[inline]
+pub(crate) fn mark() -> u64 {
+    if INSTALLED.load(Ordering::Relaxed) {
+        ALLOCATED.try_with(Cell::get).unwrap_or(NULL)
+    } else {
+        NULL
+    }
+}
