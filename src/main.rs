@@ -95,7 +95,7 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
         /// Keeps this many hours instead of the config's `retention.hours`.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         hours: Option<i64>,
     },
     /// Writes spans as a Chrome trace (Perfetto), CSV or JSON lines.

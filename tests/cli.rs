@@ -537,14 +537,11 @@ fn retention_drops_old_partitions_and_dry_run_only_reports() {
         4 * (11 - expired) as u64
     );
 
-    let out = monitor(&[
-        "--db",
-        s.path.to_str().unwrap(),
-        "retention",
-        "--hours",
-        "0",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("retention.hours"), "{stderr}");
+    for hours in ["0", "-3"] {
+        let path = s.path.to_str().unwrap();
+        let out = monitor(&["--db", path, "retention", "--hours", hours]);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("retention.hours"), "{stderr}");
+    }
 }

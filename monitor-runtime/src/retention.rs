@@ -105,18 +105,24 @@ pub fn run_pass(
     if !db.exists() {
         return Err(fail("no such file".into()));
     }
-    let conn = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| fail(format!("cannot open: {e}")))?;
+    // A dry run only reads: it must not even checkpoint a leftover WAL.
+    let access = if dry_run {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+    };
+    let conn = Connection::open_with_flags(db, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| fail(format!("cannot open: {e}")))?;
     conn.busy_timeout(schema::BUSY_TIMEOUT)
         .map_err(|e| fail(e.to_string()))?;
     schema::check_ours(&conn).map_err(&fail)?;
 
     let file_bytes_before = file_size(db);
     // Hours that ended at or before this are expired.
-    let cutoff = now_ns.saturating_sub(rules.hours as u64 * HOUR_NS);
+    // More hours than the clock holds: nothing can be that old.
+    let cutoff = (rules.hours as u64)
+        .checked_mul(HOUR_NS)
+        .map_or(0, |window| now_ns.saturating_sub(window));
     let mut expired = Vec::new();
     for family in FAMILIES {
         for table in family.partitions(&conn).map_err(|e| fail(e.to_string()))? {
@@ -147,37 +153,57 @@ pub fn run_pass(
         return Ok(report);
     }
 
+    let mut archived = vec![None; report.expired.len()];
     if let Some(dir) = archive_dir {
-        for partition in &mut report.expired {
+        for (partition, archived) in report.expired.iter_mut().zip(&mut archived) {
             let file = dir.join(format!("spans_{}.db", hour_digits(&partition.table)));
-            archive(&conn, &partition.table, &file).map_err(|e| {
+            *archived = Some(archive(&conn, &partition.table, &file).map_err(|e| {
                 fail(format!(
                     "cannot archive {} to {}: {e}",
                     partition.table,
                     file.display()
                 ))
-            })?;
+            })?);
             partition.archive = Some(file);
         }
     }
-    drop_partitions(&conn, &report.expired).map_err(|e| fail(format!("cannot drop: {e}")))?;
+    let dropped = drop_partitions(&conn, &report.expired, &archived)
+        .map_err(|e| fail(format!("cannot drop: {e}")))?;
+    report.expired.retain(|p| dropped.contains(&p.table));
     if rules.vacuum {
-        // Freed pages leave the file at the next checkpoint; a reader may
-        // hold that back, which only delays the shrink.
         vacuum(&conn).map_err(|e| fail(format!("cannot vacuum: {e}")))?;
-        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        // Passive: it never waits for a reader, which would hold the writer
+        // up behind it; the file shrinks at this or a later checkpoint.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     }
     report.file_bytes_after = file_size(db);
     Ok(report)
 }
 
-/// Frees every page on the free list. The pragma frees some pages per step,
-/// so it is stepped to the end.
+/// Pages freed per vacuum transaction: the writer waits at most for one.
+const VACUUM_PAGES: i64 = 2048;
+
+/// Frees every page on the free list, a few thousand per transaction so that
+/// the writer's batches go in between. The pragma frees pages as it is
+/// stepped, so each run is stepped to the end.
 fn vacuum(conn: &Connection) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare("PRAGMA incremental_vacuum")?;
-    let mut rows = stmt.query([])?;
-    while rows.next()?.is_some() {}
-    Ok(())
+    // 2 = incremental; a file made without it cannot give pages back.
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode != 2 {
+        return Ok(());
+    }
+    let mut left = i64::MAX;
+    loop {
+        let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        // Stop when done, or when a run freed nothing (never loop for ever).
+        if free == 0 || free >= left {
+            return Ok(());
+        }
+        left = free;
+        let mut stmt = conn.prepare(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))?;
+        let mut rows = stmt.query([])?;
+        while rows.next()?.is_some() {}
+    }
 }
 
 fn file_size(path: &Path) -> u64 {
@@ -228,7 +254,7 @@ fn family_of(table: &str) -> &'static Family {
 /// Copies `table` into the monitor database `file` (created if needed) with
 /// the callsites and threads its rows name, and commits before returning.
 /// Running it again after a crash adds nothing twice.
-fn archive(conn: &Connection, table: &str, file: &Path) -> Result<(), String> {
+fn archive(conn: &Connection, table: &str, file: &Path) -> Result<u64, String> {
     {
         let archive = schema::open(file).map_err(|e| e.to_string())?;
         let family = family_of(table);
@@ -240,9 +266,14 @@ fn archive(conn: &Connection, table: &str, file: &Path) -> Result<(), String> {
     conn.execute("ATTACH DATABASE ?1 AS archive", [file.to_string_lossy()])
         .map_err(|e| e.to_string())?;
     let quoted = schema::quote_ident(table);
+    // A deferred transaction: `main` is only read, so the writer is not
+    // held out while the rows are copied. Rows already archived (a pass
+    // re-run after a failure) are not added twice; samples have no key, so
+    // they are compared whole.
     let mut copy = format!(
-        "BEGIN IMMEDIATE;
-         INSERT OR IGNORE INTO archive.{quoted} SELECT * FROM main.{quoted};"
+        "BEGIN;
+         INSERT OR IGNORE INTO archive.{quoted} SELECT * FROM main.{quoted}
+            EXCEPT SELECT * FROM archive.{quoted};"
     );
     if family_of(table).prefix == schema::SPANS.prefix {
         copy += &format!(
@@ -253,26 +284,52 @@ fn archive(conn: &Connection, table: &str, file: &Path) -> Result<(), String> {
         );
     }
     copy += "COMMIT;";
-    let copied = conn.execute_batch(&copy);
+    let copied = conn.execute_batch(&copy).and_then(|()| {
+        conn.query_row(&format!("SELECT count(*) FROM archive.{quoted}"), [], |r| {
+            r.get::<_, i64>(0)
+        })
+    });
     if copied.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
     let detached = conn.execute_batch("DETACH DATABASE archive");
-    copied.and(detached).map_err(|e| e.to_string())
+    let archived = copied.map_err(|e| e.to_string())?;
+    detached.map_err(|e| e.to_string())?;
+    // Readable on read-only media, with no -wal or -shm beside it.
+    let archive = Connection::open(file).map_err(|e| e.to_string())?;
+    let _mode: String = archive
+        .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    Ok(archived as u64)
 }
 
-fn drop_partitions(conn: &Connection, expired: &[ExpiredPartition]) -> rusqlite::Result<()> {
+/// Drops the partitions in one transaction, except an archived one that
+/// gained rows since its copy (a late span): it waits for the next pass.
+/// Returns the tables dropped.
+fn drop_partitions(
+    conn: &Connection,
+    expired: &[ExpiredPartition],
+    archived: &[Option<u64>],
+) -> rusqlite::Result<Vec<String>> {
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    for partition in expired {
-        tx.execute_batch(&format!(
-            "DROP TABLE IF EXISTS {}",
-            schema::quote_ident(&partition.table)
-        ))?;
+    let mut dropped = Vec::new();
+    for (partition, archived) in expired.iter().zip(archived) {
+        let quoted = schema::quote_ident(&partition.table);
+        if let Some(archived) = archived {
+            let rows: i64 =
+                tx.query_row(&format!("SELECT count(*) FROM {quoted}"), [], |r| r.get(0))?;
+            if rows as u64 != *archived {
+                continue;
+            }
+        }
+        tx.execute_batch(&format!("DROP TABLE IF EXISTS {quoted}"))?;
+        dropped.push(partition.table.clone());
     }
     for family in FAMILIES {
         family.rebuild_views(&tx)?;
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(dropped)
 }
 
 /// The thread that runs a pass every `cleanup_interval_secs`.
@@ -305,7 +362,16 @@ impl RetentionThread {
                         Ok(Control::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                         Err(RecvTimeoutError::Timeout) => None,
                     };
-                    let result = run_pass(&db, &rules, clock.now_ns(), false);
+                    // A bug in a pass must not end retention silently.
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run_pass(&db, &rules, clock.now_ns(), false)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(Error::Retention {
+                            path: db.clone(),
+                            reason: "the pass panicked".into(),
+                        })
+                    });
                     match &result {
                         Err(e) if !failing => {
                             failing = true;

@@ -118,6 +118,12 @@ fn an_archive_is_complete_and_readable_before_the_drop() {
     assert_eq!(report.expired.len(), 1);
     let file = archive_dir.join("spans_2025110100.db");
     assert_eq!(report.expired[0].archive.as_deref(), Some(file.as_path()));
+    let wal = archive_dir.join("spans_2025110100.db-wal");
+    assert!(!wal.exists(), "an archive is a single file");
+    let journal: String = reader(&file)
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "delete");
     // A monitor database of its own: the view joins the callsites it needs.
     assert_eq!(
         count(
@@ -223,6 +229,10 @@ fn bad_rules_are_clear_errors() {
     let m = message(retention::run_pass(&path, &not_a_dir, NOW, false));
     assert!(m.contains("not a directory"), "{m}");
     assert_eq!(tables(&path).len(), 11, "nothing dropped after an error");
+
+    // More hours than the clock holds: nothing is that old, and no overflow.
+    let report = retention::run_pass(&path, &rules(i64::MAX), NOW, false).unwrap();
+    assert!(report.expired.is_empty());
 
     let m = message(retention::run_pass(
         &dir.path().join("absent.db"),
