@@ -61,12 +61,14 @@ pub struct SpanRow {
     pub rss_bytes: Option<i64>,
     pub cpu_ns: Option<i64>,
     pub alloc_bytes: Option<i64>,
+    /// The `threads` row's id: thread names repeat (tokio's workers).
+    pub thread_id: i64,
 }
 
 /// The view's columns, in `SpanRow`'s order.
 pub const SPAN_COLUMNS: &str = "span_id, parent_id, trace_id, name, module, group_name, kind, \
     file, line, status, error, start_ns, duration_ns, busy_ns, items, thread, pid, fields, \
-    rss_bytes, cpu_ns, alloc_bytes";
+    rss_bytes, cpu_ns, alloc_bytes, thread_id";
 
 impl SpanRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<SpanRow> {
@@ -92,6 +94,7 @@ impl SpanRow {
             rss_bytes: r.get(18)?,
             cpu_ns: r.get(19)?,
             alloc_bytes: r.get(20)?,
+            thread_id: r.get(21)?,
         })
     }
 
@@ -115,6 +118,18 @@ impl Db {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| format!("{shown}: cannot open: {e}"))?;
+        let unreadable = |e: rusqlite::Error| {
+            let e = e.to_string();
+            if e.contains("readonly") || e.contains("unable to open") {
+                // WAL readers need the -shm file beside the database.
+                format!(
+                    "{shown}: cannot read it: its directory is not writable, and SQLite's WAL \
+                     mode needs a `-shm` file beside it (copy the file somewhere writable) ({e})"
+                )
+            } else {
+                format!("{shown}: not a readable SQLite database ({e})")
+            }
+        };
         // A writer holds the file for a moment per batch.
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| format!("{shown}: {e}"))?;
@@ -125,7 +140,7 @@ impl Db {
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .map_err(|e| format!("{shown}: not a readable SQLite database ({e})"))?;
+            .map_err(unreadable)?;
         if !is_monitor {
             return Err(Failure(format!(
                 "{shown}: not a monitor database (no monitor_meta table)"
@@ -137,10 +152,21 @@ impl Db {
                 schema::SCHEMA_VERSION
             )));
         }
+        // One snapshot for the whole command: retention dropping a
+        // partition between two reads cannot fail it midway.
+        conn.execute_batch("BEGIN")
+            .map_err(|e| format!("{shown}: {e}"))?;
         Ok(Db {
             conn,
             path: path.to_owned(),
         })
+    }
+
+    /// Ends the snapshot and starts a new one, to see what was written since.
+    pub fn refresh(&self) -> Result<(), Failure> {
+        self.conn
+            .execute_batch("COMMIT; BEGIN")
+            .map_err(|e| self.fail(e))
     }
 
     /// An SQL error, with the file it came from.
@@ -167,22 +193,41 @@ impl Db {
         params: &[Value],
     ) -> Result<Vec<SpanRow>, Failure> {
         let mut rows = Vec::new();
+        self.for_each_span(since, filter, params, "", |row| {
+            rows.push(row);
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+
+    /// Calls `each` for every span started at or after `since` (partitions
+    /// outside the window are not read) that matches `filter`, one partition
+    /// at a time, oldest first; `tail` (`ORDER BY .. LIMIT ..`) applies
+    /// within each partition. Nothing is held in memory but one row.
+    pub fn for_each_span(
+        &self,
+        since: Option<u64>,
+        filter: &str,
+        params: &[Value],
+        tail: &str,
+        mut each: impl FnMut(SpanRow) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
         for partition in self.span_partitions(since)? {
             let sql = format!(
-                "SELECT {SPAN_COLUMNS} FROM ({}) WHERE start_ns >= ? AND ({filter})",
+                "SELECT {SPAN_COLUMNS} FROM ({}) WHERE start_ns >= ? AND ({filter}) {tail}",
                 schema::spans_select(&partition.table)
             );
             let mut stmt = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
             let mut values = vec![Value::Integer(since.unwrap_or(0) as i64)];
             values.extend_from_slice(params);
-            let found = stmt
-                .query_map(rusqlite::params_from_iter(values), SpanRow::from_row)
+            let mut rows = stmt
+                .query(rusqlite::params_from_iter(values))
                 .map_err(|e| self.fail(e))?;
-            for row in found {
-                rows.push(row.map_err(|e| self.fail(e))?);
+            while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
+                each(SpanRow::from_row(row).map_err(|e| self.fail(e))?)?;
             }
         }
-        Ok(rows)
+        Ok(())
     }
 }
 

@@ -139,6 +139,14 @@ impl<T: std::fmt::Display> From<T> for Failure {
 }
 
 fn main() -> ExitCode {
+    // `monitor ... | head` ends quietly when `head` has what it wants,
+    // like any Unix tool, instead of panicking on a closed pipe.
+    #[cfg(unix)]
+    // SAFETY: called first thing, before any other thread exists; SIG_DFL
+    // is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -90,29 +90,24 @@ pub fn bar(share: f64, width: usize) -> String {
     "█".repeat(filled) + &"░".repeat(width - filled)
 }
 
-/// A sparkline of `values` squeezed to at most `width` characters.
-pub fn sparkline(values: &[f64], width: usize) -> String {
+/// A sparkline of `values` squeezed to at most `width` characters, on a
+/// scale from `low` to `high`.
+pub fn sparkline(values: &[f64], width: usize, low: f64, high: f64) -> String {
     const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     if values.is_empty() || width == 0 {
         return String::new();
     }
     let per_cell = values.len().div_ceil(width);
-    let cells: Vec<f64> = values
+    values
         .chunks(per_cell)
         .map(|c| c.iter().sum::<f64>() / c.len() as f64)
-        .collect();
-    let (min, max) = cells
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-    cells
-        .iter()
         .map(|v| {
-            let level = if max > min {
-                ((v - min) / (max - min) * 7.0).round() as usize
+            let level = if high > low {
+                ((v - low) / (high - low) * 7.0).round().clamp(0.0, 7.0) as usize
             } else {
                 0
             };
-            LEVELS[level.min(7)]
+            LEVELS[level]
         })
         .collect()
 }
@@ -133,7 +128,8 @@ mod tests {
             "2025-11-22 04:53:03.123"
         );
         assert_eq!(bar(0.5, 10), "█████░░░░░");
-        assert_eq!(sparkline(&[0.0, 1.0, 2.0, 3.0], 4), "▁▃▆█");
-        assert_eq!(sparkline(&[5.0; 3], 8), "▁▁▁");
+        assert_eq!(sparkline(&[0.0, 1.0, 2.0, 3.0], 4, 0.0, 3.0), "▁▃▆█");
+        assert_eq!(sparkline(&[5.0; 3], 8, 5.0, 5.0), "▁▁▁");
+        assert_eq!(sparkline(&[90.0; 2], 8, 0.0, 100.0), "▇▇");
     }
 }

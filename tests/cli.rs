@@ -204,11 +204,19 @@ fn errors_lists_the_latest_failures_first() {
 fn tree_nests_a_trace_with_each_share_of_the_root() {
     let (s, _) = recorded();
     let last = json(&s.path, &["tree", "--last"]);
-    let root = &last["roots"][0];
-    assert_eq!(root["name"], "handle");
-    assert_eq!(root["children"][0]["name"], "query");
-    assert_eq!(root["children"][0]["status"], "error");
-    assert!(about_ms(&root["children"][0]["duration_ns"], 100));
+    let nodes = last["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(
+        (&nodes[0]["name"], &nodes[0]["depth"]),
+        (&"handle".into(), &0.into())
+    );
+    assert_eq!(
+        (&nodes[1]["name"], &nodes[1]["depth"]),
+        (&"query".into(), &1.into())
+    );
+    assert_eq!(nodes[1]["parent_id"], nodes[0]["span_id"]);
+    assert_eq!(nodes[1]["status"], "error");
+    assert!(about_ms(&nodes[1]["duration_ns"], 100));
     assert_eq!(last["spans"], 2);
 
     let trace_id = last["trace_id"].as_i64().unwrap().to_string();
@@ -320,10 +328,12 @@ fn stats_and_resources_report_the_file() {
 
     let resources = json(&s.path, &["resources"]);
     assert_eq!(resources["samples"], 3);
-    assert_eq!(resources["cpu_percent"]["min"], 10.0);
-    assert_eq!(resources["cpu_percent"]["mean"], 20.0);
-    assert_eq!(resources["cpu_percent"]["max"], 30.0);
-    assert_eq!(resources["rss_bytes"]["max"], (300u64 << 20) as f64);
+    let process = &resources["processes"][0];
+    assert_eq!(process["pid"], std::process::id());
+    assert_eq!(process["cpu_percent"]["min"], 10.0);
+    assert_eq!(process["cpu_percent"]["mean"], 20.0);
+    assert_eq!(process["cpu_percent"]["max"], 30.0);
+    assert_eq!(process["rss_bytes"]["max"], (300u64 << 20) as f64);
     let text = ok(&s.path, &["resources"]);
     assert!(
         text.contains("3 samples") && text.contains("300.0 MiB"),
@@ -345,17 +355,21 @@ fn stats_and_resources_report_the_file() {
 
 #[test]
 fn tail_follows_spans_as_they_are_written() {
-    let s = session_with(|c| c);
+    let real_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    };
+    let clock = Clock::starting_at(real_now() - 120_000_000_000);
+    let s = session_with(|c| c.clock(clock.clone()));
+    // A span that started two minutes before the tail and ends after it
+    // started is news too.
+    let long = EnteredSpan::new(&HANDLE);
+    clock.set(real_now());
     let mut tail = Command::new(env!("CARGO_BIN_EXE_monitor"))
-        .args([
-            "--db",
-            s.path.to_str().unwrap(),
-            "--json",
-            "tail",
-            "--max",
-            "3",
-        ])
-        .args(["--interval-ms", "20"])
+        .args(["--db", s.path.to_str().unwrap(), "--json", "tail"])
+        .args(["--max", "5", "--interval-ms", "20"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -372,6 +386,7 @@ fn tail_follows_spans_as_they_are_written() {
             EnteredSpan::new(&QUERY).record_error("timeout");
         }
     }
+    drop(long);
     s.guard.flush();
     let out = tail.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -380,10 +395,67 @@ fn tail_follows_spans_as_they_are_written() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(spans.len(), 3);
+    assert_eq!(spans.len(), 5);
     assert!(spans
         .iter()
         .any(|s| s["name"] == "query" && s["error"] == "timeout"));
+    assert!(spans
+        .iter()
+        .any(|s| s["duration_ns"].as_i64().unwrap() >= 120_000_000_000));
+}
+
+#[test]
+fn deep_trees_and_async_spans_export_and_print() {
+    static FETCH: Callsite =
+        Callsite::new("fetch", "app::io", "io", "src/io.rs", 7, SpanKind::Async);
+    let s = session_with(|c| c);
+    // 5,000 levels of recursion.
+    let mut guards: Vec<EnteredSpan> = (0..5_000).map(|_| EnteredSpan::new(&QUERY)).collect();
+    let mut fetch = monitor_runtime::Span::new(&FETCH);
+    drop(fetch.enter());
+    fetch.end();
+    while guards.pop().is_some() {}
+    s.guard.flush();
+
+    let text = ok(&s.path, &["tree", "--last"]);
+    assert_eq!(text.lines().count(), 1 + 5_001);
+    assert!(
+        text.contains("[+4967] query"),
+        "deep levels are marked, not indented"
+    );
+    let tree = json(&s.path, &["tree", "--last"]);
+    assert_eq!(tree["spans"], 5_001);
+
+    let dir = tempfile::tempdir().unwrap();
+    let chrome = dir.path().join("trace.json");
+    ok(
+        &s.path,
+        &[
+            "export",
+            "--format",
+            "chrome",
+            "-o",
+            chrome.to_str().unwrap(),
+        ],
+    );
+    let trace: Value = serde_json::from_slice(&std::fs::read(&chrome).unwrap()).unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    let (begin, end): (Vec<&Value>, Vec<&Value>) = (
+        events.iter().filter(|e| e["ph"] == "b").collect(),
+        events.iter().filter(|e| e["ph"] == "e").collect(),
+    );
+    assert_eq!(
+        (begin.len(), end.len()),
+        (1, 1),
+        "an async span is a b/e pair"
+    );
+    assert_eq!(begin[0]["id"], end[0]["id"]);
+    assert_eq!(begin[0]["name"], "fetch");
+    // Ids are strings: JSON readers hold numbers as doubles.
+    assert!(begin[0]["args"]["span_id"].is_string());
+    assert_eq!(events.iter().filter(|e| e["ph"] == "X").count(), 5_000);
+    // Times count from the first span, so they keep their precision.
+    assert!(events.iter().all(|e| e["ts"].as_f64().unwrap_or(0.0) < 1e9));
 }
 
 #[test]

@@ -20,7 +20,18 @@ pub fn run(
         ),
         None => ("status IN ('error', 'panic')", Vec::new()),
     };
-    let mut rows = db.spans(since, filter, &params)?;
+    // The newest `limit` of each partition, then of all.
+    let mut rows = Vec::new();
+    db.for_each_span(
+        since,
+        filter,
+        &params,
+        &format!("ORDER BY start_ns DESC LIMIT {limit}"),
+        |row| {
+            rows.push(row);
+            Ok(())
+        },
+    )?;
     rows.sort_by_key(|r| std::cmp::Reverse(r.start_ns));
     rows.truncate(limit);
 

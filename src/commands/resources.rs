@@ -1,6 +1,8 @@
 //! `monitor resources`: process CPU and memory over time, from the
 //! `resource_samples` partitions.
 
+use std::collections::BTreeMap;
+
 use monitor_runtime::schema;
 use serde_json::json;
 
@@ -12,6 +14,7 @@ const SPARK_WIDTH: usize = 40;
 
 struct Sample {
     ts_ns: i64,
+    pid: i64,
     cpu_percent: Option<f64>,
     rss_bytes: Option<i64>,
 }
@@ -27,14 +30,15 @@ fn spread(values: &[f64]) -> Option<(f64, f64, f64)> {
 }
 
 pub fn run(db: &Db, out: &Out, since: Option<u64>) -> Result<(), Failure> {
-    let mut samples = Vec::new();
+    // Per process: two programs sharing a file are two series, not one.
+    let mut by_pid: BTreeMap<i64, Vec<Sample>> = BTreeMap::new();
     let partitions = schema::resource_partitions(&db.conn).map_err(|e| db.fail(e))?;
     for partition in partitions
         .iter()
         .filter(|p| since.is_none_or(|s| p.reaches(s)))
     {
         let sql = format!(
-            "SELECT ts_ns, cpu_percent, rss_bytes FROM ({}) WHERE ts_ns >= ?1 ORDER BY ts_ns",
+            "SELECT ts_ns, pid, cpu_percent, rss_bytes FROM ({}) WHERE ts_ns >= ?1 ORDER BY ts_ns",
             schema::resource_samples_select(&partition.table)
         );
         let mut stmt = db.conn.prepare(&sql).map_err(|e| db.fail(e))?;
@@ -42,64 +46,83 @@ pub fn run(db: &Db, out: &Out, since: Option<u64>) -> Result<(), Failure> {
             .query_map([since.unwrap_or(0) as i64], |r| {
                 Ok(Sample {
                     ts_ns: r.get(0)?,
-                    cpu_percent: r.get(1)?,
-                    rss_bytes: r.get(2)?,
+                    pid: r.get(1)?,
+                    cpu_percent: r.get(2)?,
+                    rss_bytes: r.get(3)?,
                 })
             })
             .map_err(|e| db.fail(e))?;
         for row in rows {
-            samples.push(row.map_err(|e| db.fail(e))?);
+            let row = row.map_err(|e| db.fail(e))?;
+            by_pid.entry(row.pid).or_default().push(row);
         }
     }
-    let cpu: Vec<f64> = samples.iter().filter_map(|s| s.cpu_percent).collect();
-    let rss: Vec<f64> = samples
-        .iter()
-        .filter_map(|s| s.rss_bytes.map(|b| b as f64))
-        .collect();
+    let total: usize = by_pid.values().map(Vec::len).sum();
+    let series = |samples: &[Sample]| {
+        let cpu: Vec<f64> = samples.iter().filter_map(|s| s.cpu_percent).collect();
+        let rss: Vec<f64> = samples
+            .iter()
+            .filter_map(|s| s.rss_bytes.map(|b| b as f64))
+            .collect();
+        (cpu, rss)
+    };
     let figures = |values: &[f64]| {
         spread(values).map(|(min, mean, max)| json!({"min": min, "mean": mean, "max": max}))
     };
     let json = json!({
-        "samples": samples.len(),
-        "first_ns": samples.first().map(|s| s.ts_ns),
-        "last_ns": samples.last().map(|s| s.ts_ns),
-        "cpu_percent": figures(&cpu),
-        "rss_bytes": figures(&rss),
+        "samples": total,
+        "processes": by_pid.iter().map(|(pid, samples)| {
+            let (cpu, rss) = series(samples);
+            json!({
+                "pid": pid,
+                "samples": samples.len(),
+                "first_ns": samples.first().map(|s| s.ts_ns),
+                "last_ns": samples.last().map(|s| s.ts_ns),
+                "cpu_percent": figures(&cpu),
+                "rss_bytes": figures(&rss),
+            })
+        }).collect::<Vec<_>>(),
     });
     out.emit(json, || {
-        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        if by_pid.is_empty() {
             println!(
                 "no resource samples in {} (the sampler writes them when [resources] interval_ms > 0)",
                 db.path.display()
             );
             return;
-        };
-        println!(
-            "{} samples, {} to {} UTC",
-            samples.len(),
-            render::timestamp(first.ts_ns),
-            render::timestamp(last.ts_ns)
-        );
-        let mut table = render::table(&["figure", "min", "mean", "max", "over time"], 1);
-        if let Some((min, mean, max)) = spread(&cpu) {
-            table.add_row(vec![
-                "CPU %".to_owned(),
-                format!("{min:.1}"),
-                format!("{mean:.1}"),
-                format!("{max:.1}"),
-                render::sparkline(&cpu, SPARK_WIDTH),
-            ]);
         }
-        if let Some((min, mean, max)) = spread(&rss) {
-            table.add_row(vec![
-                "RSS".to_owned(),
-                render::bytes(min as i64),
-                render::bytes(mean as i64),
-                render::bytes(max as i64),
-                render::sparkline(&rss, SPARK_WIDTH),
-            ]);
+        for (pid, samples) in &by_pid {
+            let (first, last) = (&samples[0], &samples[samples.len() - 1]);
+            println!(
+                "process {pid}: {} samples, {} to {} UTC",
+                samples.len(),
+                render::timestamp(first.ts_ns),
+                render::timestamp(last.ts_ns)
+            );
+            let (cpu, rss) = series(samples);
+            let mut table = render::table(&["figure", "min", "mean", "max", "over time"], 1);
+            if let Some((min, mean, max)) = spread(&cpu) {
+                table.add_row(vec![
+                    "CPU %".to_owned(),
+                    format!("{min:.1}"),
+                    format!("{mean:.1}"),
+                    format!("{max:.1}"),
+                    // From 0 to 100% (or more, past one core): a steady 95%
+                    // reads high, not flat at the bottom.
+                    render::sparkline(&cpu, SPARK_WIDTH, 0.0, max.max(100.0)),
+                ]);
+            }
+            if let Some((min, mean, max)) = spread(&rss) {
+                table.add_row(vec![
+                    "RSS".to_owned(),
+                    render::bytes(min as i64),
+                    render::bytes(mean as i64),
+                    render::bytes(max as i64),
+                    render::sparkline(&rss, SPARK_WIDTH, min, max),
+                ]);
+            }
+            println!("{table}");
         }
-        println!("{table}");
     });
     Ok(())
 }

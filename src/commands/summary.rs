@@ -92,8 +92,23 @@ pub fn run(
             .query([since.unwrap_or(0) as i64])
             .map_err(|e| db.fail(e))?;
         while let Some(row) = rows.next().map_err(|e| db.fail(e))? {
-            let Some(&at) = by_callsite.get(&row.get::<_, i64>(0).map_err(|e| db.fail(e))?) else {
-                continue;
+            let callsite: i64 = row.get(0).map_err(|e| db.fail(e))?;
+            let at = match by_callsite.get(&callsite) {
+                Some(&at) => at,
+                // Filtered out by `--group`.
+                None if group.is_some() => continue,
+                // No `callsites` row (a damaged file): shown, not skipped.
+                None => {
+                    functions.push(Function {
+                        name: format!("<callsite {callsite}>"),
+                        module: "?".into(),
+                        group: "?".into(),
+                        kind: "?".into(),
+                        ..Function::default()
+                    });
+                    by_callsite.insert(callsite, functions.len() - 1);
+                    functions.len() - 1
+                }
             };
             let function = &mut functions[at];
             let status: i64 = row.get(1).map_err(|e| db.fail(e))?;

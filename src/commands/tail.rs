@@ -10,8 +10,12 @@ use crate::render::{self, Out};
 use crate::Failure;
 
 /// Spans reach the file up to a flush interval after they end, and a batch
-/// may hold spans that ended in any order: look back this far each time.
+/// may hold spans that ended in any order: each poll looks back this far
+/// before the previous one.
 const LOOK_BACK_NS: i64 = 30_000_000_000;
+
+/// Spans that lasted longer than this (a day) are not followed.
+const LONGEST_SPAN_NS: i64 = 86_400_000_000_000;
 
 fn now_ns() -> i64 {
     SystemTime::now()
@@ -57,18 +61,32 @@ pub fn run(
     };
     // Spans that ended before now are history, not news.
     let started = now_ns();
+    // When the previous poll began: rows written since may end as far back
+    // as `LOOK_BACK` before it (they reach the file a flush after they end).
+    let mut watermark = started;
     let mut seen: HashMap<i64, i64> = HashMap::new();
     let mut shown = 0usize;
     eprintln!("following {} (Ctrl-C to stop)", db.path.display());
     while !stop.load(Ordering::Relaxed) {
-        let floor = started.max(now_ns() - LOOK_BACK_NS);
-        let since = u64::try_from(floor - LOOK_BACK_NS).unwrap_or(0);
-        let mut fresh = db.spans(
-            Some(since),
+        db.refresh()?;
+        let poll_started = now_ns();
+        let floor = started.max(watermark - LOOK_BACK_NS);
+        // A long span ends now but started long ago: partitions from a day
+        // before the floor are read.
+        let partitions_since = u64::try_from(floor - LONGEST_SPAN_NS).unwrap_or(0);
+        let mut fresh = Vec::new();
+        db.for_each_span(
+            Some(partitions_since),
             filter,
             &[rusqlite::types::Value::Integer(floor)],
+            "",
+            |span| {
+                if !seen.contains_key(&span.span_id) {
+                    fresh.push(span);
+                }
+                Ok(())
+            },
         )?;
-        fresh.retain(|s| !seen.contains_key(&s.span_id));
         fresh.sort_by_key(SpanRow::end_ns);
         for span in fresh {
             seen.insert(span.span_id, span.end_ns());
@@ -79,6 +97,7 @@ pub fn run(
             }
         }
         seen.retain(|_, end| *end >= floor);
+        watermark = poll_started;
         let wake = Instant::now() + Duration::from_millis(interval_ms.max(10));
         while Instant::now() < wake && !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(10).min(wake - Instant::now()));

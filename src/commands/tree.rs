@@ -1,7 +1,7 @@
 //! `monitor tree`: one trace's spans as an indented tree, each with its
 //! duration, status and a bar of its share of the root's duration.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use monitor_runtime::schema;
 use rusqlite::types::Value;
@@ -12,6 +12,79 @@ use crate::render::{self, Out};
 use crate::Failure;
 
 const BAR_WIDTH: usize = 20;
+/// Deeper levels are drawn at this indent, marked with how many more.
+const MAX_INDENT: usize = 32;
+
+/// One printed line of the tree.
+struct Line {
+    /// Index of the span in the sorted list.
+    index: usize,
+    depth: usize,
+    /// The last of its siblings.
+    last: bool,
+    /// For each ancestor level below the root: whether a sibling follows.
+    guides: Vec<bool>,
+    /// Its root's duration: the bar's 100%.
+    root_ns: i64,
+}
+
+/// The spans in tree order, walked with an explicit stack (recursion depth
+/// is the user's). Spans whose parent is not in the trace (not yet written,
+/// or dropped), and any caught in a cycle of ids, become roots: every span
+/// is shown once.
+fn layout(spans: &[SpanRow]) -> Vec<Line> {
+    let index: HashMap<i64, usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.span_id, i))
+        .collect();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+    let mut tops = Vec::new();
+    for (i, span) in spans.iter().enumerate() {
+        match span.parent_id.and_then(|p| index.get(&p)) {
+            Some(&parent) if parent != i => children[parent].push(i),
+            _ => tops.push(i),
+        }
+    }
+    let mut visited = vec![false; spans.len()];
+    let mut lines = Vec::with_capacity(spans.len());
+    let walk = |top: usize, lines: &mut Vec<Line>, visited: &mut Vec<bool>| {
+        let root_ns = spans[top].duration_ns;
+        // (span, depth, last, guides)
+        let mut stack = vec![(top, 0usize, true, Vec::new())];
+        while let Some((i, depth, last, guides)) = stack.pop() {
+            if std::mem::replace(&mut visited[i], true) {
+                continue;
+            }
+            let kids = &children[i];
+            let mut next_guides = guides.clone();
+            // Only the drawn levels need guides (deep chains stay cheap).
+            if depth > 0 && next_guides.len() < MAX_INDENT {
+                next_guides.push(!last);
+            }
+            for (k, &child) in kids.iter().enumerate().rev() {
+                stack.push((child, depth + 1, k + 1 == kids.len(), next_guides.clone()));
+            }
+            lines.push(Line {
+                index: i,
+                depth,
+                last,
+                guides,
+                root_ns,
+            });
+        }
+    };
+    for top in tops {
+        walk(top, &mut lines, &mut visited);
+    }
+    // Whatever a cycle kept from every root.
+    for i in 0..spans.len() {
+        if !visited[i] {
+            walk(i, &mut lines, &mut visited);
+        }
+    }
+    lines
+}
 
 /// The trace of the latest span named `name`, or of the latest root.
 fn latest_trace(db: &Db, name: Option<&str>) -> Result<i64, Failure> {
@@ -52,89 +125,51 @@ pub fn run(db: &Db, out: &Out, trace_id: Option<i64>, name: Option<&str>) -> Res
         )));
     }
     spans.sort_by_key(|s| (s.start_ns, s.span_id));
-    let ids: HashSet<i64> = spans.iter().map(|s| s.span_id).collect();
-    let mut children: HashMap<Option<i64>, Vec<&SpanRow>> = HashMap::new();
-    for span in &spans {
-        // A span whose parent is missing (dropped, or not yet written) is
-        // shown at the top rather than lost.
-        let parent = span.parent_id.filter(|p| ids.contains(p));
-        children.entry(parent).or_default().push(span);
-    }
-    let roots = children.get(&None).cloned().unwrap_or_default();
-    let root_ns = roots
-        .iter()
-        .map(|r| r.duration_ns)
-        .max()
-        .unwrap_or(1)
-        .max(1);
+    let lines = layout(&spans);
 
-    fn to_json(
-        span: &SpanRow,
-        children: &HashMap<Option<i64>, Vec<&SpanRow>>,
-    ) -> serde_json::Value {
-        let mut node = span.to_json();
-        node["children"] = json!(children
-            .get(&Some(span.span_id))
-            .map(|c| c.iter().map(|s| to_json(s, children)).collect::<Vec<_>>())
-            .unwrap_or_default());
-        node
-    }
+    // Flat, in tree order, with each span's depth: a nested document would
+    // be as deep as the user's recursion, and JSON tools recurse.
     let json = json!({
         "trace_id": trace_id,
         "spans": spans.len(),
-        "roots": roots.iter().map(|r| to_json(r, &children)).collect::<Vec<_>>(),
+        "nodes": lines.iter().map(|line| {
+            let mut node = spans[line.index].to_json();
+            node["depth"] = json!(line.depth);
+            node["root_share"] =
+                json!(spans[line.index].duration_ns as f64 / line.root_ns.max(1) as f64);
+            node
+        }).collect::<Vec<_>>(),
     });
 
     out.emit(json, || {
-        let mut lines = Vec::new();
-        fn walk<'a>(
-            span: &'a SpanRow,
-            lead: &str,
-            last: bool,
-            top: bool,
-            children: &HashMap<Option<i64>, Vec<&'a SpanRow>>,
-            lines: &mut Vec<(String, &'a SpanRow)>,
-        ) {
-            let branch = match (top, last) {
-                (true, _) => "",
-                (false, true) => "└─ ",
-                (false, false) => "├─ ",
-            };
-            lines.push((format!("{lead}{branch}{}", span.name), span));
-            let next_lead = match (top, last) {
-                (true, _) => lead.to_owned(),
-                (false, true) => format!("{lead}   "),
-                (false, false) => format!("{lead}│  "),
-            };
-            let kids = children
-                .get(&Some(span.span_id))
-                .map_or(&[][..], Vec::as_slice);
-            for (i, child) in kids.iter().enumerate() {
-                walk(
-                    child,
-                    &next_lead,
-                    i + 1 == kids.len(),
-                    false,
-                    children,
-                    lines,
-                );
+        let label = |line: &Line| {
+            let name = &spans[line.index].name;
+            if line.depth == 0 {
+                return name.clone();
             }
-        }
-        for root in &roots {
-            walk(root, "", true, true, &children, &mut lines);
-        }
-        let width = lines
-            .iter()
-            .map(|(l, _)| l.chars().count())
-            .max()
-            .unwrap_or(0);
+            let shown = line.depth.min(MAX_INDENT);
+            let lead: String = line.guides[..(shown - 1).min(line.guides.len())]
+                .iter()
+                .map(|&more| if more { "│  " } else { "   " })
+                .collect();
+            let branch = if line.last { "└─ " } else { "├─ " };
+            let deeper = if line.depth > MAX_INDENT {
+                format!("[+{}] ", line.depth - MAX_INDENT)
+            } else {
+                String::new()
+            };
+            format!("{lead}{branch}{deeper}{name}")
+        };
+        let labels: Vec<String> = lines.iter().map(label).collect();
+        let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
         println!(
             "trace {trace_id}: {} spans, started {} UTC",
             spans.len(),
             render::timestamp(spans[0].start_ns)
         );
-        for (label, span) in &lines {
-            let share = span.duration_ns as f64 / root_ns as f64;
+        for (line, label) in lines.iter().zip(&labels) {
+            let span = &spans[line.index];
+            let share = span.duration_ns as f64 / line.root_ns.max(1) as f64;
             let status = match &span.error {
                 Some(error) => format!("{}: {error}", span.status),
                 None => span.status.clone(),

@@ -41,7 +41,7 @@ pub(crate) const SPANS: Family = Family {
     view_columns: &[
         "span_id", "parent_id", "trace_id", "name", "module", "group_name", "kind", "file", "line",
         "status", "error", "start_ns", "duration_ns", "busy_ns", "items", "thread", "pid", "fields",
-        "rss_bytes", "cpu_ns", "alloc_bytes",
+        "rss_bytes", "cpu_ns", "alloc_bytes", "thread_id",
     ],
     view_term: "SELECT s.span_id AS span_id, s.parent_id AS parent_id, s.trace_id AS trace_id, \
         c.name AS name, c.module AS module, c.group_name AS group_name, c.kind AS kind, c.file AS file, \
@@ -49,7 +49,7 @@ pub(crate) const SPANS: Family = Family {
         CASE s.status WHEN 0 THEN 'ok' WHEN 1 THEN 'error' WHEN 2 THEN 'panic' WHEN 3 THEN 'cancelled' END AS status, \
         s.error AS error, s.start_ns AS start_ns, s.duration_ns AS duration_ns, s.busy_ns AS busy_ns, \
         s.items AS items, t.name AS thread, t.pid AS pid, s.fields AS fields, s.rss_bytes AS rss_bytes, \
-        s.cpu_ns AS cpu_ns, s.alloc_bytes AS alloc_bytes \
+        s.cpu_ns AS cpu_ns, s.alloc_bytes AS alloc_bytes, s.thread_id AS thread_id \
         FROM \"{table}\" AS s LEFT JOIN callsites AS c ON c.id = s.callsite_id \
         LEFT JOIN threads AS t ON t.id = s.thread_id",
 };
