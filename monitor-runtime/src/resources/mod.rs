@@ -175,7 +175,8 @@ enum Control {
 }
 
 impl SamplerThread {
-    /// Starts sampling now and every `interval`; readings go to `store`.
+    /// Takes a first sample on the calling thread, then samples every
+    /// `interval` on its own thread; readings go to `store`.
     pub(crate) fn spawn(
         sampler: SharedSampler,
         interval: Duration,
@@ -184,34 +185,33 @@ impl SamplerThread {
         store: impl Fn(Sample) + Send + 'static,
     ) -> std::io::Result<SamplerThread> {
         let (control, requests) = crossbeam_channel::unbounded();
+        let sample = move || {
+            let reading = sampler
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .sample();
+            if let Some(rss) = reading.rss_bytes {
+                latest_rss.0.store(rss.max(1), Ordering::Relaxed);
+            }
+            if !reading.is_empty() {
+                store(Sample {
+                    ts_ns: clock.now_ns(),
+                    reading,
+                });
+            }
+        };
+        // The first reading before `init` returns: every span gets an RSS.
+        sample();
         let handle = std::thread::Builder::new()
             .name("monitor-sampler".into())
-            .spawn(move || {
-                let sample = || {
-                    let reading = sampler
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .sample();
-                    if let Some(rss) = reading.rss_bytes {
-                        latest_rss.0.store(rss.max(1), Ordering::Relaxed);
+            .spawn(move || loop {
+                match requests.recv_timeout(interval) {
+                    Ok(Control::SampleNow(done)) => {
+                        sample();
+                        let _ = done.send(());
                     }
-                    if !reading.is_empty() {
-                        store(Sample {
-                            ts_ns: clock.now_ns(),
-                            reading,
-                        });
-                    }
-                };
-                sample();
-                loop {
-                    match requests.recv_timeout(interval) {
-                        Ok(Control::SampleNow(done)) => {
-                            sample();
-                            let _ = done.send(());
-                        }
-                        Ok(Control::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                        Err(RecvTimeoutError::Timeout) => sample(),
-                    }
+                    Ok(Control::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                    Err(RecvTimeoutError::Timeout) => sample(),
                 }
             })?;
         Ok(SamplerThread {
