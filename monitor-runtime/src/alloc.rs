@@ -14,6 +14,9 @@ use crate::record::NULL;
 thread_local! {
     /// Bytes this thread has allocated since it started.
     static ALLOCATED: Cell<u64> = const { Cell::new(0) };
+    /// Of those, bytes the monitor allocated for itself (its queue buffers):
+    /// not charged to the user's spans.
+    static EXCLUDED: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Set by the first allocation counted: spans read the counter only then.
@@ -72,16 +75,23 @@ fn count(bytes: usize) {
 unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
         // SAFETY: the caller upholds `alloc`'s contract for `layout`.
-        unsafe { self.inner.alloc(layout) }
+        let block = unsafe { self.inner.alloc(layout) };
+        // A failed allocation allocated nothing.
+        if !block.is_null() {
+            count(layout.size());
+        }
+        block
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
         // SAFETY: as for `alloc`.
-        unsafe { self.inner.alloc_zeroed(layout) }
+        let block = unsafe { self.inner.alloc_zeroed(layout) };
+        if !block.is_null() {
+            count(layout.size());
+        }
+        block
     }
 
     #[inline]
@@ -92,10 +102,13 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // Growth is new memory; shrinking allocates nothing.
-        count(new_size.saturating_sub(layout.size()));
         // SAFETY: the caller upholds `realloc`'s contract.
-        unsafe { self.inner.realloc(ptr, layout, new_size) }
+        let block = unsafe { self.inner.realloc(ptr, layout, new_size) };
+        // Growth is new memory; shrinking allocates nothing.
+        if !block.is_null() {
+            count(new_size.saturating_sub(layout.size()));
+        }
+        block
     }
 }
 
@@ -112,12 +125,30 @@ pub fn __count_spans(on: bool) {
     INSTALLED.store(on, Ordering::Relaxed);
 }
 
-/// The counter now, or `NULL` when no counting allocator is installed.
+/// The bytes this thread allocated for the user so far, or `NULL` when no
+/// counting allocator is installed.
 #[inline]
 pub(crate) fn mark() -> u64 {
     if INSTALLED.load(Ordering::Relaxed) {
-        ALLOCATED.try_with(Cell::get).unwrap_or(NULL)
+        let mine = EXCLUDED.try_with(Cell::get).unwrap_or(0);
+        ALLOCATED
+            .try_with(|total| total.get().wrapping_sub(mine))
+            .unwrap_or(NULL)
     } else {
         NULL
     }
+}
+
+/// Runs `f`, the monitor's own work, without charging what it allocates
+/// to the spans around it.
+#[inline]
+pub(crate) fn excluded<R>(f: impl FnOnce() -> R) -> R {
+    if !INSTALLED.load(Ordering::Relaxed) {
+        return f();
+    }
+    let before = allocated_on_this_thread();
+    let result = f();
+    let spent = allocated_on_this_thread().wrapping_sub(before);
+    let _ = EXCLUDED.try_with(|own| own.set(own.get().wrapping_add(spent)));
+    result
 }

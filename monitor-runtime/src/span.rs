@@ -327,9 +327,11 @@ impl Span {
 
     /// Makes this span current until the returned guard drops, then ends it.
     pub fn entered(mut self) -> EnteredSpan {
-        let open = self.open.take();
-        if let Some(open) = &open {
+        let mut open = self.open.take();
+        if let Some(open) = &mut open {
             push_current(open.ids);
+            // The counters of the thread the call runs on, from now.
+            open.state.start_usage = Usage::now(open.rt);
         }
         EnteredSpan {
             open,
@@ -516,8 +518,9 @@ impl EnteredSpan {
             STACK
                 .try_with(|stack| {
                     let mut stack = stack.borrow_mut();
-                    let (ids, state) = start(rt, callsite, stack.last().copied());
+                    let (ids, mut state) = start(rt, callsite, stack.last().copied());
                     stack.push(ids);
+                    state.start_usage = Usage::now(rt);
                     Open { rt, ids, state }
                 })
                 .ok()
@@ -618,7 +621,8 @@ fn start(
         status: Status::Ok,
         started_unwinding: std::thread::panicking(),
         keep: None,
-        start_usage: Usage::now(rt),
+        // Read where the span becomes a call (`EnteredSpan`), on its thread.
+        start_usage: Usage::NONE,
         used: Usage::NONE,
         detail: None,
     };
@@ -665,5 +669,7 @@ fn finish(
         status,
         detail,
     };
-    rt.queue.push(record);
+    // The queue may allocate (a thread's first buffer, a fresh chunk): that
+    // is the monitor's memory, not the enclosing span's.
+    crate::alloc::excluded(|| rt.queue.push(record));
 }

@@ -19,8 +19,10 @@ fn reading(cpu: f64, rss: u64) -> ResourceReading {
     )
 }
 
+type SampleRow = (Option<f64>, i64, i64, i64, i64, i64);
+
 /// (cpu_percent, rss_bytes, virtual_bytes, threads, used, total) rows, in order.
-fn samples(path: &std::path::Path) -> Vec<(f64, i64, i64, i64, i64, i64)> {
+fn samples(path: &std::path::Path) -> Vec<SampleRow> {
     let conn = reader(path);
     let mut stmt = conn
         .prepare(
@@ -71,9 +73,9 @@ fn a_scripted_sampler_gives_exact_rows_and_span_rss() {
     assert_eq!(
         samples(&path),
         [
-            (1.5, 10 * mib, 40 * mib, 3, 1 << 30, 4 << 30),
-            (50.0, 20 * mib, 80 * mib, 3, 1 << 30, 4 << 30),
-            (99.5, 30 * mib, 120 * mib, 3, 1 << 30, 4 << 30),
+            (Some(1.5), 10 * mib, 40 * mib, 3, 1 << 30, 4 << 30),
+            (Some(50.0), 20 * mib, 80 * mib, 3, 1 << 30, 4 << 30),
+            (Some(99.5), 30 * mib, 120 * mib, 3, 1 << 30, 4 << 30),
         ]
     );
     assert_eq!(
@@ -112,10 +114,45 @@ fn the_sysinfo_sampler_reads_plausible_figures() {
     assert!(before.1 > 0, "RSS {before:?}");
     assert!(after.1 - before.1 >= 45 << 20, "{before:?} -> {after:?}");
     assert!(after.2 >= after.1, "virtual >= resident");
-    assert!(after.3 >= 1, "threads");
+    // This thread, the writer, the sampler and the retention thread at least.
+    assert!(after.3 >= 4, "threads {}", after.3);
     assert!(after.4 > 0 && after.5 >= after.4, "system memory");
-    assert!(after.0 >= 0.0);
+    // CPU % needs two readings: the first has none.
+    assert_eq!(rows[0].0, None);
+    assert!(after.0.is_some_and(|cpu| cpu >= 0.0), "{after:?}");
     drop(ballast);
+    drop(guard);
+}
+
+/// Panics on its second reading.
+struct Flaky(u32);
+
+impl monitor_runtime::resources::ResourceSampler for Flaky {
+    fn sample(&mut self) -> ResourceReading {
+        self.0 += 1;
+        assert_ne!(self.0, 2, "sensor unplugged");
+        reading(0.0, u64::from(self.0) << 20)
+    }
+}
+
+#[test]
+fn a_panicking_sampler_is_asked_again_next_time() {
+    let _serial = serial();
+    let (_dir, path) = temp_db();
+    let guard = monitor_runtime::init_with(
+        Config::default()
+            .db_path(&path)
+            .resource_interval(HOUR)
+            .resource_sampler(Flaky(0)),
+    )
+    .unwrap();
+    guard.sample_resources(); // panics, is reported
+    guard.sample_resources();
+    drop(EnteredSpan::new(&LEAF));
+    guard.flush();
+    let rss: Vec<i64> = samples(&path).iter().map(|s| s.1).collect();
+    assert_eq!(rss, [1 << 20, 3 << 20]);
+    assert_eq!(count(&path, "SELECT rss_bytes FROM spans"), 3 << 20);
     drop(guard);
 }
 

@@ -185,11 +185,24 @@ impl SamplerThread {
         store: impl Fn(Sample) + Send + 'static,
     ) -> std::io::Result<SamplerThread> {
         let (control, requests) = crossbeam_channel::unbounded();
-        let sample = move || {
-            let reading = sampler
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .sample();
+        // A sampler that panics is reported once and asked again next time:
+        // it must not end sampling, nor take `init` down.
+        let mut reported = false;
+        let mut sample = move || {
+            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                sampler
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .sample()
+            }));
+            let Ok(reading) = read else {
+                if !std::mem::replace(&mut reported, true) {
+                    crate::writer::report(format_args!(
+                        "the resource sampler panicked; it is asked again at each interval"
+                    ));
+                }
+                return;
+            };
             if let Some(rss) = reading.rss_bytes {
                 latest_rss.0.store(rss.max(1), Ordering::Relaxed);
             }

@@ -355,7 +355,24 @@ impl Writer {
         if views_stale {
             SPANS.rebuild_views(&tx)?;
         }
-        insert_samples(&tx, &self.samples)?;
+        // Samples in a savepoint of their own: a bad sample table must not
+        // sink the spans of the batch.
+        if !self.samples.is_empty() {
+            tx.execute_batch("SAVEPOINT samples")?;
+            match insert_samples(&tx, &self.samples) {
+                Ok(()) => tx.execute_batch("RELEASE samples")?,
+                Err(err) => {
+                    tx.execute_batch("ROLLBACK TO samples; RELEASE samples")?;
+                    if !self.failure_reported {
+                        self.failure_reported = true;
+                        report(format_args!(
+                            "cannot write {} resource samples: {err}",
+                            self.samples.len()
+                        ));
+                    }
+                }
+            }
+        }
         // Read inside the transaction: another process may change the
         // schema as soon as it commits.
         let version = tx.query_row("PRAGMA schema_version", [], |row| row.get(0))?;
