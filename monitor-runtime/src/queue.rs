@@ -137,7 +137,8 @@ impl Queue {
             let mut records = buffer.records.lock();
             records.push(record);
             if records.len() >= self.chunk {
-                self.hand_over(&mut records);
+                // A fresh chunk may be allocated: not the span's memory.
+                crate::alloc::excluded(|| self.hand_over(&mut records));
                 if records.len() >= self.chunk {
                     drop(records);
                     self.block_until_room(buffer);
@@ -166,7 +167,8 @@ impl Queue {
                 let mut local = local.borrow_mut();
                 let (_, buffer, thread_id) = match &*local {
                     Some((o, _, _)) if *o == owner => local.as_ref().expect("matched Some"),
-                    _ => local.insert(self.register_thread(owner)),
+                    // The monitor's memory, not the enclosing span's.
+                    _ => local.insert(crate::alloc::excluded(|| self.register_thread(owner))),
                 };
                 f(buffer, *thread_id)
             })

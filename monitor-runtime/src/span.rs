@@ -669,7 +669,5 @@ fn finish(
         status,
         detail,
     };
-    // The queue may allocate (a thread's first buffer, a fresh chunk): that
-    // is the monitor's memory, not the enclosing span's.
-    crate::alloc::excluded(|| rt.queue.push(record));
+    rt.queue.push(record);
 }
