@@ -230,6 +230,51 @@ impl State {
     }
 }
 
+/// What a recording span offers whatever its shape: both [`Span`] and
+/// [`EnteredSpan`] hold an `open: Option<Open>`.
+macro_rules! recording_methods {
+    () => {
+        /// Whether this span will be stored (false without `init`).
+        pub fn is_recording(&self) -> bool {
+            self.open.is_some()
+        }
+
+        /// This span's ids, `None` when it is not recording.
+        pub fn ids(&self) -> Option<SpanIds> {
+            self.open.as_ref().map(|open| open.ids)
+        }
+
+        /// Marks the span `error` with `message`; the first message is kept.
+        pub fn record_error(&mut self, message: impl fmt::Display) {
+            if let Some(open) = &mut self.open {
+                open.state.record_error(message);
+            }
+        }
+
+        /// Sets the outcome the span ends with.
+        pub fn set_status(&mut self, status: Status) {
+            if let Some(open) = &mut self.open {
+                open.state.status = status;
+            }
+        }
+
+        /// Adds `n` to the items yielded (the `items` column).
+        #[inline]
+        pub fn add_items(&mut self, n: u64) {
+            if let Some(open) = &mut self.open {
+                *open.state.items.get_or_insert(0) += n;
+            }
+        }
+
+        /// Records `key = value` in the span's `fields` JSON object.
+        pub fn record(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) {
+            if let Some(open) = &mut self.open {
+                open.state.record(key.into(), value.into());
+            }
+        }
+    };
+}
+
 /// An open span. It starts when it is created and ends with [`Span::end`]
 /// (status `ok` unless an error was recorded); a span dropped without `end`
 /// is `cancelled`, or `panic` when dropped by an unwinding panic or when a
@@ -296,15 +341,7 @@ impl Span {
         }
     }
 
-    /// Whether this span will be stored (false without `init`).
-    pub fn is_recording(&self) -> bool {
-        self.open.is_some()
-    }
-
-    /// This span's ids, `None` when it is not recording.
-    pub fn ids(&self) -> Option<SpanIds> {
-        self.open.as_ref().map(|open| open.ids)
-    }
+    recording_methods!();
 
     /// Makes this span current until the guard drops, and adds that time
     /// to its `busy_ns`.
@@ -336,35 +373,6 @@ impl Span {
         EnteredSpan {
             open,
             _not_send: PhantomData,
-        }
-    }
-
-    /// Marks the span `error` with `message`; the first message is kept.
-    pub fn record_error(&mut self, message: impl fmt::Display) {
-        if let Some(open) = &mut self.open {
-            open.state.record_error(message);
-        }
-    }
-
-    /// Sets the outcome the span ends with.
-    pub fn set_status(&mut self, status: Status) {
-        if let Some(open) = &mut self.open {
-            open.state.status = status;
-        }
-    }
-
-    /// Adds `n` to the items yielded (the `items` column).
-    #[inline]
-    pub fn add_items(&mut self, n: u64) {
-        if let Some(open) = &mut self.open {
-            *open.state.items.get_or_insert(0) += n;
-        }
-    }
-
-    /// Records `key = value` in the span's `fields` JSON object.
-    pub fn record(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) {
-        if let Some(open) = &mut self.open {
-            open.state.record(key.into(), value.into());
         }
     }
 
@@ -531,43 +539,7 @@ impl EnteredSpan {
         }
     }
 
-    /// Whether this span will be stored (false without `init`).
-    pub fn is_recording(&self) -> bool {
-        self.open.is_some()
-    }
-
-    /// This span's ids, `None` when it is not recording.
-    pub fn ids(&self) -> Option<SpanIds> {
-        self.open.as_ref().map(|open| open.ids)
-    }
-
-    /// Marks the span `error` with `message`; the first message is kept.
-    pub fn record_error(&mut self, message: impl fmt::Display) {
-        if let Some(open) = &mut self.open {
-            open.state.record_error(message);
-        }
-    }
-
-    /// Sets the outcome the span ends with.
-    pub fn set_status(&mut self, status: Status) {
-        if let Some(open) = &mut self.open {
-            open.state.status = status;
-        }
-    }
-
-    /// Adds `n` to the items yielded (the `items` column).
-    pub fn add_items(&mut self, n: u64) {
-        if let Some(open) = &mut self.open {
-            *open.state.items.get_or_insert(0) += n;
-        }
-    }
-
-    /// Records `key = value` in the span's `fields` JSON object.
-    pub fn record(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) {
-        if let Some(open) = &mut self.open {
-            open.state.record(key.into(), value.into());
-        }
-    }
+    recording_methods!();
 
     /// Ends the span now (the same as dropping it).
     pub fn end(self) {}
