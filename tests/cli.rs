@@ -49,6 +49,25 @@ fn ok(path: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Unix nanoseconds now, from the system clock.
+fn real_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// `monitor export --format chrome` of the file, parsed.
+fn chrome_export(path: &Path) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("trace.json");
+    ok(
+        path,
+        &["export", "--format", "chrome", "-o", file.to_str().unwrap()],
+    );
+    serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap()
+}
+
 fn json(path: &Path, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
@@ -147,10 +166,7 @@ fn summary_gives_calls_errors_and_exact_percentiles() {
 #[test]
 fn since_keeps_only_recent_spans() {
     // Spans an hour old and spans from now, in two partitions.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = real_now();
     let clock = Clock::starting_at(now - 2 * 3_600_000_000_000);
     let s = session_with(|c| c.clock(clock.clone()));
     for _ in 0..3 {
@@ -240,19 +256,7 @@ fn tree_nests_a_trace_with_each_share_of_the_root() {
 #[test]
 fn export_writes_chrome_csv_and_json_lines() {
     let (s, _) = recorded();
-    let dir = tempfile::tempdir().unwrap();
-    let chrome = dir.path().join("trace.json");
-    ok(
-        &s.path,
-        &[
-            "export",
-            "--format",
-            "chrome",
-            "-o",
-            chrome.to_str().unwrap(),
-        ],
-    );
-    let trace: Value = serde_json::from_slice(&std::fs::read(&chrome).unwrap()).unwrap();
+    let trace = chrome_export(&s.path);
     let events = trace["traceEvents"].as_array().unwrap();
     let spans: Vec<&Value> = events.iter().filter(|e| e["ph"] == "X").collect();
     assert_eq!(spans.len(), 200);
@@ -277,6 +281,7 @@ fn export_writes_chrome_csv_and_json_lines() {
         assert_eq!(child["tid"], parent["tid"]);
     }
 
+    let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("spans.csv");
     ok(
         &s.path,
@@ -355,12 +360,6 @@ fn stats_and_resources_report_the_file() {
 
 #[test]
 fn tail_follows_spans_as_they_are_written() {
-    let real_now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-    };
     let clock = Clock::starting_at(real_now() - 120_000_000_000);
     let s = session_with(|c| c.clock(clock.clone()));
     // A span that started two minutes before the tail and ends after it
@@ -426,19 +425,7 @@ fn deep_trees_and_async_spans_export_and_print() {
     let tree = json(&s.path, &["tree", "--last"]);
     assert_eq!(tree["spans"], 5_001);
 
-    let dir = tempfile::tempdir().unwrap();
-    let chrome = dir.path().join("trace.json");
-    ok(
-        &s.path,
-        &[
-            "export",
-            "--format",
-            "chrome",
-            "-o",
-            chrome.to_str().unwrap(),
-        ],
-    );
-    let trace: Value = serde_json::from_slice(&std::fs::read(&chrome).unwrap()).unwrap();
+    let trace = chrome_export(&s.path);
     let events = trace["traceEvents"].as_array().unwrap();
     let (begin, end): (Vec<&Value>, Vec<&Value>) = (
         events.iter().filter(|e| e["ph"] == "b").collect(),
@@ -566,10 +553,7 @@ fn tail_stops_cleanly_on_ctrl_c() {
 #[test]
 fn retention_drops_old_partitions_and_dry_run_only_reports() {
     const HOUR: u64 = 3_600_000_000_000;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = real_now();
     let clock = Clock::starting_at(now - 10 * HOUR);
     let s = session_with(|c| c.clock(clock.clone()).resource_interval(Duration::ZERO));
     for hours_ago in (0..=10).rev() {
