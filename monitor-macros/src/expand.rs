@@ -383,7 +383,7 @@ fn capture(
         if is_secret(&key) {
             records.push(quote!(#span_var.record(#key, #krate::FieldValue::Str(::std::string::String::from("***")))));
         } else {
-            records.push(quote!(#span_var.record(#key, (&&&#krate::__private::Capture(#value)).__monitor_field(__monitor_max))));
+            records.push(quote!(#span_var.record(#key, (&&&&#krate::__private::Capture(#value)).__monitor_field(__monitor_max))));
         }
     };
     if options.args.is_some() {
@@ -411,7 +411,7 @@ fn capture(
         #[allow(clippy::needless_borrow)]
         if #span_var.is_recording() {
             #[allow(unused_imports)]
-            use #krate::__private::{CaptureDebug as _, CaptureOpaque as _, CaptureScalar as _};
+            use #krate::__private::{CaptureDebug as _, CaptureOpaque as _, CaptureScalar as _, CaptureSeq as _};
             let __monitor_max = #krate::__private::max_value_len();
             #(#records;)*
         }
@@ -448,10 +448,10 @@ fn observe(
             #[allow(clippy::needless_borrow)]
             if #span_var.is_recording() {
                 #[allow(unused_imports)]
-                use #krate::__private::{CaptureDebug as _, CaptureOpaque as _, CaptureScalar as _};
+                use #krate::__private::{CaptureDebug as _, CaptureOpaque as _, CaptureScalar as _, CaptureSeq as _};
                 #span_var.record(
                     "return",
-                    (&&&#krate::__private::Capture(#value)).__monitor_field(#krate::__private::max_value_len()),
+                    (&&&&#krate::__private::Capture(#value)).__monitor_field(#krate::__private::max_value_len()),
                 );
             }
         });

@@ -2,7 +2,7 @@
 //! attribute, or the public span API.
 
 pub use crate::capture::{
-    Capture, CaptureDebug, CaptureOpaque, CaptureScalar, MessageDebug, MessageDisplay,
+    Capture, CaptureDebug, CaptureOpaque, CaptureScalar, CaptureSeq, MessageDebug, MessageDisplay,
 };
 pub use crate::instrument::boxed::Rewrap;
 pub use crate::instrument::future::Monitored;

@@ -3,10 +3,14 @@
 //!
 //! Which rendering a value gets is chosen at the macro's call site by
 //! autoref specialisation: numbers, booleans and strings become JSON values,
-//! anything else with `Debug` its `Debug` text, anything else its type name.
-//! Formatting stops as soon as the limit is reached, so a 20 MB argument
-//! costs what its first kilobyte costs.
+//! slices, arrays, `Vec`s and `VecDeque`s of `Debug` values the `Debug` text
+//! of their first elements, anything else with `Debug` its `Debug` text,
+//! anything else its type name. Formatting stops as soon as the limit is
+//! reached, so a 20 MB string or byte slice costs what its first kilobyte
+//! costs. (A `Debug` impl refused further output still walks the rest of its
+//! value: a struct holding a huge `Vec` costs a loop over its elements.)
 
+use std::collections::VecDeque;
 use std::fmt::{self, Write as _};
 
 use crate::record::FieldValue;
@@ -40,18 +44,43 @@ impl fmt::Write for Bounded {
     }
 }
 
+impl Bounded {
+    /// Runs `write` into at most `max` bytes, marking a cut with `…`.
+    fn run(max: usize, write: impl FnOnce(&mut Bounded) -> fmt::Result) -> String {
+        let mut out = Bounded {
+            text: String::new(),
+            max,
+            truncated: false,
+        };
+        let _ = write(&mut out);
+        if out.truncated {
+            out.text.push('…');
+        }
+        out.text
+    }
+}
+
 /// Formats `args` into at most `max` bytes, marking a cut with `…`.
 pub(crate) fn bounded(max: usize, args: fmt::Arguments<'_>) -> String {
-    let mut out = Bounded {
-        text: String::new(),
-        max,
-        truncated: false,
-    };
-    let _ = out.write_fmt(args);
-    if out.truncated {
-        out.text.push('…');
-    }
-    out.text
+    Bounded::run(max, |out| out.write_fmt(args))
+}
+
+/// A sequence's `Debug` text (`[a, b, c]`) cut at `max` bytes, formatting no
+/// element past the cut: slice `Debug` would visit every element.
+fn bounded_seq<'a, T: fmt::Debug + 'a>(
+    max: usize,
+    items: impl IntoIterator<Item = &'a T>,
+) -> String {
+    Bounded::run(max, |out| {
+        out.write_char('[')?;
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                out.write_str(", ")?;
+            }
+            write!(out, "{item:?}")?;
+        }
+        out.write_char(']')
+    })
 }
 
 /// Values stored as JSON scalars rather than `Debug` text.
@@ -90,18 +119,66 @@ impl<T: Scalar + ?Sized> Scalar for &mut T {
     }
 }
 
+/// Sequences whose text is cut element by element.
+#[doc(hidden)]
+pub trait Seq {
+    fn to_field(&self, max: usize) -> FieldValue;
+}
+
+impl<T: fmt::Debug> Seq for [T] {
+    fn to_field(&self, max: usize) -> FieldValue {
+        FieldValue::Str(bounded_seq(max, self))
+    }
+}
+impl<T: fmt::Debug, const N: usize> Seq for [T; N] {
+    fn to_field(&self, max: usize) -> FieldValue {
+        self.as_slice().to_field(max)
+    }
+}
+impl<T: fmt::Debug> Seq for Vec<T> {
+    fn to_field(&self, max: usize) -> FieldValue {
+        self.as_slice().to_field(max)
+    }
+}
+impl<T: fmt::Debug> Seq for VecDeque<T> {
+    fn to_field(&self, max: usize) -> FieldValue {
+        FieldValue::Str(bounded_seq(max, self))
+    }
+}
+impl<T: Seq + ?Sized> Seq for &T {
+    fn to_field(&self, max: usize) -> FieldValue {
+        (**self).to_field(max)
+    }
+}
+impl<T: Seq + ?Sized> Seq for &mut T {
+    fn to_field(&self, max: usize) -> FieldValue {
+        (**self).to_field(max)
+    }
+}
+
 /// First choice for a field: a JSON scalar.
 #[doc(hidden)]
 pub trait CaptureScalar {
     fn __monitor_field(&self, max: usize) -> FieldValue;
 }
-impl<T: Scalar + ?Sized> CaptureScalar for &&Capture<'_, T> {
+impl<T: Scalar + ?Sized> CaptureScalar for &&&Capture<'_, T> {
     fn __monitor_field(&self, max: usize) -> FieldValue {
         self.0.to_field(max)
     }
 }
 
-/// Second choice for a field: `Debug` text.
+/// Second choice for a field: a sequence's `Debug` text, cut early.
+#[doc(hidden)]
+pub trait CaptureSeq {
+    fn __monitor_field(&self, max: usize) -> FieldValue;
+}
+impl<T: Seq + ?Sized> CaptureSeq for &&Capture<'_, T> {
+    fn __monitor_field(&self, max: usize) -> FieldValue {
+        self.0.to_field(max)
+    }
+}
+
+/// Third choice for a field: `Debug` text.
 #[doc(hidden)]
 pub trait CaptureDebug {
     fn __monitor_field(&self, max: usize) -> FieldValue;
@@ -179,6 +256,38 @@ mod tests {
     }
 
     #[test]
+    fn sequences_read_as_their_debug_text_and_stop_at_the_limit() {
+        let v: Vec<u8> = vec![1, 2, 3];
+        let slice: &[u8] = &v;
+        for field in [
+            (&&&&Capture(&v)).__monitor_field(64),
+            (&&&&Capture(&slice)).__monitor_field(64),
+            (&&&&Capture(&[1u8, 2, 3])).__monitor_field(64),
+            (&&&&Capture(&VecDeque::from(v.clone()))).__monitor_field(64),
+        ] {
+            assert_eq!(field, FieldValue::Str(format!("{v:?}")));
+        }
+        let words = vec!["a\"b"; 3];
+        assert_eq!(
+            (&&&&Capture(&words)).__monitor_field(64),
+            FieldValue::Str(format!("{words:?}"))
+        );
+        // An element is never visited past the cut.
+        struct Counted<'a>(&'a std::cell::Cell<usize>);
+        impl fmt::Debug for Counted<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.set(self.0.get() + 1);
+                f.write_str("xxxx")
+            }
+        }
+        let seen = std::cell::Cell::new(0);
+        let many: Vec<Counted<'_>> = (0..100_000).map(|_| Counted(&seen)).collect();
+        let field = (&&&&Capture(&many)).__monitor_field(20);
+        assert_eq!(field, FieldValue::Str("[xxxx, xxxx, xxxx, x…".into()));
+        assert_eq!(seen.get(), 4);
+    }
+
+    #[test]
     fn each_value_gets_the_best_rendering_it_has() {
         struct Opaque;
         #[derive(Debug)]
@@ -188,22 +297,22 @@ mod tests {
         }
         let n = 42u16;
         let s = "text";
-        assert_eq!((&&&Capture(&n)).__monitor_field(64), FieldValue::U64(42));
+        assert_eq!((&&&&Capture(&n)).__monitor_field(64), FieldValue::U64(42));
         assert_eq!(
-            (&&&Capture(&s)).__monitor_field(64),
+            (&&&&Capture(&s)).__monitor_field(64),
             FieldValue::Str("text".into())
         );
         assert_eq!(
-            (&&&Capture(&Point { x: 1 })).__monitor_field(64),
+            (&&&&Capture(&Point { x: 1 })).__monitor_field(64),
             FieldValue::Str("Point { x: 1 }".into())
         );
         assert!(
-            matches!((&&&Capture(&Opaque)).__monitor_field(64), FieldValue::Str(t) if t.contains("Opaque"))
+            matches!((&&&&Capture(&Opaque)).__monitor_field(64), FieldValue::Str(t) if t.contains("Opaque"))
         );
         let io = std::io::Error::other("disk full");
-        assert_eq!((&&&Capture(&io)).__monitor_message(64), "disk full");
+        assert_eq!((&&&&Capture(&io)).__monitor_message(64), "disk full");
         assert_eq!(
-            (&&&Capture(&Point { x: 2 })).__monitor_message(64),
+            (&&&&Capture(&Point { x: 2 })).__monitor_message(64),
             "Point { x: 2 }"
         );
     }
