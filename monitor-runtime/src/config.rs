@@ -37,6 +37,16 @@ pub struct Config {
     pub db_path: PathBuf,
     /// `false` makes `init` start nothing and spans record nothing.
     pub enabled: bool,
+    /// Permission bits of a database file `init` creates, and of its WAL
+    /// and spill files (`0o600`: the owner only). Must let the owner read
+    /// and write.
+    pub file_mode: u32,
+    /// What `init` does with a file that is not a monitor database (random
+    /// bytes, a truncated file, another program's SQLite file).
+    pub on_corrupt: OnCorrupt,
+    /// How long a write waits for another process's lock before the writer
+    /// spills to `<db_path>-spill.jsonl` instead.
+    pub busy_timeout_ms: u64,
     /// The queue between spans and the writer.
     pub queue: QueueConfig,
     /// How long partitions are kept.
@@ -80,6 +90,18 @@ pub struct QueueConfig {
     pub overflow: Overflow,
     /// How often the writer collects what idle threads have buffered.
     pub flush_interval_ms: u64,
+}
+
+/// What `init` does with a database file it cannot use.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnCorrupt {
+    /// Refuse it: `init` returns an error naming the file, which is left
+    /// untouched.
+    Error,
+    /// Move it (and its WAL) to `<db_path>.corrupt-<unix seconds>` and
+    /// start a new file; the move is recorded in `monitor_events`.
+    Rotate,
 }
 
 /// What happens to a normal (non-error) record when the normal lane is full.
@@ -141,6 +163,9 @@ impl Default for Config {
         Config {
             db_path: PathBuf::from("monitor.db"),
             enabled: true,
+            file_mode: 0o600,
+            on_corrupt: OnCorrupt::Error,
+            busy_timeout_ms: 5_000,
             queue: QueueConfig::default(),
             retention: RetentionConfig::default(),
             resources: ResourcesConfig::default(),
@@ -294,6 +319,16 @@ impl Config {
                 "expected a file path, got an empty string".into(),
             );
         }
+        if self.file_mode > 0o777 || self.file_mode & 0o600 != 0o600 {
+            return bad(
+                "file_mode",
+                format!(
+                    "expected permission bits that let the owner read and write, such as 0o600 \
+                     or 0o640, got {:#o}",
+                    self.file_mode
+                ),
+            );
+        }
         if self.retention.hours < 1 {
             return bad(
                 "retention.hours",
@@ -326,6 +361,21 @@ impl Config {
     /// Sets `enabled`.
     pub fn enabled(mut self, enabled: bool) -> Self {
         self.enabled = enabled;
+        self
+    }
+    /// Sets `file_mode` (`0o640` lets the group read the file).
+    pub fn file_mode(mut self, mode: u32) -> Self {
+        self.file_mode = mode;
+        self
+    }
+    /// Sets `on_corrupt`.
+    pub fn on_corrupt(mut self, on_corrupt: OnCorrupt) -> Self {
+        self.on_corrupt = on_corrupt;
+        self
+    }
+    /// Sets `busy_timeout_ms`.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout_ms = timeout.as_millis() as u64;
         self
     }
     /// Sets `queue.capacity` (`0` = unbounded).

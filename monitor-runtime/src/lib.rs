@@ -61,8 +61,8 @@ pub mod prelude {
 pub use callsite::{Callsite, SpanKind};
 pub use clock::Clock;
 pub use config::{
-    CaptureConfig, Config, Overflow, QueueConfig, ResourcesConfig, RetentionConfig, ENV_CONFIG,
-    ENV_DB, ENV_ENABLED, ENV_RETENTION_HOURS,
+    CaptureConfig, Config, OnCorrupt, Overflow, QueueConfig, ResourcesConfig, RetentionConfig,
+    ENV_CONFIG, ENV_DB, ENV_ENABLED, ENV_RETENTION_HOURS,
 };
 pub use error::Error;
 pub use instrument::{InCurrentSpan, InSpan};

@@ -256,7 +256,9 @@ fn family_of(table: &str) -> &'static Family {
 /// Running it again after a crash adds nothing twice.
 fn archive(conn: &Connection, table: &str, file: &Path) -> Result<u64, String> {
     {
-        let archive = schema::open(file).map_err(|e| e.to_string())?;
+        let archive = schema::open(file, &schema::FileOptions::default())
+            .map_err(|e| e.to_string())?
+            .conn;
         let family = family_of(table);
         family
             .create_partition(&archive, table)

@@ -108,7 +108,7 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
             ),
         });
     }
-    let conn = writer::open(&config.db_path)?;
+    let opened = writer::open(&config.db_path, &writer::FileOptions::from_config(&config))?;
     let rt: &'static Runtime = Box::leak(Box::new(Runtime {
         clock: config.clock.clone(),
         queue: Queue::new(config.queue.capacity, config.queue.overflow),
@@ -116,7 +116,7 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
         latest_rss: LatestRss::default(),
         thread_cpu: config.resources.thread_cpu,
     }));
-    let (control, handle) = writer::spawn(conn, rt, &config).map_err(Error::Thread)?;
+    let (control, handle) = writer::spawn(opened, rt, &config).map_err(Error::Thread)?;
     let threads = RetentionThread::spawn(
         config.db_path.clone(),
         config.retention.clone(),
@@ -237,6 +237,26 @@ impl Guard {
     /// Whether spans are being recorded.
     pub fn is_enabled(&self) -> bool {
         self.running.is_some()
+    }
+
+    /// Runs `task` on the writer thread with its database connection and
+    /// waits for it: fault injection for tests (`PRAGMA query_only`, `PRAGMA
+    /// max_page_count`, a panic). Not a stable API.
+    #[doc(hidden)]
+    pub fn __with_writer_connection(
+        &self,
+        task: impl FnOnce(&rusqlite::Connection) + Send + 'static,
+    ) {
+        if let Some(running) = &self.running {
+            let (ack, done) = crossbeam_channel::bounded(1);
+            if running
+                .control
+                .send(Control::Run(Box::new(task), ack))
+                .is_ok()
+            {
+                let _ = done.recv();
+            }
+        }
     }
 
     /// Stalls the writer until the returned value is dropped, as a slow or

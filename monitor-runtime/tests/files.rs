@@ -63,7 +63,7 @@ fn an_unopenable_path_is_a_clear_error() {
     let path = dir.path().join("no/such/dir/monitor.db");
     let err = init_error(Config::default().db_path(&path));
     assert!(
-        err.contains("no/such/dir/monitor.db") && err.contains("cannot open"),
+        err.contains("no/such/dir/monitor.db") && err.contains("cannot create the file"),
         "{err}"
     );
 }

@@ -6,32 +6,51 @@
 //! each `flush_interval_ms` and on `flush`, creates hourly partitions on
 //! demand, and writes a `monitor_stats` row periodically, on flush and at
 //! shutdown.
+//!
+//! When the database will not take a batch (locked past the busy timeout,
+//! full, read-only, deleted and not re-creatable), the batch goes to the
+//! spill file instead, and the writer tries the database again every
+//! `PROBE_EVERY` and on every flush, replaying the spill file first. A panic
+//! inside the writer is caught: the batch in hand is spilled and the loop
+//! starts again. Each of these is a row of `monitor_events`.
 
+mod rows;
 pub(crate) mod schema;
+mod spill;
 
 use std::collections::HashMap;
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::callsite;
 use crate::config::Config;
-use crate::queue::NewThread;
 use crate::record::Record;
 use crate::resources::Sample;
 use crate::runtime::Runtime;
-
-pub(crate) use schema::open;
+use rows::{CallsiteRow, EventRow, Inserter, Line, SampleRow, SpanRow, StatsRow, ThreadRow};
 pub use schema::SCHEMA_VERSION;
-use schema::{RESOURCE_SAMPLES, SPANS};
+pub(crate) use schema::{open, FileOptions};
+use spill::{ReplayError, SpillFile};
 
 /// Rows per transaction at most: bounds the latency of a flush and memory.
 const MAX_BATCH: usize = 65_536;
 /// A stats row at least this often while there is activity.
 const STATS_EVERY: Duration = Duration::from_secs(10);
+/// How often a failing database is tried again.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// Panics this close together, this many in a row, stop the writer: it is
+/// not getting anywhere.
+const QUICK_PANIC: Duration = Duration::from_secs(1);
+const QUICK_PANICS_MAX: u32 = 10;
+
+/// A closure run on the writer's connection (fault injection in tests).
+pub(crate) type ConnectionTask = Box<dyn FnOnce(&Connection) + Send>;
 
 /// Requests from the guard to the writer.
 pub(crate) enum Control {
@@ -39,32 +58,53 @@ pub(crate) enum Control {
     Flush(Sender<()>),
     /// Answer, then take nothing until `held` disconnects.
     Hold { ack: Sender<()>, held: Receiver<()> },
+    /// Run a task on the connection, then answer.
+    Run(ConnectionTask, Sender<()>),
     /// Drain, write the final stats row, and stop.
     Shutdown,
 }
 
 /// Starts the writer thread with an open connection.
 pub(crate) fn spawn(
-    conn: Connection,
+    opened: schema::Opened,
     rt: &'static Runtime,
     config: &Config,
 ) -> io::Result<(Sender<Control>, JoinHandle<()>)> {
     let (control_tx, control) = crossbeam_channel::unbounded();
-    let writer = Writer {
-        conn,
+    let options = FileOptions::from_config(config);
+    let mut writer = Writer {
+        identity: identity(&config.db_path),
+        conn: opened.conn,
+        spill: SpillFile::beside(&config.db_path, options.mode),
+        db_path: config.db_path.clone(),
+        options,
         rt,
         control,
         sweep_every: Duration::from_millis(config.queue.flush_interval_ms),
         batch: Vec::new(),
         samples: Vec::new(),
-        callsites_stored: 0,
-        threads_pending: Vec::new(),
+        callsites: Progress::default(),
+        threads: Vec::new(),
+        thread_progress: Progress::default(),
+        events: Vec::new(),
         tables: HashMap::new(),
         schema_version: -1,
         stats: BatchStats::default(),
         pid: std::process::id(),
+        fault: None,
+        spill_pending: false,
         failure_reported: false,
     };
+    writer.spill_pending = writer.spill.has_lines();
+    if let Some((aside, why)) = opened.rotated {
+        writer.event(
+            "rotated",
+            format!(
+                "{why}; the file was moved to {} and a new one started",
+                aside.display()
+            ),
+        );
+    }
     let handle = thread::Builder::new()
         .name("monitor-writer".into())
         .spawn(move || writer.run())?;
@@ -77,24 +117,60 @@ struct BatchStats {
     written: u64,
     errors_written: u64,
     failed: u64,
+    spilled: u64,
+    replayed: u64,
     batches: u64,
     rows_max: u64,
     micros_total: u64,
     micros_max: u64,
+    depth_max: u64,
+}
+
+/// How far a registry (callsites, threads) has reached the database and
+/// the current spill file.
+#[derive(Default)]
+struct Progress {
+    stored: usize,
+    spilled: usize,
+}
+
+/// The database is failing; batches go to the spill file meanwhile.
+struct Fault {
+    since: Instant,
+    next_probe: Instant,
+    /// Records spilled since.
+    spilled: u64,
+}
+
+/// Why a database write did not happen.
+enum Unavailable {
+    /// A fault is known and it is not time to try again.
+    Waiting,
+    /// The database refused.
+    Failed(String),
 }
 
 struct Writer {
     conn: Connection,
+    db_path: PathBuf,
+    /// (device, inode) of the file `conn` has open: a different one at
+    /// `db_path` means the file was deleted or replaced under us.
+    identity: Option<(u64, u64)>,
+    options: FileOptions,
+    spill: SpillFile,
     rt: &'static Runtime,
     control: Receiver<Control>,
     sweep_every: Duration,
     batch: Vec<Record>,
     /// Resource samples to write with the next batch.
     samples: Vec<Sample>,
-    /// How many of the process's registered callsites are stored.
-    callsites_stored: usize,
-    /// Threads registered but not stored yet (a failed batch retries them).
-    threads_pending: Vec<NewThread>,
+    callsites: Progress,
+    /// Every thread registered, in order (they are written again into a
+    /// re-created file).
+    threads: Vec<ThreadRow>,
+    thread_progress: Progress,
+    /// Events not stored yet.
+    events: Vec<EventRow>,
     /// Partition name by hour, for partitions known to exist.
     tables: HashMap<u64, String>,
     /// `PRAGMA schema_version` when `tables` was last trusted: another
@@ -102,6 +178,9 @@ struct Writer {
     schema_version: i64,
     stats: BatchStats,
     pid: u32,
+    fault: Option<Fault>,
+    /// Whether the spill file may hold lines to replay.
+    spill_pending: bool,
     failure_reported: bool,
 }
 
@@ -121,22 +200,89 @@ impl Drop for OnExit {
         if std::thread::panicking() {
             crate::runtime::deactivate(self.0);
             report(format_args!(
-                "the writer thread panicked; spans are no longer recorded"
+                "the writer thread stopped on a panic; spans are no longer recorded"
             ));
         }
     }
 }
 
+/// (device, inode) of the file at `path`, if any.
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).ok().map(|_| (0, 0))
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string payload".to_owned()
+    }
+}
+
 impl Writer {
+    /// Serves until shutdown, restarting the loop after a panic.
     fn run(mut self) {
-        let _on_exit = OnExit(self.rt);
+        let on_exit = OnExit(self.rt);
+        let mut last_panic: Option<Instant> = None;
+        let mut quick_panics = 0;
+        loop {
+            let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.serve())) else {
+                return;
+            };
+            let now = Instant::now();
+            quick_panics = match last_panic {
+                Some(at) if now - at < QUICK_PANIC => quick_panics + 1,
+                _ => 1,
+            };
+            last_panic = Some(now);
+            // The batch in hand may be what made it panic: spill it rather
+            // than try it again.
+            let in_hand = self.batch.len();
+            self.event(
+                "writer_panic",
+                format!(
+                    "the writer panicked ({}); {in_hand} records in hand go to the spill file; restarted",
+                    panic_message(&*payload)
+                ),
+            );
+            self.spill_batch();
+            self.batch.clear();
+            self.samples.clear();
+            if quick_panics >= QUICK_PANICS_MAX {
+                report(format_args!(
+                    "the writer panicked {quick_panics} times in a row; spans are no longer recorded"
+                ));
+                crate::runtime::deactivate(self.rt);
+                self.store_stats();
+                drop(on_exit);
+                return;
+            }
+        }
+    }
+
+    fn serve(&mut self) {
         let mut next_sweep = Instant::now() + self.sweep_every;
         let mut next_stats = Instant::now() + STATS_EVERY;
         loop {
             loop {
                 match self.control.try_recv() {
                     Ok(Control::Flush(ack)) => {
+                        // A flush is a moment to try a failing database.
+                        if let Some(fault) = &mut self.fault {
+                            fault.next_probe = Instant::now();
+                        }
                         self.drain_all();
+                        self.recover();
                         self.store_stats();
                         let _ = ack.send(());
                     }
@@ -144,11 +290,19 @@ impl Writer {
                         let _ = ack.send(());
                         let _ = held.recv();
                     }
+                    Ok(Control::Run(task, ack)) => {
+                        task(&self.conn);
+                        let _ = ack.send(());
+                    }
                     Ok(Control::Shutdown) | Err(TryRecvError::Disconnected) => {
                         // From here on a span that ends is counted as dropped
                         // (it can no longer be written), not lost unseen.
                         self.rt.queue.close();
+                        if let Some(fault) = &mut self.fault {
+                            fault.next_probe = Instant::now();
+                        }
                         self.drain_all();
+                        self.recover();
                         self.store_stats();
                         return;
                     }
@@ -162,6 +316,7 @@ impl Writer {
             let now = Instant::now();
             if now >= next_sweep {
                 self.rt.queue.sweep(&mut self.batch);
+                self.recover();
                 next_sweep = now + self.sweep_every;
             }
             if now >= next_stats {
@@ -186,6 +341,7 @@ impl Writer {
     /// many of each it took.
     fn take_available(&mut self, errors: usize, chunks: usize) -> (usize, usize) {
         let queue = &self.rt.queue;
+        self.stats.depth_max = self.stats.depth_max.max(queue.depth());
         let mut took = (0, 0);
         while took.0 < errors && self.batch.len() < MAX_BATCH {
             match queue.errors_rx.try_recv() {
@@ -229,47 +385,178 @@ impl Writer {
     }
 
     fn has_news(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
         let counters = &self.rt.queue.counters;
         self.stats.batches > 0
             || self.stats.failed > 0
-            || counters.enqueued.load(std::sync::atomic::Ordering::Relaxed) > 0
-            || counters.dropped.load(std::sync::atomic::Ordering::Relaxed) > 0
-            || counters
-                .sampled_out
-                .load(std::sync::atomic::Ordering::Relaxed)
-                > 0
+            || !self.events.is_empty()
+            || counters.enqueued.load(Relaxed) > 0
+            || counters.dropped.load(Relaxed) > 0
+            || counters.sampled_out.load(Relaxed) > 0
     }
 
-    /// Writes the batch in one transaction; on failure retries once, then
-    /// counts the rows as failed and says so on stderr once.
-    fn write_batch(&mut self) {
-        self.threads_pending
-            .extend(self.rt.queue.take_new_threads());
-        let started = Instant::now();
-        let result = self.insert_batch().or_else(|first| {
-            self.tables.clear();
-            self.schema_version = -1;
-            self.insert_batch().map_err(|_| first)
+    /// Records an event: on stderr now, in `monitor_events` with the next
+    /// write (or the spill file).
+    fn event(&mut self, kind: &str, message: String) {
+        report(format_args!("{message}"));
+        self.events.push(EventRow {
+            ts_ns: self.rt.clock.now_ns(),
+            pid: self.pid,
+            kind: kind.to_owned(),
+            message,
         });
-        let micros = started.elapsed().as_micros() as u64;
-        let rows = self.batch.len() as u64;
-        match result {
-            Ok((written, errors)) => {
-                self.stats.written += written;
-                self.stats.errors_written += errors;
-                self.stats.failed += rows - written;
-                self.threads_pending.clear();
-            }
-            Err(err) => {
-                self.stats.failed += rows;
-                if !self.failure_reported {
-                    self.failure_reported = true;
-                    report(format_args!(
-                        "cannot write {rows} spans to the database: {err} (counted as failed in monitor_stats)"
-                    ));
-                }
+    }
+
+    /// Notes a database failure; the first one of a fault is an event.
+    fn fail(&mut self, reason: String) {
+        let now = Instant::now();
+        match &mut self.fault {
+            Some(fault) => fault.next_probe = now + PROBE_EVERY,
+            None => {
+                self.fault = Some(Fault {
+                    since: now,
+                    next_probe: now + PROBE_EVERY,
+                    spilled: 0,
+                });
+                self.event(
+                    "spilling",
+                    format!(
+                        "cannot write to the database ({reason}); records go to {} until it can",
+                        self.spill.path().display()
+                    ),
+                );
             }
         }
+    }
+
+    /// Reopens the database when the file at the path is not the one open
+    /// (deleted or replaced): the old one would swallow every write.
+    fn check_file(&mut self) -> Result<(), String> {
+        let now = identity(&self.db_path);
+        if now.is_some() && now == self.identity {
+            return Ok(());
+        }
+        let opened = open(&self.db_path, &self.options).map_err(|e| e.to_string())?;
+        self.conn = opened.conn;
+        self.identity = identity(&self.db_path);
+        self.tables.clear();
+        self.schema_version = -1;
+        // Everything registered goes into the new file again.
+        self.callsites.stored = 0;
+        self.thread_progress.stored = 0;
+        self.event(
+            "reopened",
+            format!(
+                "{} was deleted or replaced; a new database was created there",
+                self.db_path.display()
+            ),
+        );
+        Ok(())
+    }
+
+    /// When due, tries the database again: the file is checked, and the
+    /// spill file replayed. Clears the fault once that works.
+    fn recover(&mut self) {
+        let due = match &self.fault {
+            Some(fault) => Instant::now() >= fault.next_probe,
+            None => self.spill_pending,
+        };
+        if !due {
+            return;
+        }
+        match self.check_file().and_then(|()| self.replay()) {
+            Ok(()) => {
+                if let Some(fault) = self.fault.take() {
+                    let message = format!(
+                        "the database takes writes again after {:.1} s; {} records spilled meanwhile were replayed",
+                        fault.since.elapsed().as_secs_f64(),
+                        fault.spilled
+                    );
+                    self.event("recovered", message);
+                }
+            }
+            Err(reason) => self.fail(reason),
+        }
+    }
+
+    /// Replays the spill file into the database.
+    fn replay(&mut self) -> Result<(), String> {
+        if !self.spill_pending {
+            return Ok(());
+        }
+        let result = {
+            let conn = &self.conn;
+            let tables = &mut self.tables;
+            self.spill.replay(|lines| replay_chunk(conn, tables, lines))
+        };
+        match result {
+            Ok(replayed) => {
+                self.spill_pending = false;
+                self.stats.replayed += replayed.spans;
+                // The replay stored what the spill held.
+                self.callsites.stored = self.callsites.stored.max(self.callsites.spilled);
+                self.thread_progress.stored = self
+                    .thread_progress
+                    .stored
+                    .max(self.thread_progress.spilled);
+                self.callsites.spilled = 0;
+                self.thread_progress.spilled = 0;
+                if replayed.malformed > 0 {
+                    self.event(
+                        "spill_malformed",
+                        format!(
+                            "{} lines of the spill file were not records (torn by a crash?) and were skipped",
+                            replayed.malformed
+                        ),
+                    );
+                }
+                Ok(())
+            }
+            Err(ReplayError::Store(e)) => Err(e.to_string()),
+            Err(ReplayError::Io(e)) => Err(format!(
+                "cannot read the spill file {}: {e}",
+                self.spill.path().display()
+            )),
+        }
+    }
+
+    /// Writes the batch to the database, or to the spill file when the
+    /// database is failing.
+    fn write_batch(&mut self) {
+        let new_threads = self.rt.queue.take_new_threads();
+        let pid = self.pid;
+        self.threads
+            .extend(new_threads.into_iter().map(|t| ThreadRow {
+                id: t.id as i64,
+                pid,
+                name: t.name,
+            }));
+        let started = Instant::now();
+        let rows = self.batch.len() as u64;
+        self.recover();
+        match self.try_database() {
+            Ok(stored) => {
+                self.stats.written += stored.written;
+                self.stats.errors_written += stored.errors;
+                self.stats.failed += stored.rejected;
+                if let Some(msg) = stored.first_rejection {
+                    if !self.failure_reported {
+                        self.failure_reported = true;
+                        report(format_args!(
+                            "{} spans rejected by the database: {msg:?} (counted as failed in monitor_stats)",
+                            stored.rejected
+                        ));
+                    }
+                }
+            }
+            Err(unavailable) => {
+                if let Unavailable::Failed(reason) = unavailable {
+                    self.fail(reason);
+                }
+                self.spill_batch();
+            }
+        }
+        let micros = started.elapsed().as_micros() as u64;
         self.stats.batches += 1;
         self.stats.rows_max = self.stats.rows_max.max(rows);
         self.stats.micros_total += micros;
@@ -278,88 +565,56 @@ impl Writer {
         self.samples.clear();
     }
 
-    /// (rows written, error rows written).
-    fn insert_batch(&mut self) -> rusqlite::Result<(u64, u64)> {
+    /// The batch into the database, unless a fault says to wait. A failure
+    /// other than a lock is tried once more with the partition cache reset
+    /// (retention may have dropped a partition under us).
+    fn try_database(&mut self) -> Result<rows::SpansStored, Unavailable> {
+        if self.fault.is_some() {
+            return Err(Unavailable::Waiting);
+        }
+        if let Err(reason) = self.check_file() {
+            return Err(Unavailable::Failed(reason));
+        }
+        self.insert_batch()
+            .or_else(|first| {
+                if first.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+                    return Err(first);
+                }
+                self.tables.clear();
+                self.schema_version = -1;
+                self.insert_batch().map_err(|_| first)
+            })
+            .map_err(|e| Unavailable::Failed(e.to_string()))
+    }
+
+    fn insert_batch(&mut self) -> rusqlite::Result<rows::SpansStored> {
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA schema_version", [], |row| row.get(0))?;
         if version != self.schema_version {
             self.tables.clear();
         }
-        let new_callsites = callsite::registered_since(self.callsites_stored);
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO callsites (id, name, module, group_name, kind, file, line) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for cs in &new_callsites {
-                stmt.execute(params![
-                    cs.id() as i64,
-                    cs.name(),
-                    cs.module(),
-                    cs.group(),
-                    cs.kind().as_str(),
-                    cs.file(),
-                    cs.line()
-                ])?;
-            }
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO threads (id, pid, name) VALUES (?1, ?2, ?3)",
-            )?;
-            for thread in &self.threads_pending {
-                stmt.execute(params![thread.id as i64, self.pid, thread.name])?;
-            }
-        }
-
-        let (mut written, mut errors) = (0, 0);
-        let mut failed_rows = 0u64;
-        let mut first_row_error = None;
-        let mut current: Option<(u64, rusqlite::CachedStatement<'_>)> = None;
-        let mut views_stale = false;
-        for record in &self.batch {
-            let hour = record.start_ns / schema::HOUR_NS;
-            let stmt = match &mut current {
-                Some((h, stmt)) if *h == hour => stmt,
-                _ => {
-                    let table = match self.tables.get(&hour) {
-                        Some(table) => table.clone(),
-                        None => {
-                            let table = SPANS.table_for(record.start_ns);
-                            views_stale |= SPANS.create_partition(&tx, &table)?;
-                            self.tables.insert(hour, table.clone());
-                            table
-                        }
-                    };
-                    &mut current
-                        .insert((hour, tx.prepare_cached(&insert_sql(&table))?))
-                        .1
-                }
-            };
-            let result = bind_span(stmt, record).and_then(|()| stmt.raw_execute());
-            match result {
-                Ok(_) => {
-                    written += 1;
-                    errors += u64::from(record.status.is_failure());
-                }
-                // One bad row (an id collision) must not sink the batch; it
-                // is counted as failed. Anything else aborts the batch.
-                Err(rusqlite::Error::SqliteFailure(e, msg))
-                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    failed_rows += 1;
-                    first_row_error.get_or_insert(msg);
-                }
-                Err(other) => return Err(other),
-            }
-        }
-        drop(current);
-        if views_stale {
-            SPANS.rebuild_views(&tx)?;
+        let new_callsites: Vec<CallsiteRow> = callsite::registered_since(self.callsites.stored)
+            .into_iter()
+            .map(CallsiteRow::from)
+            .collect();
+        let mut insert = Inserter::new(&tx, &mut self.tables);
+        insert.callsites(&new_callsites)?;
+        insert.threads(&self.threads[self.thread_progress.stored..])?;
+        let stored = insert.spans(self.batch.iter().map(SpanRow::from))?;
+        for event in &self.events {
+            insert.event(event)?;
         }
         // Samples in a savepoint of their own: a bad sample table must not
         // sink the spans of the batch.
         if !self.samples.is_empty() {
             tx.execute_batch("SAVEPOINT samples")?;
-            match insert_samples(&tx, &self.samples) {
+            let pid = self.pid;
+            let samples: Vec<SampleRow> = self
+                .samples
+                .iter()
+                .map(|s| SampleRow::new(s, pid))
+                .collect();
+            match insert.samples(&samples) {
                 Ok(()) => tx.execute_batch("RELEASE samples")?,
                 Err(err) => {
                     tx.execute_batch("ROLLBACK TO samples; RELEASE samples")?;
@@ -367,128 +622,180 @@ impl Writer {
                         self.failure_reported = true;
                         report(format_args!(
                             "cannot write {} resource samples: {err}",
-                            self.samples.len()
+                            samples.len()
                         ));
                     }
                 }
             }
         }
+        insert.finish()?;
         // Read inside the transaction: another process may change the
         // schema as soon as it commits.
         let version = tx.query_row("PRAGMA schema_version", [], |row| row.get(0))?;
         tx.commit()?;
         self.schema_version = version;
-        self.callsites_stored += new_callsites.len();
-        if let Some(msg) = first_row_error {
-            if !self.failure_reported {
-                self.failure_reported = true;
-                report(format_args!(
-                    "{failed_rows} spans rejected by the database: {msg:?} (counted as failed in monitor_stats)"
-                ));
-            }
-        }
-        Ok((written, errors))
+        self.callsites.stored += new_callsites.len();
+        self.thread_progress.stored = self.threads.len();
+        self.events.clear();
+        Ok(stored)
     }
 
-    /// Appends a `monitor_stats` row with the counts since the previous one.
+    /// Appends the batch (with the callsites, threads and events the file
+    /// lacks) to the spill file. If even that fails, the records are
+    /// counted as failed.
+    fn spill_batch(&mut self) {
+        let from = self.callsites.stored.max(self.callsites.spilled);
+        let new_callsites = callsite::registered_since(from);
+        let threads_from = self
+            .thread_progress
+            .stored
+            .max(self.thread_progress.spilled);
+        let pid = self.pid;
+        let mut lines: Vec<Line<'_>> = Vec::with_capacity(self.batch.len() + 8);
+        lines.extend(
+            new_callsites
+                .iter()
+                .map(|cs| Line::Callsite(CallsiteRow::from(*cs))),
+        );
+        lines.extend(
+            self.threads[threads_from..]
+                .iter()
+                .cloned()
+                .map(Line::Thread),
+        );
+        lines.extend(self.events.drain(..).map(Line::Event));
+        lines.extend(self.batch.iter().map(|r| Line::Span(SpanRow::from(r))));
+        lines.extend(
+            self.samples
+                .iter()
+                .map(|s| Line::Sample(SampleRow::new(s, pid))),
+        );
+        if lines.is_empty() {
+            return;
+        }
+        let spans = self.batch.len() as u64;
+        match self.spill.append(&lines) {
+            Ok(()) => {
+                self.spill_pending = true;
+                self.callsites.spilled = from + new_callsites.len();
+                self.thread_progress.spilled = self.threads.len();
+                self.stats.spilled += spans;
+                if let Some(fault) = &mut self.fault {
+                    fault.spilled += spans;
+                }
+            }
+            Err(err) => {
+                self.stats.failed += spans;
+                if !self.failure_reported {
+                    self.failure_reported = true;
+                    report(format_args!(
+                        "cannot write {spans} spans to the database nor to {}: {err} (counted as failed in monitor_stats)",
+                        self.spill.path().display()
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Appends a `monitor_stats` row with the counts since the previous one
+    /// (to the spill file while the database fails).
     fn store_stats(&mut self) {
         use std::sync::atomic::Ordering::Relaxed;
         let counters = &self.rt.queue.counters;
-        let enqueued = counters.enqueued.swap(0, Relaxed);
-        let dropped = counters.dropped.swap(0, Relaxed);
-        let sampled_out = counters.sampled_out.swap(0, Relaxed);
         let s = std::mem::take(&mut self.stats);
-        let avg = s.micros_total.checked_div(s.batches).unwrap_or(0);
-        let result = self.conn.execute(
-            "INSERT INTO monitor_stats (ts_ns, pid, enqueued, written, dropped, errors_written, failed, \
-             queue_depth, batches, batch_rows_max, batch_us_avg, batch_us_max, sampled_out) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![
-                self.rt.clock.now_ns() as i64,
-                self.pid,
-                enqueued as i64,
-                s.written as i64,
-                dropped as i64,
-                s.errors_written as i64,
-                s.failed as i64,
-                self.rt.queue.depth() as i64,
-                s.batches as i64,
-                s.rows_max as i64,
-                avg as i64,
-                s.micros_max as i64,
-                sampled_out as i64,
-            ],
-        );
-        if let Err(err) = result {
-            // Keep the counts for the next row rather than lose them.
-            counters.enqueued.fetch_add(enqueued, Relaxed);
-            counters.dropped.fetch_add(dropped, Relaxed);
-            counters.sampled_out.fetch_add(sampled_out, Relaxed);
-            self.stats = s;
-            if !self.failure_reported {
-                self.failure_reported = true;
-                report(format_args!("cannot write monitor_stats: {err}"));
+        let row = StatsRow {
+            ts_ns: self.rt.clock.now_ns(),
+            pid: self.pid,
+            enqueued: counters.enqueued.swap(0, Relaxed),
+            written: s.written,
+            dropped: counters.dropped.swap(0, Relaxed),
+            errors_written: s.errors_written,
+            failed: s.failed,
+            queue_depth: self.rt.queue.depth(),
+            queue_depth_max: s.depth_max.max(self.rt.queue.depth()),
+            batches: s.batches,
+            batch_rows_max: s.rows_max,
+            batch_us_avg: s.micros_total.checked_div(s.batches).unwrap_or(0),
+            batch_us_max: s.micros_max,
+            sampled_out: counters.sampled_out.swap(0, Relaxed),
+            spilled: s.spilled,
+            replayed: s.replayed,
+        };
+        let stored = self.fault.is_none() && self.insert_stats(&row).is_ok();
+        if stored {
+            return;
+        }
+        let mut lines: Vec<Line<'_>> = self.events.drain(..).map(Line::Event).collect();
+        lines.push(Line::Stats(row));
+        match self.spill.append(&lines) {
+            Ok(()) => self.spill_pending = true,
+            Err(err) => {
+                // Keep the counts for the next row rather than lose them.
+                let Some(Line::Stats(row)) = lines.pop() else {
+                    unreachable!("pushed last")
+                };
+                counters.enqueued.fetch_add(row.enqueued, Relaxed);
+                counters.dropped.fetch_add(row.dropped, Relaxed);
+                counters.sampled_out.fetch_add(row.sampled_out, Relaxed);
+                self.stats = s;
+                self.events
+                    .extend(lines.into_iter().filter_map(|l| match l {
+                        Line::Event(e) => Some(e),
+                        _ => None,
+                    }));
+                if !self.failure_reported {
+                    self.failure_reported = true;
+                    report(format_args!("cannot write monitor_stats: {err}"));
+                }
             }
         }
     }
-}
 
-/// Binds one span row. Binding column by column skips the `&dyn ToSql`
-/// slice and the parameter-count check of `execute`: the batch loop is the
-/// writer's whole cost.
-fn bind_span(stmt: &mut rusqlite::Statement<'_>, r: &Record) -> rusqlite::Result<()> {
-    let opt = |v: u64| (v != crate::record::NULL).then_some(v as i64);
-    stmt.raw_bind_parameter(1, r.span_id as i64)?;
-    stmt.raw_bind_parameter(2, (r.parent_id != 0).then_some(r.parent_id as i64))?;
-    stmt.raw_bind_parameter(3, r.trace_id as i64)?;
-    stmt.raw_bind_parameter(4, r.callsite_id as i64)?;
-    stmt.raw_bind_parameter(5, r.thread_id as i64)?;
-    stmt.raw_bind_parameter(6, r.status as u8)?;
-    stmt.raw_bind_parameter(7, r.error())?;
-    stmt.raw_bind_parameter(8, r.start_ns as i64)?;
-    stmt.raw_bind_parameter(9, r.duration_ns as i64)?;
-    stmt.raw_bind_parameter(10, r.busy_ns as i64)?;
-    stmt.raw_bind_parameter(11, opt(r.items))?;
-    stmt.raw_bind_parameter(12, r.fields_json())?;
-    stmt.raw_bind_parameter(13, opt(r.rss_bytes))?;
-    stmt.raw_bind_parameter(14, opt(r.cpu_ns))?;
-    stmt.raw_bind_parameter(15, opt(r.alloc_bytes))?;
-    Ok(())
-}
-
-/// Writes resource samples into their hours' partitions.
-fn insert_samples(tx: &rusqlite::Transaction<'_>, samples: &[Sample]) -> rusqlite::Result<()> {
-    let mut views_stale = false;
-    for sample in samples {
-        let table = RESOURCE_SAMPLES.table_for(sample.ts_ns);
-        views_stale |= RESOURCE_SAMPLES.create_partition(tx, &table)?;
-        let r = &sample.reading;
-        let int = |v: Option<u64>| v.map(|n| n as i64);
-        tx.prepare_cached(&format!(
-            "INSERT INTO \"{table}\" (ts_ns, pid, cpu_percent, rss_bytes, virtual_bytes, threads, \
-             system_memory_used_bytes, system_memory_total_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-        ))?
-        .execute(params![
-            sample.ts_ns as i64,
-            std::process::id(),
-            r.cpu_percent,
-            int(r.rss_bytes),
-            int(r.virtual_bytes),
-            int(r.threads),
-            int(r.system_memory_used_bytes),
-            int(r.system_memory_total_bytes),
-        ])?;
+    /// The stats row and pending events, in one transaction.
+    fn insert_stats(&mut self, row: &StatsRow) -> rusqlite::Result<()> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let mut insert = Inserter::new(&tx, &mut self.tables);
+        for event in &self.events {
+            insert.event(event)?;
+        }
+        insert.stats(row)?;
+        insert.finish()?;
+        tx.commit()?;
+        self.events.clear();
+        Ok(())
     }
-    if views_stale {
-        RESOURCE_SAMPLES.rebuild_views(tx)?;
-    }
-    Ok(())
 }
 
-fn insert_sql(table: &str) -> String {
-    format!(
-        "INSERT INTO \"{table}\" (span_id, parent_id, trace_id, callsite_id, thread_id, status, error, \
-         start_ns, duration_ns, busy_ns, items, fields, rss_bytes, cpu_ns, alloc_bytes) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
-    )
+/// Stores one chunk of spill lines in one transaction.
+fn replay_chunk(
+    conn: &Connection,
+    tables: &mut HashMap<u64, String>,
+    lines: &[Line<'static>],
+) -> rusqlite::Result<()> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    // Partitions may have come and gone since the lines were spilled.
+    tables.clear();
+    let mut insert = Inserter::new(&tx, tables);
+    for line in lines {
+        match line {
+            Line::Callsite(row) => insert.callsites([row])?,
+            Line::Thread(row) => insert.threads([row])?,
+            Line::Span(_) => {}
+            Line::Sample(row) => insert.samples([row])?,
+            Line::Stats(row) => insert.stats(row)?,
+            Line::Event(row) => insert.event(row)?,
+        }
+    }
+    // A span already stored (a replay cut short after its commit) is
+    // refused by its primary key and skipped.
+    insert.spans(lines.iter().filter_map(|line| match line {
+        Line::Span(row) => Some(SpanRow {
+            error: row.error.as_deref().map(std::borrow::Cow::Borrowed),
+            fields: row.fields.clone(),
+            ..*row
+        }),
+        _ => None,
+    }))?;
+    insert.finish()?;
+    tx.commit()
 }

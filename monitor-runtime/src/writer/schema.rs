@@ -1,6 +1,6 @@
 //! The file users query: tables, hourly partitions and the views over them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::error::Error;
 
 /// `PRAGMA user_version` of the files this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Nanoseconds in an hour: partitions are UTC hours.
 pub const HOUR_NS: u64 = 3_600_000_000_000;
@@ -17,8 +17,47 @@ pub const HOUR_NS: u64 = 3_600_000_000_000;
 /// views over more partitions nest.
 const MAX_COMPOUND: usize = 500;
 
-/// How long a write waits for another process's lock.
+/// How long a write waits for another process's lock, unless configured.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How the database file is opened.
+#[derive(Clone, Debug)]
+pub(crate) struct FileOptions {
+    /// Permission bits of a file this opens first (and of its WAL and spill
+    /// files, which follow the database's).
+    pub(crate) mode: u32,
+    pub(crate) busy_timeout: Duration,
+    /// Move a corrupt or foreign file aside and start a new one, instead of
+    /// refusing it.
+    pub(crate) rotate_corrupt: bool,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        FileOptions {
+            mode: 0o600,
+            busy_timeout: BUSY_TIMEOUT,
+            rotate_corrupt: false,
+        }
+    }
+}
+
+impl FileOptions {
+    pub(crate) fn from_config(config: &crate::config::Config) -> FileOptions {
+        FileOptions {
+            mode: config.file_mode,
+            busy_timeout: Duration::from_millis(config.busy_timeout_ms),
+            rotate_corrupt: config.on_corrupt == crate::config::OnCorrupt::Rotate,
+        }
+    }
+}
+
+/// An open database, and what opening it had to do first.
+pub(crate) struct Opened {
+    pub(crate) conn: Connection,
+    /// Where a corrupt file was moved, with why it was refused.
+    pub(crate) rotated: Option<(PathBuf, String)>,
+}
 
 /// A family of hourly tables, `{prefix}YYYYMMDDHH`, with one view over all.
 pub(crate) struct Family {
@@ -197,21 +236,69 @@ pub(crate) fn quote_ident(name: &str) -> String {
 }
 
 /// Opens the database, creating the schema in a new or empty file. A file
-/// that is not SQLite, another program's SQLite file, or one from another
-/// schema version is refused before anything in it is changed.
-pub(crate) fn open(path: &Path) -> Result<Connection, Error> {
+/// that is not SQLite, is truncated, is another program's SQLite file, or
+/// is from another schema version is refused before anything in it is
+/// changed; with `rotate_corrupt`, all but the last are moved aside instead
+/// (a newer monitor's file is never touched).
+pub(crate) fn open(path: &Path, options: &FileOptions) -> Result<Opened, Error> {
     let fail = |reason: String| Error::Database {
         path: path.to_owned(),
         reason,
     };
+    match open_checked(path, options) {
+        Ok(conn) => Ok(Opened {
+            conn,
+            rotated: None,
+        }),
+        Err(Refusal::Corrupt(reason)) if options.rotate_corrupt => {
+            let aside = rotate(path).map_err(|e| {
+                fail(format!(
+                    "{reason}; moving it aside (on_corrupt = \"rotate\") failed: {e}"
+                ))
+            })?;
+            let conn = open_checked(path, options).map_err(|r| fail(r.into_reason()))?;
+            Ok(Opened {
+                conn,
+                rotated: Some((aside, reason)),
+            })
+        }
+        Err(refusal) => Err(fail(refusal.into_reason())),
+    }
+}
+
+/// Why a file was not opened.
+enum Refusal {
+    /// Not a monitor file at all, or a damaged one: `on_corrupt` applies.
+    Corrupt(String),
+    /// Anything else (permissions, another schema version).
+    Other(String),
+}
+
+impl Refusal {
+    fn into_reason(self) -> String {
+        match self {
+            Refusal::Corrupt(reason) => {
+                format!(
+                    "{reason}; set on_corrupt = \"rotate\" to move it aside and start a new file"
+                )
+            }
+            Refusal::Other(reason) => reason,
+        }
+    }
+}
+
+fn open_checked(path: &Path, options: &FileOptions) -> Result<Connection, Refusal> {
+    create_with_mode(path, options.mode)
+        .map_err(|e| Refusal::Other(format!("cannot create the file: {e}")))?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn =
-        Connection::open_with_flags(path, flags).map_err(|e| fail(format!("cannot open: {e}")))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|e| fail(format!("cannot set the busy timeout: {e}")))?;
-    check_format(&conn).map_err(fail)?;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| Refusal::Other(format!("cannot open: {e}")))?;
+    conn.busy_timeout(options.busy_timeout)
+        .map_err(|e| Refusal::Other(format!("cannot set the busy timeout: {e}")))?;
+    check_format(&conn)?;
+    check_length(path).map_err(Refusal::Corrupt)?;
 
     let setup = || -> rusqlite::Result<()> {
         // Only takes effect while the file has no tables: lets retention give
@@ -221,9 +308,95 @@ pub(crate) fn open(path: &Path) -> Result<Connection, Error> {
         conn.execute_batch("PRAGMA synchronous = NORMAL")?;
         Ok(())
     };
-    setup().map_err(|e| fail(format!("cannot configure: {e}")))?;
-    create_schema(&conn).map_err(|e| fail(format!("cannot create the schema: {e}")))?;
+    setup().map_err(|e| classify(format!("cannot configure: {e}"), &e))?;
+    create_schema(&conn).map_err(|e| classify(format!("cannot create the schema: {e}"), &e))?;
     Ok(conn)
+}
+
+/// A damaged file shows as `SQLITE_CORRUPT` or `SQLITE_NOTADB`.
+fn classify(reason: String, e: &rusqlite::Error) -> Refusal {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+            Refusal::Corrupt(reason)
+        }
+        _ => Refusal::Other(reason),
+    }
+}
+
+/// Creates a missing file with `mode` exactly (not narrowed by the umask),
+/// so that SQLite, which gives the WAL the database's mode, starts from it.
+fn create_with_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    match options.open(path) {
+        Ok(file) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+            }
+            drop(file);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A file shorter than the page count its header gives was truncated: SQLite
+/// would only notice when it reads a missing page.
+fn check_length(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut header = [0u8; 100];
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let len = file
+        .metadata()
+        .map_err(|e| format!("cannot read: {e}"))?
+        .len();
+    if len < 100 || file.read_exact(&mut header).is_err() {
+        return Ok(()); // a new, empty file
+    }
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    let pages = u64::from(u32::from_be_bytes([
+        header[28], header[29], header[30], header[31],
+    ]));
+    // The count is only valid when it was written by the same change as the
+    // change counter (offset 92 matches offset 24).
+    let valid = header[24..28] == header[92..96];
+    if valid && len < pages * page_size {
+        return Err(format!(
+            "the file is truncated: its header says {pages} pages of {page_size} bytes, but it holds {len} bytes"
+        ));
+    }
+    Ok(())
+}
+
+/// Moves a refused file (and its WAL and shared-memory files) to
+/// `<name>.corrupt-<unix seconds>`; returns the new path of the database.
+fn rotate(path: &Path) -> std::io::Result<PathBuf> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".corrupt-{secs}"));
+    let aside = PathBuf::from(aside);
+    std::fs::rename(path, &aside)?;
+    for extra in ["-wal", "-shm"] {
+        let mut from = path.as_os_str().to_owned();
+        from.push(extra);
+        let mut to = aside.as_os_str().to_owned();
+        to.push(extra);
+        match std::fs::rename(&from, &to) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(aside)
 }
 
 /// Whether the file is one of ours at this version (not a new file).
@@ -247,8 +420,9 @@ pub(crate) fn check_ours(conn: &Connection) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether the file is new, or already one of ours at this version.
-fn check_format(conn: &Connection) -> Result<(), String> {
+/// Whether the file is new, or already one of ours at this version (or at
+/// one `create_schema` migrates).
+fn check_format(conn: &Connection) -> Result<(), Refusal> {
     // One statement, so one snapshot: another process may create the schema
     // between two separate reads (then the tables exist but the version
     // read earlier is still 0).
@@ -260,27 +434,45 @@ fn check_format(conn: &Connection) -> Result<(), String> {
             [],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
-        .map_err(|e| format!("not a readable SQLite database ({e})"))?;
+        .map_err(|e| classify(format!("not a readable SQLite database ({e})"), &e))?;
     match (version, ours) {
         (0, false) if tables == 0 => Ok(()),
-        (SCHEMA_VERSION, true) => Ok(()),
-        (_, false) => Err(format!(
+        (MIGRATES_FROM..=SCHEMA_VERSION, true) => Ok(()),
+        (_, false) => Err(Refusal::Corrupt(format!(
             "not a monitor database: it is an SQLite file with {tables} other schema objects \
              and no monitor_meta table; point db_path at a new file"
-        )),
-        (v, true) if v < SCHEMA_VERSION => Err(format!(
-            "written by an older monitor (schema version {v}); this build reads version {SCHEMA_VERSION}"
-        )),
-        (v, true) => Err(format!(
+        ))),
+        (v, true) if v < SCHEMA_VERSION => Err(Refusal::Other(format!(
+            "written by an older monitor (schema version {v}); this build reads versions {MIGRATES_FROM} to {SCHEMA_VERSION}"
+        ))),
+        (v, true) => Err(Refusal::Other(format!(
             "written by a newer monitor (schema version {v}); this build reads version {SCHEMA_VERSION}"
-        )),
+        ))),
     }
 }
+
+/// The oldest schema version `create_schema` upgrades in place.
+const MIGRATES_FROM: i64 = 2;
+
+/// What happened to the writer: spills, replays, recreated files, panics.
+const EVENTS_DDL: &str =
+    "CREATE TABLE monitor_events (ts_ns INTEGER NOT NULL, pid INTEGER NOT NULL, \
+     kind TEXT NOT NULL, message TEXT NOT NULL)";
 
 fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
     // IMMEDIATE: two processes creating one new file take turns.
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version == 2 {
+        // Version 3 added the spill counters and the events table.
+        tx.execute_batch(&format!(
+            "ALTER TABLE monitor_stats ADD COLUMN queue_depth_max INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE monitor_stats ADD COLUMN spilled INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE monitor_stats ADD COLUMN replayed INTEGER NOT NULL DEFAULT 0;
+             {EVENTS_DDL};
+             PRAGMA user_version = {SCHEMA_VERSION};"
+        ))?;
+    }
     if version == 0 {
         tx.execute_batch(
             "CREATE TABLE monitor_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -293,8 +485,10 @@ fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
                  errors_written INTEGER NOT NULL, failed INTEGER NOT NULL, queue_depth INTEGER NOT NULL,
                  batches INTEGER NOT NULL, batch_rows_max INTEGER NOT NULL,
                  batch_us_avg INTEGER NOT NULL, batch_us_max INTEGER NOT NULL,
-                 sampled_out INTEGER NOT NULL);",
+                 sampled_out INTEGER NOT NULL, queue_depth_max INTEGER NOT NULL DEFAULT 0,
+                 spilled INTEGER NOT NULL DEFAULT 0, replayed INTEGER NOT NULL DEFAULT 0);",
         )?;
+        tx.execute_batch(EVENTS_DDL)?;
         for family in FAMILIES {
             family.rebuild_views(&tx)?;
         }

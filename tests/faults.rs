@@ -1,0 +1,256 @@
+//! The database failing under a running program: read-only, full, locked
+//! past the busy timeout, deleted, a panicking writer. The program goes on,
+//! records go to the spill file beside the database, and they are replayed
+//! into it once it takes writes again: nothing is lost, and
+//! `monitor_stats` / `monitor_events` say what happened.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{read_spans, session_with, Session};
+use monitor_runtime::prelude::*;
+use monitor_runtime::Config;
+use rusqlite::Connection;
+
+#[monitor]
+fn work(i: u64) -> u64 {
+    i * 2
+}
+
+#[monitor(args)]
+fn login(user: &str, password: &str) -> Result<(), String> {
+    Err(format!("{user} may not log in ({} characters given)", password.len()))
+}
+
+fn spill_path(db: &Path) -> PathBuf {
+    let mut path = db.as_os_str().to_owned();
+    path.push("-spill.jsonl");
+    path.into()
+}
+
+/// The spill file's lines of one kind (`span`, `callsite`, `stats`, ...).
+fn spilled(db: &Path, kind: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(spill_path(db)).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .filter_map(|v| v.get(kind).cloned())
+        .collect()
+}
+
+/// (spilled, replayed, written) totals of `monitor_stats`.
+fn spill_totals(db: &Path) -> (u64, u64, u64) {
+    Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT total(spilled), total(replayed), total(written) FROM monitor_stats",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, f64>(0)? as u64,
+                    r.get::<_, f64>(1)? as u64,
+                    r.get::<_, f64>(2)? as u64,
+                ))
+            },
+        )
+        .unwrap()
+}
+
+/// The kinds of `monitor_events`, oldest first.
+fn events(db: &Path) -> Vec<(String, String)> {
+    let conn = Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT kind, message FROM monitor_events ORDER BY ts_ns, rowid")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows
+}
+
+fn quiet_session(configure: impl FnOnce(Config) -> Config) -> Session {
+    session_with(|c| configure(c.resource_interval(Duration::ZERO)))
+}
+
+/// Runs `fault` on the writer's connection, makes `n` spans, flushes, and
+/// checks they are in the spill file and not the database; then `repair`,
+/// flush, and checks they are all in the database and the spill file gone.
+fn spill_then_replay(
+    s: &Session,
+    n: u64,
+    fault: impl FnOnce(&Connection) + Send + 'static,
+    repair: impl FnOnce(&Connection) + Send + 'static,
+) {
+    work(0);
+    s.guard.flush();
+    s.guard.__with_writer_connection(fault);
+    for i in 1..=n {
+        work(i);
+    }
+    s.guard.flush();
+    assert_eq!(
+        spilled(&s.path, "span").len() as u64,
+        n,
+        "all in the spill file"
+    );
+    assert_eq!(read_spans(&s.path).len(), 1, "none in the database yet");
+
+    s.guard.__with_writer_connection(repair);
+    s.guard.flush();
+    assert!(!spill_path(&s.path).exists(), "replayed, then removed");
+    let rows = read_spans(&s.path);
+    assert_eq!(rows.len() as u64, n + 1);
+    assert!(rows
+        .iter()
+        .all(|r| r.name == "work" && !r.thread.is_empty()));
+    let (spilled, replayed, written) = spill_totals(&s.path);
+    assert_eq!((spilled, replayed, written), (n, n, 1));
+    let kinds: Vec<String> = events(&s.path).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["spilling", "recovered"]);
+}
+
+#[test]
+fn a_read_only_database_spills_and_replays_once_writable() {
+    let s = quiet_session(|c| c);
+    spill_then_replay(
+        &s,
+        1_000,
+        |c| c.execute_batch("PRAGMA query_only = 1").unwrap(),
+        |c| c.execute_batch("PRAGMA query_only = 0").unwrap(),
+    );
+    let (_, message) = &events(&s.path)[0];
+    assert!(
+        message.contains("readonly") || message.contains("read-only"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_full_disk_spills_and_replays_once_there_is_room() {
+    let s = quiet_session(|c| c);
+    spill_then_replay(
+        &s,
+        5_000,
+        |c| {
+            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+            c.execute_batch(&format!("PRAGMA max_page_count = {pages}"))
+                .unwrap();
+        },
+        |c| {
+            c.execute_batch("PRAGMA max_page_count = 1073741823")
+                .unwrap()
+        },
+    );
+    let (_, message) = &events(&s.path)[0];
+    assert!(message.contains("full"), "{message}");
+}
+
+#[test]
+fn a_lock_held_past_the_busy_timeout_spills_without_stalling_the_program() {
+    let s = quiet_session(|c| c.busy_timeout(Duration::from_millis(50)));
+    work(0);
+    s.guard.flush();
+    let holder = Connection::open(&s.path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    // This thread holds the lock: if a span waited for the writer, the
+    // test would never get past this loop.
+    for i in 1..=20_000 {
+        work(i);
+    }
+    s.guard.flush();
+    assert_eq!(spilled(&s.path, "span").len(), 20_000);
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    s.guard.flush();
+    assert!(!spill_path(&s.path).exists());
+    assert_eq!(read_spans(&s.path).len(), 20_001);
+    assert_eq!(spill_totals(&s.path), (20_000, 20_000, 1));
+    let events = events(&s.path);
+    assert!(events[0].1.contains("locked"), "{events:?}");
+}
+
+#[test]
+fn a_deleted_database_is_created_again_with_what_follows() {
+    let s = quiet_session(|c| c);
+    work(1);
+    s.guard.flush();
+    for extra in ["", "-wal", "-shm"] {
+        let mut p = s.path.clone().into_os_string();
+        p.push(extra);
+        let _ = std::fs::remove_file(p);
+    }
+    for i in 0..100 {
+        work(i);
+    }
+    s.guard.flush();
+    let rows = read_spans(&s.path);
+    assert_eq!(rows.len(), 100, "the new file has the later spans");
+    assert!(rows
+        .iter()
+        .all(|r| r.name == "work" && !r.thread.is_empty()));
+    let kinds: Vec<String> = events(&s.path).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["reopened"]);
+}
+
+#[test]
+fn a_panicking_writer_is_restarted_and_loses_nothing() {
+    let s = quiet_session(|c| c);
+    for i in 0..10 {
+        work(i);
+    }
+    s.guard
+        .__with_writer_connection(|_| panic!("injected writer fault"));
+    for i in 0..10 {
+        work(i);
+    }
+    s.guard.flush();
+    assert_eq!(read_spans(&s.path).len(), 20);
+    let events = events(&s.path);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "writer_panic");
+    assert!(events[0].1.contains("injected writer fault"));
+    // Still writing after the restart.
+    work(99);
+    s.guard.flush();
+    assert_eq!(read_spans(&s.path).len(), 21);
+}
+
+#[test]
+fn a_spill_left_at_exit_is_replayed_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("monitor.db");
+    {
+        let s = quiet_session(|c| c.db_path(&path));
+        work(0);
+        s.guard.flush();
+        s.guard.__with_writer_connection(|c| {
+            c.execute_batch("PRAGMA query_only = 1").unwrap();
+        });
+        for i in 1..=300 {
+            work(i);
+        }
+        let _ = login("ann", "hunter2-secret-value");
+        // Dropped while the database still refuses: the last batch and the
+        // final stats row go to the spill file.
+    }
+    assert_eq!(spilled(&path, "span").len(), 301);
+    assert!(!spilled(&path, "stats").is_empty());
+    let spill_text = std::fs::read_to_string(spill_path(&path)).unwrap();
+    assert!(!spill_text.contains("hunter2-secret-value"));
+    assert!(spill_text.contains("***"), "the masked argument is there");
+
+    let s = quiet_session(|c| c.db_path(&path));
+    s.guard.flush();
+    assert!(!spill_path(&path).exists());
+    let rows = read_spans(&path);
+    assert_eq!(rows.len(), 302);
+    let login = rows.iter().find(|r| r.name == "login").unwrap();
+    assert_eq!(login.error.as_deref(), Some("ann may not log in (20 characters given)"));
+    drop(s);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend(std::fs::read(format!("{}-wal", path.display())).unwrap_or_default());
+    assert!(!String::from_utf8_lossy(&bytes).contains("hunter2-secret-value"));
+}
