@@ -4,12 +4,47 @@
 //! chained in front of whatever hook was installed before, stores the
 //! message in a thread-local for them.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{self, PanicHookInfo};
 use std::sync::Once;
 
 thread_local! {
     static LAST_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Panics this thread has started, as the hook saw them.
+    static PANICS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Where a scope (a span, a poll) began with respect to panics, so that its
+/// end can tell a panic that started inside it from one already unwinding
+/// when it began (a span opened in a `Drop` during unwinding).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PanicMark(u64);
+
+impl PanicMark {
+    /// For a scope that records nothing.
+    pub(crate) const UNUSED: PanicMark = PanicMark(0);
+
+    /// `0` when no panic is under way, else the thread's panic count + 1.
+    #[inline]
+    pub(crate) fn now() -> PanicMark {
+        if std::thread::panicking() {
+            PanicMark(panics_seen() + 1)
+        } else {
+            PanicMark(0)
+        }
+    }
+
+    /// Whether a panic that started after the mark is unwinding now. (A
+    /// scope begun during unwinding that catches a panic of its own and
+    /// then returns is taken for a panicking one: the count cannot tell.)
+    #[inline]
+    pub(crate) fn new_panic_since(self) -> bool {
+        std::thread::panicking() && (self.0 == 0 || panics_seen() + 1 != self.0)
+    }
+}
+
+fn panics_seen() -> u64 {
+    PANICS.try_with(Cell::get).unwrap_or(0)
 }
 
 /// Installs the hook once per process; the previous hook still runs.
@@ -22,6 +57,7 @@ pub(crate) fn install_hook() {
             // earlier panic's text.
             let message = message_of(info);
             let _ = LAST_MESSAGE.try_with(|last| *last.borrow_mut() = Some(message));
+            let _ = PANICS.try_with(|n| n.set(n.get() + 1));
             previous(info);
         }));
     });

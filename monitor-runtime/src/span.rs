@@ -13,6 +13,7 @@ use std::ops::{Deref, DerefMut};
 
 use crate::callsite::Callsite;
 use crate::clock::{raw_delta_ns, raw_now};
+use crate::panic::PanicMark;
 use crate::record::{Detail, FieldValue, Record, Status, NULL};
 use crate::runtime::{self, Runtime};
 
@@ -130,7 +131,7 @@ struct State {
     status: Status,
     /// The thread was already unwinding when the span started (code run by
     /// a `Drop` during a panic): only a panic of its own makes it `panic`.
-    started_unwinding: bool,
+    started_unwinding: PanicMark,
     /// A sampling decision made ahead of the end (a sequence's, shared with
     /// its item spans); `None`: the callsite's rate, drawn at the end.
     keep: Option<bool>,
@@ -200,7 +201,7 @@ impl State {
     /// Whether the span is ending because its own code panicked.
     #[inline]
     fn panicked(&self) -> bool {
-        std::thread::panicking() && !self.started_unwinding
+        self.started_unwinding.new_panic_since()
     }
 
     /// Marks the span `panic` with the message of the panic under way; it
@@ -350,9 +351,9 @@ impl Span {
         let (enter_raw, unwinding_at_enter, usage) = match &self.open {
             Some(open) => {
                 push_current(open.ids);
-                (raw_now(), std::thread::panicking(), Usage::now(open.rt))
+                (raw_now(), PanicMark::now(), Usage::now(open.rt))
             }
-            None => (0, false, Usage::NONE),
+            None => (0, PanicMark::UNUSED, Usage::NONE),
         };
         Entered {
             span: self,
@@ -454,7 +455,7 @@ pub struct Entered<'a> {
     enter_raw: u64,
     /// A panic already under way at `enter` (a poll from a `Drop` during
     /// unwinding) is not this poll's.
-    unwinding_at_enter: bool,
+    unwinding_at_enter: PanicMark,
     /// The thread's counters at `enter`.
     usage: Usage,
 }
@@ -481,7 +482,7 @@ impl Drop for Entered<'_> {
             pop_current(open.ids.span_id);
             // A panic out of a poll: the span keeps it even if the caller
             // catches it and drops the future later.
-            if std::thread::panicking() && !self.unwinding_at_enter {
+            if self.unwinding_at_enter.new_panic_since() {
                 open.state.record_panic();
             }
         }
@@ -591,7 +592,7 @@ fn start(
         busy_ns: 0,
         items: None,
         status: Status::Ok,
-        started_unwinding: std::thread::panicking(),
+        started_unwinding: PanicMark::now(),
         keep: None,
         // Read where the span becomes a call (`EnteredSpan`), on its thread.
         start_usage: Usage::NONE,

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{count, serial, temp_db, LEAF};
-use monitor_runtime::{current_span, Config, EnteredSpan, Error};
+use common::{count, reader, serial, temp_db, LEAF};
+use monitor_runtime::{current_span, Config, EnteredSpan, Error, OnCorrupt};
 
 fn init_error(config: Config) -> String {
     match monitor_runtime::init_with(config) {
@@ -105,4 +105,169 @@ fn disabled_monitoring_creates_no_file_and_records_nothing() {
         monitor_runtime::init_with(Config::default()),
         Err(Error::AlreadyInitialized)
     ));
+}
+
+/// The first `len` bytes of a real monitor file holding some spans.
+fn truncated_monitor_file(path: &std::path::Path) -> Vec<u8> {
+    let guard = monitor_runtime::init_with(
+        Config::default()
+            .db_path(path)
+            .resource_interval(std::time::Duration::ZERO),
+    )
+    .unwrap();
+    for _ in 0..5_000 {
+        drop(EnteredSpan::new(&LEAF));
+    }
+    drop(guard);
+    let mut bytes = std::fs::read(path).unwrap();
+    assert!(bytes.len() > 3 * 4096, "spans beyond the first pages");
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn a_truncated_file_is_refused_and_left_alone() {
+    let _serial = serial();
+    let (_dir, path) = temp_db();
+    let bytes = truncated_monitor_file(&path);
+    let err = init_error(Config::default().db_path(&path));
+    assert!(err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("on_corrupt = \"rotate\""),
+        "the error says the way out: {err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+/// Writes a bad file at the path; returns its bytes.
+type MakeFile = dyn Fn(&std::path::Path) -> Vec<u8>;
+
+#[test]
+fn on_corrupt_rotate_moves_a_bad_file_aside_and_starts_a_new_one() {
+    let _serial = serial();
+    let foreign = |path: &std::path::Path| {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch("CREATE TABLE spans (id INTEGER); INSERT INTO spans VALUES (1);")
+            .unwrap();
+        drop(conn);
+        std::fs::read(path).unwrap()
+    };
+    let random = |path: &std::path::Path| {
+        let bytes: Vec<u8> = (0..8192u32).map(|i| (i * 7 + 3) as u8).collect();
+        std::fs::write(path, &bytes).unwrap();
+        bytes
+    };
+    let cases: [(&str, &MakeFile); 3] = [
+        ("random bytes", &random),
+        ("truncated", &truncated_monitor_file),
+        ("foreign", &foreign),
+    ];
+    for (case, make) in cases {
+        let (dir, path) = temp_db();
+        let bytes = make(&path);
+        let config = Config::default()
+            .db_path(&path)
+            .on_corrupt(OnCorrupt::Rotate)
+            .resource_interval(std::time::Duration::ZERO);
+        let guard = monitor_runtime::init_with(config).unwrap();
+        drop(EnteredSpan::new(&LEAF));
+        guard.flush();
+        drop(guard);
+        assert_eq!(count(&path, "SELECT count(*) FROM spans"), 1, "{case}");
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.starts_with("monitor.db.corrupt-") && !name.ends_with("-wal"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{case}: {aside:?}");
+        let moved = std::fs::read(dir.path().join(&aside[0])).unwrap();
+        assert_eq!(moved, bytes, "{case}: moved as it was");
+        let message: String = reader(&path)
+            .query_row(
+                "SELECT message FROM monitor_events WHERE kind = 'rotated'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(message.contains(&aside[0]), "{case}: {message}");
+    }
+}
+
+#[test]
+fn a_newer_monitor_s_file_is_never_rotated() {
+    let _serial = serial();
+    let (_dir, path) = temp_db();
+    drop(monitor_runtime::init_with(Config::default().db_path(&path)).unwrap());
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 99")
+        .unwrap();
+    let err = init_error(
+        Config::default()
+            .db_path(&path)
+            .on_corrupt(OnCorrupt::Rotate),
+    );
+    assert!(err.contains("newer monitor"), "{err}");
+}
+
+#[test]
+fn a_version_2_file_is_upgraded_in_place() {
+    let _serial = serial();
+    let (_dir, path) = temp_db();
+    let guard = monitor_runtime::init_with(Config::default().db_path(&path)).unwrap();
+    drop(EnteredSpan::new(&LEAF));
+    drop(guard);
+    // Undo what version 3 added.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "DROP TABLE monitor_events;
+             ALTER TABLE monitor_stats DROP COLUMN spilled;
+             ALTER TABLE monitor_stats DROP COLUMN replayed;
+             ALTER TABLE monitor_stats DROP COLUMN queue_depth_max;
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    let guard = monitor_runtime::init_with(Config::default().db_path(&path)).unwrap();
+    drop(EnteredSpan::new(&LEAF));
+    drop(guard);
+    assert_eq!(count(&path, "PRAGMA user_version"), 3);
+    assert_eq!(count(&path, "SELECT count(*) FROM spans"), 2);
+    assert_eq!(
+        count(
+            &path,
+            "SELECT CAST(total(spilled) AS INTEGER) FROM monitor_stats"
+        ),
+        0
+    );
+    assert_eq!(count(&path, "SELECT count(*) FROM monitor_events"), 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_file_is_private_unless_configured_wider() {
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = serial();
+    let mode_of =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    for (configured, expected) in [(None, 0o600), (Some(0o640), 0o640), (Some(0o666), 0o666)] {
+        let (_dir, path) = temp_db();
+        let mut config = Config::default().db_path(&path);
+        if let Some(mode) = configured {
+            config = config.file_mode(mode);
+        }
+        let guard = monitor_runtime::init_with(config).unwrap();
+        drop(EnteredSpan::new(&LEAF));
+        guard.flush();
+        assert_eq!(mode_of(&path), expected, "{configured:?}");
+        let wal = path.with_file_name("monitor.db-wal");
+        assert_eq!(mode_of(&wal), expected, "the WAL follows the database");
+        drop(guard);
+    }
+    let err = init_error(Config::default().file_mode(0o200));
+    assert!(
+        err.contains("`file_mode`") && err.contains("0o200"),
+        "{err}"
+    );
 }

@@ -297,8 +297,8 @@ fn open_checked(path: &Path, options: &FileOptions) -> Result<Connection, Refusa
         .map_err(|e| Refusal::Other(format!("cannot open: {e}")))?;
     conn.busy_timeout(options.busy_timeout)
         .map_err(|e| Refusal::Other(format!("cannot set the busy timeout: {e}")))?;
-    check_format(&conn)?;
     check_length(path).map_err(Refusal::Corrupt)?;
+    check_format(&conn)?;
 
     let setup = || -> rusqlite::Result<()> {
         // Only takes effect while the file has no tables: lets retention give
@@ -346,17 +346,27 @@ fn create_with_mode(path: &Path, mode: u32) -> std::io::Result<()> {
 }
 
 /// A file shorter than the page count its header gives was truncated: SQLite
-/// would only notice when it reads a missing page.
+/// would only notice when it reads a missing page. Not checked while a WAL
+/// is beside it: a checkpoint cut short writes page 1 before the pages
+/// that extend the file, and the WAL still holds them.
 fn check_length(path: &Path) -> Result<(), String> {
     use std::io::Read;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Ok(());
+    }
     let mut header = [0u8; 100];
     let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
     let len = file
         .metadata()
         .map_err(|e| format!("cannot read: {e}"))?
         .len();
-    if len < 100 || file.read_exact(&mut header).is_err() {
-        return Ok(()); // a new, empty file
+    if len < 100
+        || file.read_exact(&mut header).is_err()
+        || !header.starts_with(b"SQLite format 3\0")
+    {
+        return Ok(()); // a new file, or not SQLite at all (`check_format` says so)
     }
     let page_size = match u16::from_be_bytes([header[16], header[17]]) {
         1 => 65_536,

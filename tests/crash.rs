@@ -1,0 +1,244 @@
+//! Crashes and panics in awkward places: `kill -9` in the middle of heavy
+//! writing leaves a sound file with every flushed span; monitored code that
+//! panics while the queue is full, inside a `Drop` during unwinding, or
+//! while the process exits neither aborts nor panics twice.
+//!
+//! The dangerous cases run in a child: this test binary again, with
+//! `MONITOR_CRASH_CHILD` naming the scenario and `MONITOR_CRASH_DB` the file.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::panic::catch_unwind;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{read_spans, session_with};
+use monitor_runtime::prelude::*;
+use monitor_runtime::{Config, Overflow};
+use rusqlite::Connection;
+
+const SCENARIO: &str = "MONITOR_CRASH_CHILD";
+const DB: &str = "MONITOR_CRASH_DB";
+const FLUSHED: &str = "<flushed>";
+
+#[monitor]
+fn work(i: u64) -> u64 {
+    i + 1
+}
+
+#[monitor]
+fn explode(what: &str) {
+    panic!("{what} exploded");
+}
+
+/// Calls `explode` and catches its panic, as code that tolerates a
+/// failing step would.
+fn explode_caught(what: &str) {
+    let result = catch_unwind(|| explode(what));
+    assert!(result.is_err());
+}
+
+struct ExplodesOnDrop;
+
+impl Drop for ExplodesOnDrop {
+    fn drop(&mut self) {
+        explode_caught("drop");
+    }
+}
+
+thread_local! {
+    static AT_THREAD_EXIT: ExplodesOnDrop = const { ExplodesOnDrop };
+}
+
+extern "C" fn at_process_exit() {
+    explode_caught("atexit");
+}
+
+/// The child's body: runs the scenario `SCENARIO` names, if any.
+#[test]
+fn child() {
+    let (Ok(scenario), Ok(db)) = (std::env::var(SCENARIO), std::env::var(DB)) else {
+        return;
+    };
+    // `block`: the flushing thread's spans must not be dropped for room
+    // while two other threads write flat out; a small lane keeps each
+    // flush short.
+    let config = Config::default()
+        .db_path(&db)
+        .overflow(Overflow::Block)
+        .queue_capacity(10_000)
+        .resource_interval(Duration::ZERO);
+    let guard = monitor_runtime::init_with(config).unwrap();
+    match scenario.as_str() {
+        "heavy" => {
+            // Two threads writing without pause; this one flushes in
+            // rounds and says how many of its own spans are committed.
+            for _ in 0..2 {
+                std::thread::spawn(|| {
+                    for i in 0.. {
+                        work(i);
+                    }
+                });
+            }
+            let mut total = 0u64;
+            loop {
+                for i in 0..2_000 {
+                    work(i);
+                }
+                total += 2_000;
+                guard.flush();
+                println!("{FLUSHED}{total}");
+            }
+        }
+        "drop_while_unwinding" => {
+            let result = catch_unwind(|| {
+                let _bomb = ExplodesOnDrop;
+                explode("outer");
+            });
+            assert!(result.is_err());
+            guard.flush();
+        }
+        "exit" => {
+            // SAFETY: registers a plain `extern "C" fn` with no arguments,
+            // as `atexit` expects; it runs once, at process exit.
+            assert_eq!(unsafe { libc::atexit(at_process_exit) }, 0);
+            std::thread::spawn(|| AT_THREAD_EXIT.with(|_| ()))
+                .join()
+                .unwrap();
+            guard.flush();
+            // The guard is leaked: the process exits with the writer
+            // running and `at_process_exit` still to come.
+            std::mem::forget(guard);
+            std::process::exit(0);
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+fn spawn_child(scenario: &str, db: &Path) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env(SCENARIO, scenario)
+        .env("RUST_BACKTRACE", "0")
+        .env(DB, db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs a scenario to its end; returns its stderr.
+fn run_child(scenario: &str, db: &Path) -> String {
+    let output = spawn_child(scenario, db).wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "{scenario}: {:?}\n{stderr}",
+        output.status
+    );
+    // An abort is a signal, not a success; std says why on stderr first.
+    for bad in [
+        "fatal runtime error",
+        "panicked while processing panic",
+        "non-unwinding panic",
+    ] {
+        assert!(!stderr.contains(bad), "{scenario}: {bad}\n{stderr}");
+    }
+    stderr
+}
+
+/// Kills the child with SIGKILL and reaps it, also when the test fails
+/// first: an endless writer must not outlive the test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn kill_9_while_writing_leaves_a_sound_file_with_every_flushed_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("monitor.db");
+    let mut child = KillOnDrop(spawn_child("heavy", &db));
+    let stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let mut flushed = 0;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(n) = line.split(FLUSHED).nth(1) {
+            flushed = n.trim().parse().unwrap();
+            if flushed >= 10_000 {
+                break;
+            }
+        }
+    }
+    drop(child); // SIGKILL
+    assert!(flushed >= 10_000, "the child flushed {flushed}");
+
+    let conn = Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    // libtest names the child's test thread after the test: `child`.
+    let flushing_thread: u64 = conn
+        .query_row(
+            "SELECT count(*) FROM spans WHERE thread = 'child'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        flushing_thread >= flushed,
+        "{flushing_thread} spans of the flushing thread stored, {flushed} flushed"
+    );
+}
+
+#[test]
+fn a_panic_inside_a_drop_during_unwinding_is_recorded_without_aborting() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("monitor.db");
+    run_child("drop_while_unwinding", &db);
+    let rows = read_spans(&db);
+    let mut errors: Vec<_> = rows.iter().map(|r| r.error.clone().unwrap()).collect();
+    errors.sort();
+    assert_eq!(errors, ["drop exploded", "outer exploded"]);
+    assert!(rows.iter().all(|r| r.status == "panic"));
+}
+
+#[test]
+fn panics_while_the_process_exits_do_not_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("monitor.db");
+    run_child("exit", &db);
+    // The thread's exit ran while the writer was up: its span is there.
+    let rows = read_spans(&db);
+    assert!(
+        rows.iter()
+            .any(|r| r.error.as_deref() == Some("drop exploded")),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn a_panic_while_the_queue_is_full_is_stored() {
+    let mut s = session_with(|c| {
+        c.queue_capacity(10)
+            .flush_interval(Duration::from_secs(3600))
+            .resource_interval(Duration::ZERO)
+    });
+    let hold = s.guard.hold_writer();
+    for i in 0..1_000 {
+        work(i);
+    }
+    explode_caught("full queue");
+    drop(hold);
+    let rows = s.spans();
+    let panics: Vec<_> = rows.iter().filter(|r| r.status == "panic").collect();
+    assert_eq!(panics.len(), 1);
+    assert_eq!(panics[0].error.as_deref(), Some("full queue exploded"));
+}
