@@ -601,3 +601,81 @@ fn retention_drops_old_partitions_and_dry_run_only_reports() {
         assert!(stderr.contains("retention.hours"), "{stderr}");
     }
 }
+
+#[test]
+fn stats_shows_a_spill_waiting_then_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("monitor.db");
+    {
+        let s = session_with(|c| c.db_path(&path).resource_interval(Duration::ZERO));
+        drop(EnteredSpan::new(&QUERY));
+        s.guard.flush();
+        s.guard.__with_writer_connection(|c| {
+            c.execute_batch("PRAGMA query_only = 1").unwrap();
+        });
+        for _ in 0..40 {
+            drop(EnteredSpan::new(&QUERY));
+        }
+        // Dropped while the database refuses: 40 spans wait in the spill file.
+    }
+    let stats = json(&path, &["stats"]);
+    assert_eq!(stats["written"], 1);
+    assert_eq!(stats["spilled"], 0, "the counts are in the spill file too");
+    assert!(
+        stats["spill_file"]["lines"].as_i64().unwrap() >= 40,
+        "{stats:#}"
+    );
+    let text = ok(&path, &["stats"]);
+    assert!(text.contains("-spill.jsonl"), "{text}");
+
+    // The next run replays it.
+    let s = session_with(|c| c.db_path(&path).resource_interval(Duration::ZERO));
+    s.guard.flush();
+    drop(s);
+    let stats = json(&path, &["stats"]);
+    assert_eq!(
+        (&stats["written"], &stats["spilled"], &stats["replayed"]),
+        (&Value::from(1), &Value::from(40), &Value::from(40))
+    );
+    assert_eq!(stats["spill_file"]["lines"], 0);
+    let kinds: Vec<&str> = stats["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["spilling"]);
+    let text = ok(&path, &["stats"]);
+    assert!(
+        text.contains("spilling") && text.contains("readonly database"),
+        "{text}"
+    );
+}
+
+static QUOTED: Callsite = Callsite::new(
+    "it's \"x\"'); DROP TABLE spans; --",
+    "app::odd",
+    "g'roup\"; DELETE FROM callsites; --",
+    "src/odd.rs",
+    7,
+    SpanKind::Sync,
+);
+
+#[test]
+fn names_with_quotes_and_sql_are_stored_and_shown_verbatim() {
+    let s = session_with(|c| c.resource_interval(Duration::ZERO));
+    let mut span = EnteredSpan::new(&QUOTED);
+    span.record_error("bad ' \" ; DROP TABLE spans");
+    drop(span);
+    s.guard.flush();
+    let summary = json(&s.path, &["summary"]);
+    let row = function(&summary, QUOTED.name());
+    assert_eq!(row["calls"], 1);
+    let grouped = json(&s.path, &["summary", "--group", QUOTED.group()]);
+    assert_eq!(function(&grouped, QUOTED.name())["group"], QUOTED.group());
+    let errors = json(&s.path, &["errors"]);
+    assert_eq!(errors[0]["error"], "bad ' \" ; DROP TABLE spans");
+    assert_eq!(errors[0]["name"], QUOTED.name());
+    let text = ok(&s.path, &["errors", "--name", QUOTED.name()]);
+    assert!(text.contains("DROP TABLE spans"), "{text}");
+}

@@ -6,11 +6,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{read_spans, session_with, Session};
 use monitor_runtime::prelude::*;
+use monitor_runtime::schema::spill_path;
 use monitor_runtime::Config;
 use rusqlite::Connection;
 
@@ -21,13 +22,10 @@ fn work(i: u64) -> u64 {
 
 #[monitor(args)]
 fn login(user: &str, password: &str) -> Result<(), String> {
-    Err(format!("{user} may not log in ({} characters given)", password.len()))
-}
-
-fn spill_path(db: &Path) -> PathBuf {
-    let mut path = db.as_os_str().to_owned();
-    path.push("-spill.jsonl");
-    path.into()
+    Err(format!(
+        "{user} may not log in ({} characters given)",
+        password.len()
+    ))
 }
 
 /// The spill file's lines of one kind (`span`, `callsite`, `stats`, ...).
@@ -248,7 +246,10 @@ fn a_spill_left_at_exit_is_replayed_by_the_next_run() {
     let rows = read_spans(&path);
     assert_eq!(rows.len(), 302);
     let login = rows.iter().find(|r| r.name == "login").unwrap();
-    assert_eq!(login.error.as_deref(), Some("ann may not log in (20 characters given)"));
+    assert_eq!(
+        login.error.as_deref(),
+        Some("ann may not log in (20 characters given)")
+    );
     drop(s);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes.extend(std::fs::read(format!("{}-wal", path.display())).unwrap_or_default());

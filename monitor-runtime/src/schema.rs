@@ -24,10 +24,29 @@
 //! # Ok(()) }
 //! ```
 
+use std::path::{Path, PathBuf};
+
 use rusqlite::Connection;
 
 use crate::writer::schema::{Family, RESOURCE_SAMPLES, SPANS};
 pub use crate::writer::schema::{HOUR_NS, SCHEMA_VERSION};
+
+/// The spill file of the database at `db`: JSON lines, one record each,
+/// that the writer could not store and will replay into the database once
+/// it takes writes again.
+///
+/// ```
+/// use std::path::Path;
+/// assert_eq!(
+///     monitor_runtime::schema::spill_path(Path::new("/var/lib/app/monitor.db")),
+///     Path::new("/var/lib/app/monitor.db-spill.jsonl"),
+/// );
+/// ```
+pub fn spill_path(db: &Path) -> PathBuf {
+    let mut path = db.as_os_str().to_owned();
+    path.push("-spill.jsonl");
+    path.into()
+}
 
 /// One hourly table.
 #[derive(Clone, Debug, PartialEq, Eq)]

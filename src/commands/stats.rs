@@ -1,5 +1,6 @@
-//! `monitor stats`: what the writer did (from `monitor_stats`), and the
-//! partitions with their rows and sizes.
+//! `monitor stats`: what the writer did (from `monitor_stats`), what
+//! happened to it (`monitor_events`, a spill file waiting to be replayed),
+//! and the partitions with their rows and sizes.
 
 use monitor_runtime::schema;
 use serde_json::json;
@@ -8,19 +9,24 @@ use crate::db::Db;
 use crate::render::{self, Out};
 use crate::Failure;
 
+/// The latest events shown.
+const EVENTS_SHOWN: i64 = 20;
+
 pub fn run(db: &Db, out: &Out) -> Result<(), Failure> {
-    let totals: [i64; 10] = db
+    let totals: [i64; 13] = db
         .conn
         .query_row(
             "SELECT coalesce(sum(enqueued), 0), coalesce(sum(written), 0), coalesce(sum(dropped), 0),
                     coalesce(sum(errors_written), 0), coalesce(sum(failed), 0),
                     coalesce(sum(sampled_out), 0), coalesce(sum(batches), 0),
                     coalesce(max(batch_rows_max), 0), coalesce(max(batch_us_max), 0),
-                    coalesce((SELECT queue_depth FROM monitor_stats ORDER BY ts_ns DESC LIMIT 1), 0)
+                    coalesce((SELECT queue_depth FROM monitor_stats ORDER BY ts_ns DESC LIMIT 1), 0),
+                    coalesce(max(queue_depth_max), 0), coalesce(sum(spilled), 0),
+                    coalesce(sum(replayed), 0)
              FROM monitor_stats",
             [],
             |r| {
-                let mut v = [0i64; 10];
+                let mut v = [0i64; 13];
                 for (i, slot) in v.iter_mut().enumerate() {
                     *slot = r.get(i)?;
                 }
@@ -28,8 +34,42 @@ pub fn run(db: &Db, out: &Out) -> Result<(), Failure> {
             },
         )
         .map_err(|e| db.fail(e))?;
-    let [enqueued, written, dropped, errors_written, failed, sampled_out, batches, batch_rows_max, batch_us_max, queue_depth] =
+    let [enqueued, written, dropped, errors_written, failed, sampled_out, batches, batch_rows_max, batch_us_max, queue_depth, queue_depth_max, spilled, replayed] =
         totals;
+
+    // What happened to the writer, newest last.
+    let mut events = Vec::new();
+    let mut stmt = db
+        .conn
+        .prepare(
+            "SELECT ts_ns, pid, kind, message FROM \
+             (SELECT rowid, * FROM monitor_events ORDER BY ts_ns DESC, rowid DESC LIMIT ?1) \
+             ORDER BY ts_ns, rowid",
+        )
+        .map_err(|e| db.fail(e))?;
+    let rows = stmt
+        .query_map([EVENTS_SHOWN], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .map_err(|e| db.fail(e))?;
+    for row in rows {
+        events.push(row.map_err(|e| db.fail(e))?);
+    }
+
+    // Records spilled and not replayed yet: they are in no table.
+    let spill = schema::spill_path(&db.path);
+    let (spill_lines, spill_bytes) = match std::fs::read(&spill) {
+        Ok(bytes) => (
+            bytes.iter().filter(|&&b| b == b'\n').count() as i64,
+            bytes.len() as i64,
+        ),
+        Err(_) => (0, 0),
+    };
 
     // Rows and bytes per partition; `dbstat` is compiled into the bundled SQLite.
     let mut partitions = Vec::new();
@@ -66,6 +106,13 @@ pub fn run(db: &Db, out: &Out) -> Result<(), Failure> {
         "batch_rows_max": batch_rows_max,
         "batch_us_max": batch_us_max,
         "queue_depth": queue_depth,
+        "queue_depth_max": queue_depth_max,
+        "spilled": spilled,
+        "replayed": replayed,
+        "spill_file": {"path": spill.display().to_string(), "lines": spill_lines, "bytes": spill_bytes},
+        "events": events.iter().map(|(ts, pid, kind, message)| json!({
+            "ts_ns": ts, "pid": pid, "kind": kind, "message": message,
+        })).collect::<Vec<_>>(),
         "file_bytes": file_bytes,
         "partitions": partitions.iter().map(|(table, rows, bytes)| json!({
             "table": table, "rows": rows, "bytes": bytes,
@@ -84,11 +131,38 @@ pub fn run(db: &Db, out: &Out) -> Result<(), Failure> {
             ("largest batch (rows)", batch_rows_max.to_string()),
             ("slowest batch", render::duration(batch_us_max * 1000)),
             ("queue depth (last)", queue_depth.to_string()),
+            ("queue depth (largest)", queue_depth_max.to_string()),
+            ("spilled (database refused)", spilled.to_string()),
+            ("replayed from the spill file", replayed.to_string()),
+            (
+                "spill file waiting",
+                if spill_lines == 0 {
+                    "none".to_owned()
+                } else {
+                    format!(
+                        "{spill_lines} lines, {} in {}",
+                        render::bytes(spill_bytes),
+                        spill.display()
+                    )
+                },
+            ),
             ("file size", render::bytes(file_bytes)),
         ] {
             table.add_row(vec![figure.to_owned(), value]);
         }
         println!("{table}");
+        if !events.is_empty() {
+            let mut table = render::table(&["time", "pid", "event", "what happened"], 4);
+            for (ts, pid, kind, message) in &events {
+                table.add_row(vec![
+                    render::timestamp(*ts),
+                    pid.to_string(),
+                    kind.clone(),
+                    message.clone(),
+                ]);
+            }
+            println!("{table}");
+        }
         let mut table = render::table(&["partition", "rows", "size"], 1);
         for (name, rows, bytes) in &partitions {
             table.add_row(vec![name.clone(), rows.to_string(), render::bytes(*bytes)]);

@@ -35,10 +35,8 @@ pub(crate) struct SpillFile {
 impl SpillFile {
     /// The spill file of the database at `db`, created with `mode`.
     pub(crate) fn beside(db: &Path, mode: u32) -> SpillFile {
-        let mut path = db.as_os_str().to_owned();
-        path.push("-spill.jsonl");
         SpillFile {
-            path: path.into(),
+            path: crate::schema::spill_path(db),
             mode,
         }
     }
