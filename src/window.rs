@@ -1,11 +1,14 @@
 //! `--since` windows: `30s`, `15m`, `1h`, `2d`, or a sum such as `1h30m`.
 
+//!
+//! This file stands alone (no `crate::` imports) so that the fuzz target in
+//! `fuzz/fuzz_targets/window.rs` can include it with `#[path]`; its errors are
+//! the message `main` prints after `monitor: `.
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::Failure;
-
 /// The Unix nanoseconds `window` ago.
-pub fn since(window: &str) -> Result<u64, Failure> {
+pub fn since(window: &str) -> Result<u64, String> {
     let span = parse(window)?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -14,11 +17,11 @@ pub fn since(window: &str) -> Result<u64, Failure> {
 }
 
 /// The length of `window` in nanoseconds.
-pub fn parse(window: &str) -> Result<u64, Failure> {
+pub fn parse(window: &str) -> Result<u64, String> {
     let bad = |why: &str| {
-        Failure(format!(
+        format!(
             "bad time window `{window}`: {why}; expected a duration such as 30s, 15m, 1h, 2d or 1h30m"
-        ))
+        )
     };
     let text = window.trim();
     if text.is_empty() {
@@ -82,9 +85,96 @@ mod tests {
             ("99999999999999999999d", "the number is too large"),
             ("9999999999d", "the window is too long"),
         ] {
-            let message = parse(input).unwrap_err().0;
+            let message = parse(input).unwrap_err();
             assert!(message.contains(why), "{input}: {message}");
             assert!(message.contains(&format!("`{input}`")), "{message}");
+        }
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::{parse, S};
+
+        /// A unit letter and its length in nanoseconds.
+        fn unit() -> impl Strategy<Value = (char, u64)> {
+            prop_oneof![
+                Just(('s', S)),
+                Just(('m', 60 * S)),
+                Just(('h', 3_600 * S)),
+                Just(('d', 86_400 * S)),
+            ]
+        }
+
+        /// Small amounts, amounts near the overflow edge and any `u64`.
+        fn amount() -> impl Strategy<Value = u64> {
+            prop_oneof![
+                4 => 0u64..1_000,
+                1 => (u64::MAX / (86_400 * S))..=(u64::MAX / S),
+                1 => any::<u64>(),
+            ]
+        }
+
+        /// Text made of what windows are made of, and some of what they are not.
+        fn window_like() -> impl Strategy<Value = String> {
+            proptest::collection::vec(
+                prop_oneof![
+                    6 => "[0-9]{1,4}",
+                    1 => "[0-9]{18,22}",
+                    4 => "[smhd]",
+                    1 => "[a-zA-Z]{1,3}",
+                    1 => "[ \\t\\n+\\-.,:_]",
+                    1 => "\\PC",
+                ],
+                0..10,
+            )
+            .prop_map(|parts| parts.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+            /// Whatever is typed after `--since`, the answer is a length or a
+            /// message quoting the input, never a crash, never zero.
+            #[test]
+            fn any_input_gives_a_positive_length_or_a_message_quoting_it(
+                input in prop_oneof![window_like(), any::<String>()],
+            ) {
+                match parse(&input) {
+                    Ok(ns) => prop_assert!(ns > 0, "{input:?} parsed to 0"),
+                    Err(message) => {
+                        prop_assert!(message.starts_with("bad time window `"), "{message}");
+                        prop_assert!(message.contains(&format!("`{input}`")), "{message}");
+                    }
+                }
+            }
+
+            /// `1h30m`, `2d2d`, ` 007s `: a window is the exact sum of its
+            /// parts, in any order, repeated units included, with leading
+            /// zeros and surrounding spaces; a sum past `u64` nanoseconds is
+            /// "too long" and a sum of zeros is "zero".
+            #[test]
+            fn a_sum_of_amounts_and_units_is_the_exact_sum_in_nanoseconds(
+                parts in proptest::collection::vec((amount(), unit(), 0usize..3), 1..6),
+                pad in ("[ \\t]{0,2}", "[ \\t\\n]{0,2}"),
+            ) {
+                let body: String = parts
+                    .iter()
+                    .map(|(amount, (letter, _), zeros)| format!("{}{amount}{letter}", "0".repeat(*zeros)))
+                    .collect();
+                let input = format!("{}{body}{}", pad.0, pad.1);
+                let sum = parts.iter().try_fold(0u64, |total, (amount, (_, ns), _)| {
+                    amount.checked_mul(*ns).and_then(|part| total.checked_add(part))
+                });
+                match (sum, parse(&input)) {
+                    (Some(0), Err(message)) => prop_assert!(message.contains("it is zero"), "{message}"),
+                    (Some(expected), Ok(ns)) => prop_assert_eq!(ns, expected, "{:?}", input),
+                    (None, Err(message)) => {
+                        prop_assert!(message.contains("the window is too long"), "{message}")
+                    }
+                    (expected, got) => prop_assert!(false, "{input:?}: expected {expected:?}, got {got:?}"),
+                }
+            }
         }
     }
 }
