@@ -206,6 +206,49 @@ impl Default for ResourcesConfig {
     }
 }
 
+/// Where an error is, as the user would write the key: `queue.capacity`,
+/// with a segment that is not a bare TOML key quoted (`"."`, `""`), and
+/// `(file)` for an error in the file as a whole (broken TOML).
+fn dotted_key(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let segments: Vec<String> = path
+        .iter()
+        .map(|segment| match segment {
+            Segment::Map { key } => toml_key(key),
+            Segment::Enum { variant } => toml_key(variant),
+            Segment::Seq { index } => index.to_string(),
+            Segment::Unknown => "?".to_owned(),
+        })
+        .collect();
+    if segments.is_empty() {
+        "(file)".to_owned()
+    } else {
+        segments.join(".")
+    }
+}
+
+/// A key as TOML writes it: bare when it can be, else a basic string.
+fn toml_key(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        return key.to_owned();
+    }
+    let mut quoted = String::from("\"");
+    for c in key.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", c as u32)),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
 /// The environment variables `Config::load` reads.
 pub const ENV_CONFIG: &str = "MONITOR_CONFIG";
 /// Overrides `db_path`.
@@ -251,11 +294,11 @@ impl Config {
     fn parse(text: &str, origin: &str) -> Result<Config, Error> {
         let deserializer = toml::Deserializer::new(text);
         let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|err| {
-            let key = err.path().to_string();
+            let key = dotted_key(err.path());
             let inner = err.into_inner();
             Error::Config {
                 origin: origin.to_owned(),
-                key: if key == "." { "(file)".to_owned() } else { key },
+                key,
                 message: inner.message().trim().to_owned(),
             }
         })?;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use monitor_runtime::{Config, Error, Overflow};
+use monitor_runtime::{Config, Error, OnCorrupt, Overflow};
 
 fn error_of(toml: &str) -> (String, String) {
     match Config::from_toml_str(toml) {
@@ -18,6 +18,9 @@ fn the_documented_file_parses_into_every_key() {
         r#"
         db_path = "data/app.db"
         enabled = true
+        file_mode = 0o640
+        on_corrupt = "rotate"
+        busy_timeout_ms = 250
         [queue]
         capacity = 1_000
         overflow = "block"
@@ -34,6 +37,10 @@ fn the_documented_file_parses_into_every_key() {
     )
     .unwrap();
     assert_eq!(config.db_path, PathBuf::from("data/app.db"));
+    assert_eq!(
+        (config.file_mode, config.on_corrupt, config.busy_timeout_ms),
+        (0o640, OnCorrupt::Rotate, 250)
+    );
     assert_eq!(
         (
             config.queue.capacity,

@@ -452,6 +452,9 @@ fn split(dotted: &str) -> (&str, &str) {
 const TOP_KEYS: &[&str] = &[
     "db_path",
     "enabled",
+    "file_mode",
+    "on_corrupt",
+    "busy_timeout_ms",
     "queue",
     "retention",
     "resources",
@@ -491,10 +494,6 @@ fn unknown_key() -> impl Strategy<Value = (String, String)> {
     )
         .prop_filter("the key is unknown there", |(table, key)| {
             !known_in(table).contains(&key.as_str())
-        })
-        // Known bug, see `a_top_level_key_named_dot_is_named`.
-        .prop_filter("not the top-level key `.`", |(table, key)| {
-            !(table.is_empty() && key == ".")
         })
         .prop_map(|(table, key)| (table.to_owned(), key))
 }
@@ -677,7 +676,11 @@ proptest! {
         let mut lines = entries(&file, IntStyle::Plain, false);
         lines.push(entry(&table, &key, value));
         let text = render(&lines, &layouts);
-        let expected = if table.is_empty() { key } else { format!("{table}.{key}") };
+        let expected = if table.is_empty() {
+            shown_key(&key)
+        } else {
+            format!("{table}.{}", shown_key(&key))
+        };
         assert_names_key(Config::from_toml_str(&text), &expected, &text)?;
     }
 
@@ -696,9 +699,7 @@ proptest! {
             Err(err @ Error::Config { .. }) => {
                 let shown = err.to_string();
                 let Error::Config { key, .. } = err else { unreachable!() };
-                // Known bug, see `an_empty_top_level_key_is_named`.
-                let empty_key_bug = key.is_empty() && shown.contains("unknown field ``");
-                prop_assert!(!key.is_empty() || empty_key_bug, "empty key: {shown}\n--- file:\n{text}");
+                prop_assert!(!key.is_empty(), "empty key: {shown}\n--- file:\n{text}");
                 prop_assert!(shown.contains(&format!("`{key}`")), "{shown}");
             }
             Err(other) => prop_assert!(false, "not a configuration error: {other:?}"),
@@ -759,31 +760,43 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------
-// Found by the properties above; ignored until `Config::parse` names these keys.
+// Found by the properties above: keys that are not bare TOML keys are named
+// as TOML quotes them.
 
-/// `"" = 1` is refused, but the error's key is empty and the message shows
-/// ``` `` ```: nothing tells the user which line is wrong.
+/// `key` as an error names it: bare when TOML allows, else quoted.
+fn shown_key(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        key.to_owned()
+    } else {
+        toml_string(key, false)
+    }
+}
+
+/// `"" = 1` is refused, naming the key `""`.
 #[test]
-#[ignore = "known bug: an empty top-level key gives an error with an empty key"]
 fn an_empty_top_level_key_is_named() {
     let err = Config::from_toml_str("\"\" = 1").unwrap_err();
     let shown = err.to_string();
     let Error::Config { key, .. } = err else {
         panic!("{shown}")
     };
-    assert!(!key.is_empty(), "{shown}");
+    assert_eq!(key, "\"\"", "{shown}");
 }
 
-/// `"." = 1` is refused as unknown field `.`, but the error's key is
-/// `(file)`, the name for a broken file, because the path `.` is taken for
-/// the root.
+/// `"." = 1` is refused as unknown field `.`, naming the key `"."`, not
+/// `(file)` (the name for a broken file).
 #[test]
-#[ignore = "known bug: a top-level key named `.` is reported as `(file)`"]
 fn a_top_level_key_named_dot_is_named() {
     let err = Config::from_toml_str("\".\" = 1").unwrap_err();
     let shown = err.to_string();
     let Error::Config { key, .. } = err else {
         panic!("{shown}")
     };
-    assert_eq!(key, ".", "{shown}");
+    assert_eq!(key, "\".\"", "{shown}");
+    let err = Config::from_toml_str("[queue]\n\"a.b\" = 1").unwrap_err();
+    assert!(err.to_string().contains("`queue.\"a.b\"`"), "{err}");
 }
