@@ -32,8 +32,8 @@ struct Outcome {
 fn outcome(path: &Path) -> Outcome {
     let conn = Connection::open(path).expect("open the file");
     conn.query_row(
-        "SELECT total(written), total(dropped), total(errors_written), total(failed), \
-         max(queue_depth) FROM monitor_stats",
+        "SELECT total(written) + total(replayed), total(dropped), total(errors_written), \
+         total(failed), max(queue_depth_max) FROM monitor_stats",
         [],
         |r| {
             Ok(Outcome {
@@ -129,6 +129,30 @@ fn main() {
         |_| {
             let took = stress::streams(20_000, 10, Duration::from_millis(1));
             (20_000 * 11, took)
+        },
+    );
+    run(
+        &filter,
+        "faults: 20 threads × 50k, database locked throughout",
+        |c| quiet(c).busy_timeout(Duration::from_millis(100)),
+        |guard| {
+            let db = guard.db_path().expect("enabled").to_owned();
+            let holder = Connection::open(&db).expect("open");
+            holder.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+            let took = stress::sync_threads(20, 50_000);
+            let spilling = Instant::now();
+            guard.flush();
+            let spill_took = spilling.elapsed();
+            holder.execute_batch("COMMIT").expect("unlock");
+            drop(holder);
+            let replaying = Instant::now();
+            guard.flush();
+            eprintln!(
+                "faults: every span spilled {:.2} s after the calls ended; replayed in {:.2} s",
+                spill_took.as_secs_f64(),
+                replaying.elapsed().as_secs_f64()
+            );
+            (1_000_000, took)
         },
     );
     run(

@@ -119,6 +119,34 @@ fn list_workers_keep_the_queue_bounded_and_the_values_short() {
 }
 
 #[test]
+fn a_byte_budget_bounds_the_lane_whatever_the_record_count() {
+    let max_bytes = 256 << 10;
+    let mut s = session_with(|c| {
+        c.queue_capacity(0)
+            .queue_max_bytes(max_bytes)
+            .max_value_len(1_000)
+            .flush_interval(Duration::from_secs(3600))
+    });
+    let hold = s.guard.hold_writer();
+    // 4 workers × 2,000 lists with `ret`: about 1.2 kB a record, 10 MB in
+    // all, against a lane of 256 KiB and nothing draining it.
+    let calls = stress::list_workers(4, stress::Budget::Calls(2_000));
+    drop(hold);
+    s.guard.flush();
+    drop(s.guard);
+    let (_, written, dropped, _, failed, _) = stats(&s.path);
+    assert_eq!(written + dropped, calls, "every call written or counted");
+    assert_eq!(failed, 0);
+    // The lane held at most `max_bytes` of records over 1 kB; each thread's
+    // own buffer (1,024 records) came in with the flush.
+    assert!(
+        written <= (max_bytes / 1_000 + 4 * 1_024) as u64,
+        "written {written}"
+    );
+    assert!(dropped > 0);
+}
+
+#[test]
 fn every_error_is_stored_with_its_message_even_when_normal_records_drop() {
     let mut s = session_with(|c| {
         // A thread buffers up to `capacity` records of its own before the

@@ -86,6 +86,11 @@ pub struct QueueConfig {
     /// also buffers up to `min(capacity, 1024)` records of its own before
     /// handing them over. The error lane is always unbounded.
     pub capacity: usize,
+    /// Bound of the normal lane's memory in bytes (each record's size plus
+    /// its captured text: `args`, `ret`, `fields`, messages); `0` means
+    /// unbounded. Whichever of `capacity` and `max_bytes` is reached first
+    /// applies.
+    pub max_bytes: usize,
     /// What a full normal lane does.
     pub overflow: Overflow,
     /// How often the writer collects what idle threads have buffered.
@@ -180,6 +185,7 @@ impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
             capacity: 1_000_000,
+            max_bytes: 256 << 20,
             overflow: Overflow::Drop,
             flush_interval_ms: 100,
         }
@@ -424,6 +430,11 @@ impl Config {
     /// Sets `queue.capacity` (`0` = unbounded).
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue.capacity = capacity;
+        self
+    }
+    /// Sets `queue.max_bytes` (`0` = unbounded).
+    pub fn queue_max_bytes(mut self, bytes: usize) -> Self {
+        self.queue.max_bytes = bytes;
         self
     }
     /// Sets `queue.overflow`.

@@ -4,8 +4,9 @@
 //! that is never dropped from and that the writer drains first. Every other
 //! record is pushed into a buffer owned by its thread (an uncontended mutex,
 //! no shared cache line on the hot path); a full buffer is handed to the
-//! normal lane as one chunk, where `queue.capacity` is enforced once per
-//! chunk. The writer also sweeps every thread's buffer each
+//! normal lane as one chunk, where `queue.capacity` (records) and
+//! `queue.max_bytes` (their memory, captured text included) are enforced
+//! once per chunk. The writer also sweeps every thread's buffer each
 //! `flush_interval_ms` and on `flush()`, so an idle or exited thread's records
 //! never sit there longer than that.
 
@@ -32,6 +33,12 @@ pub(crate) struct ThreadBuffer {
     records: spin::Mutex<Vec<Record>>,
 }
 
+/// Records handed to the normal lane together, with their weight.
+pub(crate) struct Chunk {
+    pub(crate) records: Vec<Record>,
+    pub(crate) bytes: usize,
+}
+
 /// A thread the writer has not stored in the `threads` table yet.
 pub(crate) struct NewThread {
     pub(crate) id: u64,
@@ -50,8 +57,8 @@ pub(crate) struct Counters {
 pub(crate) struct Queue {
     errors_tx: Sender<Record>,
     pub(crate) errors_rx: Receiver<Record>,
-    normal_tx: Sender<Vec<Record>>,
-    pub(crate) normal_rx: Receiver<Vec<Record>>,
+    normal_tx: Sender<Chunk>,
+    pub(crate) normal_rx: Receiver<Chunk>,
     wake_tx: Sender<()>,
     pub(crate) wake_rx: Receiver<()>,
     /// Resource samples: a few per second, never dropped.
@@ -61,7 +68,10 @@ pub(crate) struct Queue {
     spare_rx: Receiver<Vec<Record>>,
     /// Normal records handed over and not yet taken by the writer.
     in_flight: AtomicUsize,
+    /// Their memory, as [`Record::weight`] counts it.
+    in_flight_bytes: AtomicUsize,
     capacity: usize,
+    max_bytes: usize,
     chunk: usize,
     overflow: Overflow,
     space: Mutex<()>,
@@ -80,9 +90,14 @@ thread_local! {
 }
 
 impl Queue {
-    /// `capacity == 0` means unbounded.
-    pub(crate) fn new(capacity: usize, overflow: Overflow) -> Queue {
+    /// `capacity == 0` and `max_bytes == 0` mean unbounded.
+    pub(crate) fn new(capacity: usize, max_bytes: usize, overflow: Overflow) -> Queue {
         let capacity = if capacity == 0 { usize::MAX } else { capacity };
+        let max_bytes = if max_bytes == 0 {
+            usize::MAX
+        } else {
+            max_bytes
+        };
         let (errors_tx, errors_rx) = crossbeam_channel::unbounded();
         let (normal_tx, normal_rx) = crossbeam_channel::unbounded();
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
@@ -100,7 +115,9 @@ impl Queue {
             spare_tx,
             spare_rx,
             in_flight: AtomicUsize::new(0),
+            in_flight_bytes: AtomicUsize::new(0),
             capacity,
+            max_bytes,
             // A chunk never exceeds the capacity, so a tiny capacity still
             // admits records one by one instead of refusing every chunk.
             chunk: capacity.clamp(1, MAX_CHUNK),
@@ -225,16 +242,27 @@ impl Queue {
     /// misses none. What does not fit is dropped and counted, or with
     /// `overflow = "block"` stays in the buffer for the caller to wait on.
     fn hand_over(&self, records: &mut Vec<Record>) {
-        let granted = self.reserve(records.len());
+        let counted = self.reserve(records.len());
+        let (granted, bytes) = self.reserve_bytes(&records[..counted]);
+        if granted < counted {
+            self.in_flight
+                .fetch_sub(counted - granted, Ordering::Relaxed);
+        }
         if granted == records.len() {
             let full = std::mem::replace(records, self.fresh_chunk());
-            self.send_chunk(full);
+            self.send_chunk(Chunk {
+                records: full,
+                bytes,
+            });
             return;
         }
         if granted > 0 {
             let rest = records.split_off(granted);
             let head = std::mem::replace(records, rest);
-            self.send_chunk(head);
+            self.send_chunk(Chunk {
+                records: head,
+                bytes,
+            });
         }
         if self.overflow == Overflow::Drop || !self.open.load(Ordering::Acquire) {
             self.counters
@@ -281,9 +309,45 @@ impl Queue {
         }
     }
 
+    /// Reserves memory for the longest prefix of `records` that fits
+    /// `max_bytes`; returns its length and weight.
+    fn reserve_bytes(&self, records: &[Record]) -> (usize, usize) {
+        if self.max_bytes == usize::MAX {
+            let bytes = records.iter().map(Record::weight).sum();
+            self.in_flight_bytes.fetch_add(bytes, Ordering::Relaxed);
+            return (records.len(), bytes);
+        }
+        let mut current = self.in_flight_bytes.load(Ordering::Relaxed);
+        loop {
+            let room = self.max_bytes.saturating_sub(current);
+            let (mut n, mut bytes) = (0, 0);
+            for record in records {
+                let weight = record.weight();
+                if bytes + weight > room {
+                    break;
+                }
+                bytes += weight;
+                n += 1;
+            }
+            if n == 0 {
+                return (0, 0);
+            }
+            match self.in_flight_bytes.compare_exchange_weak(
+                current,
+                current + bytes,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return (n, bytes),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
     fn wait_for_space(&self) {
         let guard = lock(&self.space);
-        if self.in_flight.load(Ordering::Relaxed) >= self.capacity
+        if (self.in_flight.load(Ordering::Relaxed) >= self.capacity
+            || self.in_flight_bytes.load(Ordering::Relaxed) >= self.max_bytes)
             && self.open.load(Ordering::Acquire)
         {
             // The timeout only bounds how late a stopped writer is noticed.
@@ -293,11 +357,14 @@ impl Queue {
         }
     }
 
-    fn send_chunk(&self, chunk: Vec<Record>) {
-        let n = chunk.len() as u64;
+    fn send_chunk(&self, chunk: Chunk) {
+        let n = chunk.records.len() as u64;
         self.counters.enqueued.fetch_add(n, Ordering::Relaxed);
         if let Err(lost) = self.normal_tx.send(chunk) {
-            self.in_flight.fetch_sub(lost.0.len(), Ordering::Relaxed);
+            self.in_flight
+                .fetch_sub(lost.0.records.len(), Ordering::Relaxed);
+            self.in_flight_bytes
+                .fetch_sub(lost.0.bytes, Ordering::Relaxed);
             self.counters.dropped.fetch_add(n, Ordering::Relaxed);
         }
         self.wake();
@@ -307,9 +374,12 @@ impl Queue {
         let _ = self.wake_tx.try_send(());
     }
 
-    /// The writer took `n` records out of the normal lane.
-    pub(crate) fn taken(&self, n: usize) {
-        self.in_flight.fetch_sub(n, Ordering::Relaxed);
+    /// The writer took a chunk out of the normal lane.
+    pub(crate) fn taken(&self, chunk: &Chunk) {
+        self.in_flight
+            .fetch_sub(chunk.records.len(), Ordering::Relaxed);
+        self.in_flight_bytes
+            .fetch_sub(chunk.bytes, Ordering::Relaxed);
         if self.overflow == Overflow::Block {
             let _guard = lock(&self.space);
             self.space_freed.notify_all();

@@ -155,4 +155,34 @@ impl Record {
     pub(crate) fn error(&self) -> Option<&str> {
         self.detail.as_ref()?.error.as_deref()
     }
+
+    /// The memory the record holds, its captured text included, as
+    /// `queue.max_bytes` counts it.
+    #[inline]
+    pub(crate) fn weight(&self) -> usize {
+        std::mem::size_of::<Record>() + self.detail.as_ref().map_or(0, |d| d.weight())
+    }
+}
+
+impl Detail {
+    fn weight(&self) -> usize {
+        let text = |v: &FieldValue| match v {
+            FieldValue::Str(s) => s.capacity(),
+            _ => 0,
+        };
+        std::mem::size_of::<Detail>()
+            + self.error.as_ref().map_or(0, String::capacity)
+            + self.fields.capacity() * std::mem::size_of::<(Cow<'static, str>, FieldValue)>()
+            + self
+                .fields
+                .iter()
+                .map(|(key, value)| {
+                    let key = match key {
+                        Cow::Owned(k) => k.capacity(),
+                        Cow::Borrowed(_) => 0,
+                    };
+                    key + text(value)
+                })
+                .sum::<usize>()
+    }
 }

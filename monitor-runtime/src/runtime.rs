@@ -111,7 +111,11 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
     let opened = writer::open(&config.db_path, &writer::FileOptions::from_config(&config))?;
     let rt: &'static Runtime = Box::leak(Box::new(Runtime {
         clock: config.clock.clone(),
-        queue: Queue::new(config.queue.capacity, config.queue.overflow),
+        queue: Queue::new(
+            config.queue.capacity,
+            config.queue.max_bytes,
+            config.queue.overflow,
+        ),
         max_value_len: config.capture.max_value_len,
         latest_rss: LatestRss::default(),
         thread_cpu: config.resources.thread_cpu,

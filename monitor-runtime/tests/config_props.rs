@@ -464,7 +464,7 @@ const TOP_KEYS: &[&str] = &[
 fn known_in(table: &str) -> &'static [&'static str] {
     match table {
         "" => TOP_KEYS,
-        "queue" => &["capacity", "overflow", "flush_interval_ms"],
+        "queue" => &["capacity", "max_bytes", "overflow", "flush_interval_ms"],
         "retention" => &["hours", "cleanup_interval_secs", "archive_dir", "vacuum"],
         "resources" => &["interval_ms", "thread_cpu"],
         "capture" => &["max_value_len"],

@@ -353,9 +353,9 @@ impl Writer {
         while took.1 < chunks && self.batch.len() < MAX_BATCH {
             match queue.normal_rx.try_recv() {
                 Ok(mut chunk) => {
-                    queue.taken(chunk.len());
-                    self.batch.append(&mut chunk);
-                    queue.recycle(chunk);
+                    queue.taken(&chunk);
+                    self.batch.append(&mut chunk.records);
+                    queue.recycle(chunk.records);
                 }
                 Err(_) => break,
             }
