@@ -70,6 +70,21 @@ fn child() {
         .overflow(Overflow::Block)
         .queue_capacity(10_000)
         .resource_interval(Duration::ZERO);
+    if scenario == "chdir" {
+        // A relative db_path, then a program that changes directory.
+        let db = Path::new(&db);
+        std::env::set_current_dir(db.parent().unwrap()).unwrap();
+        let config = config.db_path(db.file_name().unwrap());
+        let guard = monitor_runtime::init_with(config).unwrap();
+        let elsewhere = db.parent().unwrap().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::env::set_current_dir(&elsewhere).unwrap();
+        for i in 0..100 {
+            work(i);
+        }
+        guard.flush();
+        return;
+    }
     let guard = monitor_runtime::init_with(config).unwrap();
     match scenario.as_str() {
         "heavy" => {
@@ -241,4 +256,14 @@ fn a_panic_while_the_queue_is_full_is_stored() {
     let panics: Vec<_> = rows.iter().filter(|r| r.status == "panic").collect();
     assert_eq!(panics.len(), 1);
     assert_eq!(panics[0].error.as_deref(), Some("full queue exploded"));
+}
+
+#[test]
+fn a_relative_db_path_stays_put_when_the_program_changes_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("monitor.db");
+    let stderr = run_child("chdir", &db);
+    assert_eq!(read_spans(&db).len(), 100, "{stderr}");
+    assert!(!dir.path().join("elsewhere/monitor.db").exists());
+    assert!(!stderr.contains("deleted or replaced"), "{stderr}");
 }

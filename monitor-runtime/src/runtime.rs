@@ -86,7 +86,12 @@ pub fn init() -> Result<Guard, Error> {
 /// # Ok(()) }
 /// ```
 pub fn init_with(config: Config) -> Result<Guard, Error> {
-    let config = config.validate("the configuration given to init_with")?;
+    let mut config = config.validate("the configuration given to init_with")?;
+    // Absolute from here on: a program that changes its working directory
+    // must not make the writer or retention look for the file elsewhere.
+    if let Ok(path) = std::path::absolute(&config.db_path) {
+        config.db_path = path;
+    }
     let mut alive = GUARD_ALIVE.lock().unwrap_or_else(PoisonError::into_inner);
     if *alive {
         return Err(Error::AlreadyInitialized);
@@ -233,7 +238,8 @@ impl Guard {
         }
     }
 
-    /// The database file, `None` when monitoring is disabled.
+    /// The database file (made absolute by `init`), `None` when monitoring is
+    /// disabled.
     pub fn db_path(&self) -> Option<&Path> {
         self.running.as_ref().map(|r| r.db_path.as_path())
     }

@@ -72,11 +72,12 @@ pub(crate) fn spawn(
 ) -> io::Result<(Sender<Control>, JoinHandle<()>)> {
     let (control_tx, control) = crossbeam_channel::unbounded();
     let options = FileOptions::from_config(config);
+    let db_path = config.db_path.clone();
     let mut writer = Writer {
-        identity: identity(&config.db_path),
+        identity: identity(&db_path),
         conn: opened.conn,
-        spill: SpillFile::beside(&config.db_path, options.mode),
-        db_path: config.db_path.clone(),
+        spill: SpillFile::beside(&db_path, options.mode),
+        db_path,
         options,
         rt,
         control,
