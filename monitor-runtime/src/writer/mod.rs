@@ -42,8 +42,10 @@ use spill::{ReplayError, SpillFile};
 const MAX_BATCH: usize = 65_536;
 /// A stats row at least this often while there is activity.
 const STATS_EVERY: Duration = Duration::from_secs(10);
-/// How often a failing database is tried again.
+/// How often a failing database is tried again, and how long such a try
+/// waits for a lock.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
+const PROBE_BUSY_TIMEOUT: Duration = Duration::from_millis(50);
 /// Panics this close together, this many in a row, stop the writer: it is
 /// not getting anywhere.
 const QUICK_PANIC: Duration = Duration::from_secs(1);
@@ -465,7 +467,22 @@ impl Writer {
         if !due {
             return;
         }
-        match self.check_file().and_then(|()| self.replay()) {
+        let probing = self.fault.is_some();
+        let result = self.check_file().and_then(|()| {
+            // A probe of a locked file waits briefly, not the whole busy
+            // timeout: the queue fills while the writer waits.
+            if probing {
+                let _ = self
+                    .conn
+                    .busy_timeout(PROBE_BUSY_TIMEOUT.min(self.options.busy_timeout));
+            }
+            let replayed = self.replay();
+            if probing {
+                let _ = self.conn.busy_timeout(self.options.busy_timeout);
+            }
+            replayed
+        });
+        match result {
             Ok(()) => {
                 if let Some(fault) = self.fault.take() {
                     let message = format!(
