@@ -194,6 +194,52 @@ fn a_deleted_database_is_created_again_with_what_follows() {
 }
 
 #[test]
+fn a_file_deleted_while_spilling_gets_every_callsite_and_thread() {
+    let s = quiet_session(|c| c);
+    work(0);
+    s.guard.flush();
+    s.guard.__with_writer_connection(|c| {
+        c.execute_batch("PRAGMA query_only = 1").unwrap();
+    });
+    for i in 1..=10 {
+        work(i);
+    }
+    s.guard.flush();
+    assert_eq!(spilled(&s.path, "span").len(), 10);
+    for extra in ["", "-wal", "-shm"] {
+        let mut p = s.path.clone().into_os_string();
+        p.push(extra);
+        let _ = std::fs::remove_file(p);
+    }
+    s.guard.flush();
+    // `read_spans` needs every span's name and thread from the new file.
+    let rows = read_spans(&s.path);
+    assert_eq!(rows.len(), 10);
+    assert!(rows
+        .iter()
+        .all(|r| r.name == "work" && !r.thread.is_empty()));
+}
+
+#[test]
+fn a_writer_panic_mid_batch_spills_the_records_in_hand() {
+    let s = quiet_session(|c| c);
+    work(0);
+    s.guard.flush();
+    s.guard.__panic_writer_on_next_batch();
+    for i in 1..=50 {
+        work(i);
+    }
+    s.guard.flush();
+    s.guard.flush();
+    assert_eq!(read_spans(&s.path).len(), 51);
+    let events = events(&s.path);
+    assert_eq!(events[0].0, "writer_panic", "{events:?}");
+    assert!(events[0].1.contains("50 records in hand"), "{events:?}");
+    let (spilled, replayed, written) = spill_totals(&s.path);
+    assert_eq!((spilled, replayed, written), (50, 50, 1));
+}
+
+#[test]
 fn a_panicking_writer_is_restarted_and_loses_nothing() {
     let s = quiet_session(|c| c);
     for i in 0..10 {

@@ -147,6 +147,21 @@ fn a_byte_budget_bounds_the_lane_whatever_the_record_count() {
 }
 
 #[test]
+fn a_record_heavier_than_the_byte_budget_still_goes_through_in_block_mode() {
+    // Each `make_list` record outweighs `max_bytes`; an empty lane takes it
+    // anyway, or `block` would wait for room that never comes.
+    let s = session_with(|c| {
+        c.queue_capacity(1)
+            .queue_max_bytes(64)
+            .overflow(Overflow::Block)
+            .flush_interval(Duration::from_secs(3600))
+    });
+    let calls = stress::list_workers(1, stress::Budget::Calls(30));
+    let rows = s.spans();
+    assert_eq!(named(&rows, "make_list").len() as u64, calls);
+}
+
+#[test]
 fn every_error_is_stored_with_its_message_even_when_normal_records_drop() {
     let mut s = session_with(|c| {
         // A thread buffers up to `capacity` records of its own before the

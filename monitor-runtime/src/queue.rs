@@ -330,7 +330,13 @@ impl Queue {
                 n += 1;
             }
             if n == 0 {
-                return (0, 0);
+                match records.first() {
+                    // An empty lane takes one record however heavy: a
+                    // record over `max_bytes` must not wait for room that
+                    // never comes.
+                    Some(first) if current == 0 => (n, bytes) = (1, first.weight()),
+                    _ => return (0, 0),
+                }
             }
             match self.in_flight_bytes.compare_exchange_weak(
                 current,

@@ -269,6 +269,15 @@ impl Guard {
         }
     }
 
+    /// Makes the writer panic in the middle of its next batch: fault
+    /// injection for tests. Not a stable API.
+    #[doc(hidden)]
+    pub fn __panic_writer_on_next_batch(&self) {
+        if let Some(running) = &self.running {
+            let _ = running.control.send(Control::PanicNextBatch);
+        }
+    }
+
     /// Stalls the writer until the returned value is dropped, as a slow or
     /// locked disk would: for tests of overflow behaviour. It borrows the
     /// guard mutably, so `flush` (which would wait for the held writer)

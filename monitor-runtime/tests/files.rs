@@ -45,6 +45,35 @@ fn another_program_s_sqlite_file_is_refused_and_left_alone() {
 }
 
 #[test]
+fn a_foreign_file_with_a_leftover_wal_is_left_alone_too() {
+    let _serial = serial();
+    let (dir, path) = temp_db();
+    // Another program's WAL database, copied while its WAL is not yet
+    // checkpointed, as after a crash.
+    let original = dir.path().join("other.db");
+    let conn = rusqlite::Connection::open(&original).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+         CREATE TABLE spans (id INTEGER); INSERT INTO spans VALUES (1);",
+    )
+    .unwrap();
+    std::fs::copy(&original, &path).unwrap();
+    let wal = dir.path().join("monitor.db-wal");
+    std::fs::copy(dir.path().join("other.db-wal"), &wal).unwrap();
+    drop(conn);
+    let (db_before, wal_before) = (std::fs::read(&path).unwrap(), std::fs::read(&wal).unwrap());
+    assert!(!wal_before.is_empty());
+    let err = init_error(Config::default().db_path(&path));
+    assert!(err.contains("not a monitor database"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), db_before);
+    assert_eq!(
+        std::fs::read(&wal).unwrap(),
+        wal_before,
+        "the WAL is not checkpointed away"
+    );
+}
+
+#[test]
 fn a_file_from_another_schema_version_is_refused() {
     let _serial = serial();
     let (_dir, path) = temp_db();

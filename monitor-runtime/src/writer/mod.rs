@@ -62,6 +62,8 @@ pub(crate) enum Control {
     Hold { ack: Sender<()>, held: Receiver<()> },
     /// Run a task on the connection, then answer.
     Run(ConnectionTask, Sender<()>),
+    /// Panic in the middle of the next batch (fault injection in tests).
+    PanicNextBatch,
     /// Drain, write the final stats row, and stop.
     Shutdown,
 }
@@ -96,6 +98,8 @@ pub(crate) fn spawn(
         pid: std::process::id(),
         fault: None,
         spill_pending: false,
+        shutting_down: false,
+        panic_next_batch: false,
         failure_reported: false,
     };
     writer.spill_pending = writer.spill.has_lines();
@@ -184,6 +188,10 @@ struct Writer {
     fault: Option<Fault>,
     /// Whether the spill file may hold lines to replay.
     spill_pending: bool,
+    /// `Shutdown` was received: after a panic, finish instead of serving
+    /// again (the message is gone from the channel).
+    shutting_down: bool,
+    panic_next_batch: bool,
     failure_reported: bool,
 }
 
@@ -261,6 +269,10 @@ impl Writer {
             self.spill_batch();
             self.batch.clear();
             self.samples.clear();
+            if self.shutting_down {
+                self.store_stats();
+                return;
+            }
             if quick_panics >= QUICK_PANICS_MAX {
                 report(format_args!(
                     "the writer panicked {quick_panics} times in a row; spans are no longer recorded"
@@ -297,7 +309,9 @@ impl Writer {
                         task(&self.conn);
                         let _ = ack.send(());
                     }
+                    Ok(Control::PanicNextBatch) => self.panic_next_batch = true,
                     Ok(Control::Shutdown) | Err(TryRecvError::Disconnected) => {
+                        self.shutting_down = true;
                         // From here on a span that ends is counted as dropped
                         // (it can no longer be written), not lost unseen.
                         self.rt.queue.close();
@@ -319,6 +333,10 @@ impl Writer {
             let now = Instant::now();
             if now >= next_sweep {
                 self.rt.queue.sweep(&mut self.batch);
+                if !self.spill_pending && self.fault.is_none() {
+                    // Another process sharing the file may have left one.
+                    self.spill_pending = self.spill.has_lines();
+                }
                 self.recover();
                 next_sweep = now + self.sweep_every;
             }
@@ -444,9 +462,11 @@ impl Writer {
         self.identity = identity(&self.db_path);
         self.tables.clear();
         self.schema_version = -1;
-        // Everything registered goes into the new file again.
+        // Everything registered goes into the new file again, now: spans
+        // replayed from the spill file name callsites stored before it.
         self.callsites.stored = 0;
         self.thread_progress.stored = 0;
+        self.store_registry().map_err(|e| e.to_string())?;
         self.event(
             "reopened",
             format!(
@@ -457,43 +477,66 @@ impl Writer {
         Ok(())
     }
 
-    /// When due, tries the database again: the file is checked, and the
-    /// spill file replayed. Clears the fault once that works.
+    /// Stores the callsites and threads the database does not have yet.
+    fn store_registry(&mut self) -> rusqlite::Result<()> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let callsites: Vec<CallsiteRow> = callsite::registered_since(self.callsites.stored)
+            .into_iter()
+            .map(CallsiteRow::from)
+            .collect();
+        let mut insert = Inserter::new(&tx, &mut self.tables);
+        insert.callsites(&callsites)?;
+        insert.threads(&self.threads[self.thread_progress.stored..])?;
+        tx.commit()?;
+        self.callsites.stored += callsites.len();
+        self.thread_progress.stored = self.threads.len();
+        Ok(())
+    }
+
+    /// When due, replays the spill file (also left by an earlier run or
+    /// another process). With a fault and nothing to replay, the next batch
+    /// is the probe instead: the fault only ends with a write that worked.
     fn recover(&mut self) {
         let due = match &self.fault {
             Some(fault) => Instant::now() >= fault.next_probe,
-            None => self.spill_pending,
+            None => true,
         };
-        if !due {
+        if !due || !self.spill_pending {
             return;
         }
-        let probing = self.fault.is_some();
-        let result = self.check_file().and_then(|()| {
-            // A probe of a locked file waits briefly, not the whole busy
-            // timeout: the queue fills while the writer waits.
-            if probing {
-                let _ = self
-                    .conn
-                    .busy_timeout(PROBE_BUSY_TIMEOUT.min(self.options.busy_timeout));
-            }
-            let replayed = self.replay();
-            if probing {
-                let _ = self.conn.busy_timeout(self.options.busy_timeout);
-            }
-            replayed
-        });
+        let result = self.check_file().and_then(|()| self.probing(Self::replay));
         match result {
-            Ok(()) => {
-                if let Some(fault) = self.fault.take() {
-                    let message = format!(
-                        "the database takes writes again after {:.1} s; {} records spilled meanwhile were replayed",
-                        fault.since.elapsed().as_secs_f64(),
-                        fault.spilled
-                    );
-                    self.event("recovered", message);
-                }
-            }
+            Ok(()) => self.recovered(),
             Err(reason) => self.fail(reason),
+        }
+    }
+
+    /// Runs `f` with a short busy timeout while a fault lasts: a probe of a
+    /// locked file must not hold the writer for the whole timeout while the
+    /// queue fills.
+    fn probing<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let probing = self.fault.is_some();
+        if probing {
+            let _ = self
+                .conn
+                .busy_timeout(PROBE_BUSY_TIMEOUT.min(self.options.busy_timeout));
+        }
+        let result = f(self);
+        if probing {
+            let _ = self.conn.busy_timeout(self.options.busy_timeout);
+        }
+        result
+    }
+
+    /// A write worked: the fault, if any, is over.
+    fn recovered(&mut self) {
+        if let Some(fault) = self.fault.take() {
+            let message = format!(
+                "the database takes writes again after {:.1} s; {} records spilled meanwhile were replayed",
+                fault.since.elapsed().as_secs_f64(),
+                fault.spilled
+            );
+            self.event("recovered", message);
         }
     }
 
@@ -507,16 +550,17 @@ impl Writer {
             let tables = &mut self.tables;
             self.spill.replay(|lines| replay_chunk(conn, tables, lines))
         };
+        let replayed = match &result {
+            Ok(replayed) | Err(ReplayError::Store(_, replayed)) => replayed.spans,
+            Err(ReplayError::Io(_)) => 0,
+        };
+        self.stats.replayed += replayed;
         match result {
             Ok(replayed) => {
                 self.spill_pending = false;
-                self.stats.replayed += replayed.spans;
-                // The replay stored what the spill held.
-                self.callsites.stored = self.callsites.stored.max(self.callsites.spilled);
-                self.thread_progress.stored = self
-                    .thread_progress
-                    .stored
-                    .max(self.thread_progress.spilled);
+                // The next spill starts a new file. The registry stays
+                // where the database has it: inserting a callsite twice
+                // is ignored, skipping one is not.
                 self.callsites.spilled = 0;
                 self.thread_progress.spilled = 0;
                 if replayed.malformed > 0 {
@@ -530,7 +574,7 @@ impl Writer {
                 }
                 Ok(())
             }
-            Err(ReplayError::Store(e)) => Err(e.to_string()),
+            Err(ReplayError::Store(e, _)) => Err(e.to_string()),
             Err(ReplayError::Io(e)) => Err(format!(
                 "cannot read the spill file {}: {e}",
                 self.spill.path().display()
@@ -551,6 +595,9 @@ impl Writer {
             }));
         let started = Instant::now();
         let rows = self.batch.len() as u64;
+        if std::mem::take(&mut self.panic_next_batch) {
+            panic!("injected panic with {rows} records in hand");
+        }
         self.recover();
         match self.try_database() {
             Ok(stored) => {
@@ -583,16 +630,36 @@ impl Writer {
         self.samples.clear();
     }
 
-    /// The batch into the database, unless a fault says to wait. A failure
-    /// other than a lock is tried once more with the partition cache reset
-    /// (retention may have dropped a partition under us).
+    /// The batch into the database, unless a fault says to wait (a due
+    /// probe tries it, briefly). A failure other than a lock is tried once
+    /// more with the partition cache reset (retention may have dropped a
+    /// partition under us). A file deleted while the batch was committed
+    /// got the batch; it is written again into the new one.
     fn try_database(&mut self) -> Result<rows::SpansStored, Unavailable> {
-        if self.fault.is_some() {
-            return Err(Unavailable::Waiting);
+        if let Some(fault) = &self.fault {
+            if Instant::now() < fault.next_probe {
+                return Err(Unavailable::Waiting);
+            }
         }
-        if let Err(reason) = self.check_file() {
-            return Err(Unavailable::Failed(reason));
+        let result = self.probing(|w| {
+            w.check_file()?;
+            let stored = w.insert_with_retry()?;
+            if identity(&w.db_path) == w.identity {
+                return Ok(stored);
+            }
+            w.check_file()?;
+            w.insert_with_retry()
+        });
+        match result {
+            Ok(stored) => {
+                self.recovered();
+                Ok(stored)
+            }
+            Err(reason) => Err(Unavailable::Failed(reason)),
         }
+    }
+
+    fn insert_with_retry(&mut self) -> Result<rows::SpansStored, String> {
         self.insert_batch()
             .or_else(|first| {
                 if first.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
@@ -602,7 +669,7 @@ impl Writer {
                 self.schema_version = -1;
                 self.insert_batch().map_err(|_| first)
             })
-            .map_err(|e| Unavailable::Failed(e.to_string()))
+            .map_err(|e| e.to_string())
     }
 
     fn insert_batch(&mut self) -> rusqlite::Result<rows::SpansStored> {
@@ -704,6 +771,12 @@ impl Writer {
             }
             Err(err) => {
                 self.stats.failed += spans;
+                // Keep the events for the next write.
+                self.events
+                    .extend(lines.into_iter().filter_map(|l| match l {
+                        Line::Event(e) => Some(e),
+                        _ => None,
+                    }));
                 if !self.failure_reported {
                     self.failure_reported = true;
                     report(format_args!(
@@ -739,9 +812,11 @@ impl Writer {
             spilled: s.spilled,
             replayed: s.replayed,
         };
-        let stored = self.fault.is_none() && self.insert_stats(&row).is_ok();
-        if stored {
-            return;
+        if self.fault.is_none() {
+            match self.insert_stats(&row) {
+                Ok(()) => return,
+                Err(err) => self.fail(err.to_string()),
+            }
         }
         let mut lines: Vec<Line<'_>> = self.events.drain(..).map(Line::Event).collect();
         lines.push(Line::Stats(row));
@@ -789,7 +864,7 @@ fn replay_chunk(
     conn: &Connection,
     tables: &mut HashMap<u64, String>,
     lines: &[Line<'static>],
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<u64> {
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     // Partitions may have come and gone since the lines were spilled.
     tables.clear();
@@ -806,7 +881,7 @@ fn replay_chunk(
     }
     // A span already stored (a replay cut short after its commit) is
     // refused by its primary key and skipped.
-    insert.spans(lines.iter().filter_map(|line| match line {
+    let stored = insert.spans(lines.iter().filter_map(|line| match line {
         Line::Span(row) => Some(SpanRow {
             error: row.error.as_deref().map(std::borrow::Cow::Borrowed),
             fields: row.fields.clone(),
@@ -815,5 +890,6 @@ fn replay_chunk(
         _ => None,
     }))?;
     insert.finish()?;
-    tx.commit()
+    tx.commit()?;
+    Ok(stored.written)
 }

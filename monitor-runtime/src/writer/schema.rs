@@ -290,6 +290,15 @@ impl Refusal {
 fn open_checked(path: &Path, options: &FileOptions) -> Result<Connection, Refusal> {
     create_with_mode(path, options.mode)
         .map_err(|e| Refusal::Other(format!("cannot create the file: {e}")))?;
+    check_length(path).map_err(Refusal::Corrupt)?;
+    // Judged read-only first: closing a read-write connection would
+    // checkpoint and remove another program's leftover WAL.
+    {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| Refusal::Other(format!("cannot open: {e}")))?;
+        check_format(&conn)?;
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -297,7 +306,8 @@ fn open_checked(path: &Path, options: &FileOptions) -> Result<Connection, Refusa
         .map_err(|e| Refusal::Other(format!("cannot open: {e}")))?;
     conn.busy_timeout(options.busy_timeout)
         .map_err(|e| Refusal::Other(format!("cannot set the busy timeout: {e}")))?;
-    check_length(path).map_err(Refusal::Corrupt)?;
+    // Again on this connection: another process may have made the file
+    // meanwhile.
     check_format(&conn)?;
 
     let setup = || -> rusqlite::Result<()> {

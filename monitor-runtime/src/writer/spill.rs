@@ -20,7 +20,8 @@ const REPLAY_CHUNK: usize = 65_536;
 pub(crate) struct Replayed {
     /// Lines replayed into the database.
     pub(crate) lines: u64,
-    /// Span lines among them.
+    /// Spans among them the database took (a span it already had is
+    /// skipped).
     pub(crate) spans: u64,
     /// Lines that were not valid JSON of ours (a line torn by a crash);
     /// skipped.
@@ -62,12 +63,13 @@ impl SpillFile {
     }
 
     /// Hands the file's lines to `store`, at most `REPLAY_CHUNK` at a time,
-    /// then removes the file. When `store` fails, the lines it did not
-    /// store stay in the file (those before are committed) and its error is
-    /// returned.
+    /// then removes the file; `store` returns how many spans it stored.
+    /// When `store` fails, the lines it did not store stay in the file
+    /// (those before are committed) and its error is returned with what
+    /// was replayed before it.
     pub(crate) fn replay<E>(
         &self,
-        mut store: impl FnMut(&[Line<'static>]) -> Result<(), E>,
+        mut store: impl FnMut(&[Line<'static>]) -> Result<u64, E>,
     ) -> Result<Replayed, ReplayError<E>> {
         let mut replayed = Replayed::default();
         let file = match self.open_locked(false) {
@@ -93,14 +95,15 @@ impl SpillFile {
                 }
             }
             if chunk.len() >= REPLAY_CHUNK || (at_end && !chunk.is_empty()) {
-                if let Err(e) = store(&chunk) {
-                    drop(reader);
-                    keep_from(&file, chunk_start).map_err(ReplayError::Io)?;
-                    return Err(ReplayError::Store(e));
+                match store(&chunk) {
+                    Ok(spans) => replayed.spans += spans,
+                    Err(e) => {
+                        drop(reader);
+                        keep_from(&file, chunk_start).map_err(ReplayError::Io)?;
+                        return Err(ReplayError::Store(e, replayed));
+                    }
                 }
                 replayed.lines += chunk.len() as u64;
-                replayed.spans +=
-                    chunk.iter().filter(|l| matches!(l, Line::Span(_))).count() as u64;
                 chunk.clear();
                 chunk_start = offset;
             }
@@ -147,8 +150,8 @@ impl SpillFile {
 pub(crate) enum ReplayError<E> {
     /// The spill file could not be read or rewritten.
     Io(io::Error),
-    /// The database refused a chunk.
-    Store(E),
+    /// The database refused a chunk; what was replayed before it.
+    Store(E, Replayed),
 }
 
 /// Drops the first `offset` bytes of the file, in place (the file stays
@@ -258,7 +261,7 @@ mod tests {
         let replayed = spill
             .replay(|lines| {
                 seen.extend(ids(lines));
-                Ok::<_, ()>(())
+                Ok::<_, ()>(0)
             })
             .unwrap();
         assert_eq!(seen, [1, 2, 3]);
@@ -277,7 +280,7 @@ mod tests {
             .unwrap()
             .write_all(b"{\"thread\":{\"id\":")
             .unwrap();
-        let replayed = spill.replay(|_| Ok::<_, ()>(())).unwrap();
+        let replayed = spill.replay(|_| Ok::<_, ()>(0)).unwrap();
         assert_eq!((replayed.lines, replayed.malformed), (1, 1));
     }
 
@@ -293,15 +296,15 @@ mod tests {
             if calls == 2 {
                 Err("refused")
             } else {
-                Ok(())
+                Ok(0)
             }
         });
-        assert!(matches!(err, Err(ReplayError::Store("refused"))));
+        assert!(matches!(err, Err(ReplayError::Store("refused", _))));
         let mut rest = Vec::new();
         spill
             .replay(|lines| {
                 rest.extend(ids(lines));
-                Ok::<_, ()>(())
+                Ok::<_, ()>(0)
             })
             .unwrap();
         let expected: Vec<i64> = (REPLAY_CHUNK as i64..REPLAY_CHUNK as i64 + 10).collect();
