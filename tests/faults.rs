@@ -301,3 +301,21 @@ fn a_spill_left_at_exit_is_replayed_by_the_next_run() {
     bytes.extend(std::fs::read(format!("{}-wal", path.display())).unwrap_or_default());
     assert!(!String::from_utf8_lossy(&bytes).contains("hunter2-secret-value"));
 }
+
+#[test]
+fn an_unreadable_spill_file_is_left_alone_and_the_database_still_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("monitor.db");
+    // Something at the spill file's path that cannot be read as one.
+    std::fs::create_dir(spill_path(&path)).unwrap();
+    std::fs::write(spill_path(&path).join("x"), "x").unwrap();
+    let s = quiet_session(|c| c.db_path(&path));
+    for i in 0..10 {
+        work(i);
+    }
+    s.guard.flush();
+    assert_eq!(read_spans(&path).len(), 10);
+    let kinds: Vec<String> = events(&path).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["spill_unreadable"]);
+    assert!(spill_path(&path).join("x").exists());
+}

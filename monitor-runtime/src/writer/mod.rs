@@ -99,6 +99,7 @@ pub(crate) fn spawn(
         fault: None,
         spill_pending: false,
         shutting_down: false,
+        spill_unreadable: false,
         panic_next_batch: false,
         failure_reported: false,
     };
@@ -191,6 +192,8 @@ struct Writer {
     /// `Shutdown` was received: after a panic, finish instead of serving
     /// again (the message is gone from the channel).
     shutting_down: bool,
+    /// A spill file that could not be read: not looked for again.
+    spill_unreadable: bool,
     panic_next_batch: bool,
     failure_reported: bool,
 }
@@ -333,7 +336,7 @@ impl Writer {
             let now = Instant::now();
             if now >= next_sweep {
                 self.rt.queue.sweep(&mut self.batch);
-                if !self.spill_pending && self.fault.is_none() {
+                if !self.spill_pending && !self.spill_unreadable && self.fault.is_none() {
                     // Another process sharing the file may have left one.
                     self.spill_pending = self.spill.has_lines();
                 }
@@ -575,10 +578,20 @@ impl Writer {
                 Ok(())
             }
             Err(ReplayError::Store(e, _)) => Err(e.to_string()),
-            Err(ReplayError::Io(e)) => Err(format!(
-                "cannot read the spill file {}: {e}",
-                self.spill.path().display()
-            )),
+            Err(ReplayError::Io(e)) => {
+                // Not the database's fault: it is still written to, and
+                // the file is left for a later run to replay.
+                self.spill_pending = false;
+                self.spill_unreadable = true;
+                self.event(
+                    "spill_unreadable",
+                    format!(
+                        "cannot replay the spill file {}: {e}; it is left as it is",
+                        self.spill.path().display()
+                    ),
+                );
+                Ok(())
+            }
         }
     }
 
