@@ -22,6 +22,15 @@ pub fn on_threads(workers: usize, body: impl Fn(usize) + Sync) -> Duration {
     started.elapsed()
 }
 
+/// Two tokio workers, one per core of the machine the figures come from.
+fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("tokio runtime")
+}
+
 // 1. Many threads calling a trivial function.
 
 #[monitor]
@@ -75,11 +84,7 @@ pub fn thread_worker(runtime: &tokio::runtime::Handle, rounds: u32, pause: Durat
 /// `tasks` tokio tasks and `threads` OS threads, each `rounds` rounds of a
 /// sync call and an async sleep of `pause`.
 pub fn mixed(tasks: usize, threads: usize, rounds: u32, pause: Duration) -> Duration {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .expect("tokio runtime");
+    let runtime = tokio_runtime();
     let started = Instant::now();
     let spawned: Vec<_> = (0..tasks)
         .map(|_| runtime.spawn(async_worker(rounds, pause)))
@@ -199,11 +204,7 @@ pub fn ticker(items: u32, pause: Duration) -> impl Stream<Item = u32> {
 /// `streams` streams of `items` items, each item after `pause`, consumed
 /// concurrently on tokio.
 pub fn streams(streams: usize, items: u32, pause: Duration) -> Duration {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .expect("tokio runtime");
+    let runtime = tokio_runtime();
     let started = Instant::now();
     runtime.block_on(async {
         let consumers: Vec<_> = (0..streams)

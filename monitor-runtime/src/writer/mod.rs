@@ -483,15 +483,14 @@ impl Writer {
     /// Stores the callsites and threads the database does not have yet.
     fn store_registry(&mut self) -> rusqlite::Result<()> {
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
-        let callsites: Vec<CallsiteRow> = callsite::registered_since(self.callsites.stored)
-            .into_iter()
-            .map(CallsiteRow::from)
-            .collect();
         let mut insert = Inserter::new(&tx, &mut self.tables);
-        insert.callsites(&callsites)?;
-        insert.threads(&self.threads[self.thread_progress.stored..])?;
+        let callsites = insert_registry(
+            &mut insert,
+            self.callsites.stored,
+            &self.threads[self.thread_progress.stored..],
+        )?;
         tx.commit()?;
-        self.callsites.stored += callsites.len();
+        self.callsites.stored += callsites;
         self.thread_progress.stored = self.threads.len();
         Ok(())
     }
@@ -691,13 +690,12 @@ impl Writer {
         if version != self.schema_version {
             self.tables.clear();
         }
-        let new_callsites: Vec<CallsiteRow> = callsite::registered_since(self.callsites.stored)
-            .into_iter()
-            .map(CallsiteRow::from)
-            .collect();
         let mut insert = Inserter::new(&tx, &mut self.tables);
-        insert.callsites(&new_callsites)?;
-        insert.threads(&self.threads[self.thread_progress.stored..])?;
+        let new_callsites = insert_registry(
+            &mut insert,
+            self.callsites.stored,
+            &self.threads[self.thread_progress.stored..],
+        )?;
         let stored = insert.spans(self.batch.iter().map(SpanRow::from))?;
         for event in &self.events {
             insert.event(event)?;
@@ -732,7 +730,7 @@ impl Writer {
         let version = tx.query_row("PRAGMA schema_version", [], |row| row.get(0))?;
         tx.commit()?;
         self.schema_version = version;
-        self.callsites.stored += new_callsites.len();
+        self.callsites.stored += new_callsites;
         self.thread_progress.stored = self.threads.len();
         self.events.clear();
         Ok(stored)
@@ -870,6 +868,22 @@ impl Writer {
         self.events.clear();
         Ok(())
     }
+}
+
+/// Inserts the callsites registered from `callsites_from` on, and
+/// `threads`; returns how many callsites.
+fn insert_registry(
+    insert: &mut Inserter<'_, '_>,
+    callsites_from: usize,
+    threads: &[ThreadRow],
+) -> rusqlite::Result<usize> {
+    let callsites: Vec<CallsiteRow> = callsite::registered_since(callsites_from)
+        .into_iter()
+        .map(CallsiteRow::from)
+        .collect();
+    insert.callsites(&callsites)?;
+    insert.threads(threads)?;
+    Ok(callsites.len())
 }
 
 /// Stores one chunk of spill lines in one transaction.
