@@ -783,11 +783,7 @@ impl Writer {
             Err(err) => {
                 self.stats.failed += spans;
                 // Keep the events for the next write.
-                self.events
-                    .extend(lines.into_iter().filter_map(|l| match l {
-                        Line::Event(e) => Some(e),
-                        _ => None,
-                    }));
+                self.events.extend(events_in(lines));
                 if !self.failure_reported {
                     self.failure_reported = true;
                     report(format_args!(
@@ -842,11 +838,7 @@ impl Writer {
                 counters.dropped.fetch_add(row.dropped, Relaxed);
                 counters.sampled_out.fetch_add(row.sampled_out, Relaxed);
                 self.stats = s;
-                self.events
-                    .extend(lines.into_iter().filter_map(|l| match l {
-                        Line::Event(e) => Some(e),
-                        _ => None,
-                    }));
+                self.events.extend(events_in(lines));
                 if !self.failure_reported {
                     self.failure_reported = true;
                     report(format_args!("cannot write monitor_stats: {err}"));
@@ -868,6 +860,14 @@ impl Writer {
         self.events.clear();
         Ok(())
     }
+}
+
+/// The events among spill lines that were not written, to keep them.
+fn events_in(lines: Vec<Line<'_>>) -> impl Iterator<Item = EventRow> + '_ {
+    lines.into_iter().filter_map(|line| match line {
+        Line::Event(e) => Some(e),
+        _ => None,
+    })
 }
 
 /// Inserts the callsites registered from `callsites_from` on, and
