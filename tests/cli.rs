@@ -68,6 +68,24 @@ fn chrome_export(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap()
 }
 
+/// Starts `monitor --db path args` (a `tail`) and returns once it says it
+/// is following the file.
+fn following(path: &Path, args: &[&str]) -> std::process::Child {
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_monitor"))
+        .args(["--db", path.to_str().unwrap()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(tail.stderr.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert!(ready.starts_with("following"), "{ready}");
+    tail
+}
+
 fn json(path: &Path, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
@@ -366,19 +384,11 @@ fn tail_follows_spans_as_they_are_written() {
     // started is news too.
     let long = EnteredSpan::new(&HANDLE);
     clock.set(real_now());
-    let mut tail = Command::new(env!("CARGO_BIN_EXE_monitor"))
-        .args(["--db", s.path.to_str().unwrap(), "--json", "tail"])
-        .args(["--max", "5", "--interval-ms", "20"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // Write only once the tail has started following.
-    let mut ready = String::new();
-    BufReader::new(tail.stderr.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    assert!(ready.starts_with("following"), "{ready}");
+    let tail = following(
+        &s.path,
+        &["--json", "tail", "--max", "5", "--interval-ms", "20"],
+    );
     for i in 0..3 {
         let _handle = EnteredSpan::new(&HANDLE);
         if i == 1 {
@@ -530,17 +540,7 @@ fn bad_input_is_a_clear_error_with_a_non_zero_exit() {
 #[test]
 fn tail_stops_cleanly_on_ctrl_c() {
     let s = session_with(|c| c);
-    let mut tail = Command::new(env!("CARGO_BIN_EXE_monitor"))
-        .args(["--db", s.path.to_str().unwrap(), "tail"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(tail.stderr.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    assert!(ready.starts_with("following"), "{ready}");
+    let mut tail = following(&s.path, &["tail"]);
     let killed = Command::new("kill")
         .args(["-INT", &tail.id().to_string()])
         .status()
