@@ -276,13 +276,15 @@ impl Queue {
     /// taken records from the lane or swept this buffer.
     #[cold]
     fn block_until_room(&self, buffer: &ThreadBuffer) {
+        let mut next_weight = 0;
         loop {
-            self.wait_for_space();
+            self.wait_for_space(next_weight);
             let mut records = buffer.records.lock();
             if records.len() < self.chunk {
                 return;
             }
             self.hand_over(&mut records);
+            next_weight = records.first().map_or(0, Record::weight);
             if records.len() < self.chunk {
                 return;
             }
@@ -350,10 +352,13 @@ impl Queue {
         }
     }
 
-    fn wait_for_space(&self) {
+    /// Waits while the lane has no room for one more record weighing
+    /// `weight` (an empty lane always has).
+    fn wait_for_space(&self, weight: usize) {
         let guard = lock(&self.space);
+        let bytes = self.in_flight_bytes.load(Ordering::Relaxed);
         if (self.in_flight.load(Ordering::Relaxed) >= self.capacity
-            || self.in_flight_bytes.load(Ordering::Relaxed) >= self.max_bytes)
+            || (bytes > 0 && bytes.saturating_add(weight) > self.max_bytes))
             && self.open.load(Ordering::Acquire)
         {
             // The timeout only bounds how late a stopped writer is noticed.
