@@ -64,7 +64,11 @@ pub(crate) fn install_hook() {
 }
 
 fn message_of(info: &PanicHookInfo<'_>) -> String {
-    let payload = info.payload();
+    payload_message(info.payload())
+}
+
+/// A panic payload's text, when it is a string.
+pub(crate) fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

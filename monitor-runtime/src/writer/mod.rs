@@ -233,16 +233,6 @@ fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
     }
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-string payload".to_owned()
-    }
-}
-
 impl Writer {
     /// Serves until shutdown, restarting the loop after a panic.
     fn run(mut self) {
@@ -266,7 +256,7 @@ impl Writer {
                 "writer_panic",
                 format!(
                     "the writer panicked ({}); {in_hand} records in hand go to the spill file; restarted",
-                    panic_message(&*payload)
+                    crate::panic::payload_message(&*payload)
                 ),
             );
             self.spill_batch();
