@@ -319,3 +319,22 @@ fn an_unreadable_spill_file_is_left_alone_and_the_database_still_written() {
     assert_eq!(kinds, ["spill_unreadable"]);
     assert!(spill_path(&path).join("x").exists());
 }
+
+#[test]
+fn a_stats_row_the_database_refuses_is_spilled_and_starts_the_fault() {
+    let s = quiet_session(|c| c.busy_timeout(Duration::from_millis(50)));
+    work(0);
+    s.guard.flush();
+    let holder = Connection::open(&s.path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    // Nothing new to write: only the flush's stats row meets the lock.
+    s.guard.flush();
+    assert_eq!(spilled(&s.path, "stats").len(), 1);
+    assert_eq!(spilled(&s.path, "event").len(), 1, "the fault is an event");
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    s.guard.flush();
+    assert!(!spill_path(&s.path).exists());
+    let kinds: Vec<String> = events(&s.path).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["spilling", "recovered"]);
+}
