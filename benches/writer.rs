@@ -30,7 +30,7 @@ const ROWS: u64 = 200_000;
 fn raw_insert(path: &Path, rows: u64) -> Duration {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+        "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
          CREATE TABLE spans_2026010100 (span_id INTEGER PRIMARY KEY, parent_id INTEGER, trace_id INTEGER NOT NULL,
            callsite_id INTEGER NOT NULL, thread_id INTEGER NOT NULL, status INTEGER NOT NULL, error TEXT,
            start_ns INTEGER NOT NULL, duration_ns INTEGER NOT NULL, busy_ns INTEGER NOT NULL, items INTEGER,

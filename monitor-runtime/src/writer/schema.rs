@@ -311,9 +311,12 @@ fn open_checked(path: &Path, options: &FileOptions) -> Result<Connection, Refusa
     check_format(&conn)?;
 
     let setup = || -> rusqlite::Result<()> {
-        // Only takes effect while the file has no tables: lets retention give
-        // space back with `PRAGMA incremental_vacuum`.
-        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")?;
+        // Both only take effect while the file has no tables. 16 KiB pages
+        // write 1.5× the rows per second of 4 KiB ones (benches/writer.rs:
+        // 207 ms against 318 ms per 200k); 64 KiB gain 8% more but make
+        // every small commit write four times as much WAL. Incremental
+        // auto-vacuum lets retention give space back.
+        conn.execute_batch("PRAGMA page_size = 16384; PRAGMA auto_vacuum = INCREMENTAL")?;
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         conn.execute_batch("PRAGMA synchronous = NORMAL")?;
         Ok(())
