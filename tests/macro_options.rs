@@ -54,6 +54,24 @@ fn with_secret_field(prefix: &str) -> usize {
     prefix.len()
 }
 
+/// Counts its `Debug` calls: a secret argument must never be formatted.
+struct Tripwire;
+
+static TRIPWIRE_FORMATTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl std::fmt::Debug for Tripwire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        TRIPWIRE_FORMATTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        f.write_str("Tripwire")
+    }
+}
+
+#[monitor(args, fields(db_password = Tripwire))]
+fn connect(password: Tripwire, plain: Tripwire) -> usize {
+    let _ = (password, plain);
+    1
+}
+
 #[monitor(args)]
 fn big(blob: &str, items: &[u64]) -> usize {
     blob.len() + items.len()
@@ -203,6 +221,22 @@ fn secrets_never_reach_the_file() {
         assert!(!text.contains(secret), "{secret} is in the database file");
     }
     assert!(text.contains("hidden-prefix"), "the search itself works");
+}
+
+#[test]
+fn secret_arguments_and_fields_are_never_formatted() {
+    let s = session();
+    connect(Tripwire, Tripwire);
+    let row = s.one("connect");
+    assert_eq!(
+        row.fields,
+        Some(json!({"password": "***", "plain": "Tripwire", "db_password": "***"}))
+    );
+    assert_eq!(
+        TRIPWIRE_FORMATTED.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "only the plain argument was formatted"
+    );
 }
 
 #[test]

@@ -25,27 +25,6 @@ use syn::{
 
 use crate::attr::{Options, Sequence};
 
-/// Argument names stored as `"***"` whatever `args` says.
-const SECRET_WORDS: &[&str] = &[
-    "password",
-    "passwd",
-    "pwd",
-    "token",
-    "secret",
-    "key",
-    "apikey",
-    "credential",
-    "credentials",
-];
-
-fn is_secret(name: &str) -> bool {
-    let lower = name.trim_start_matches('_').to_ascii_lowercase();
-    lower.split('_').any(|word| SECRET_WORDS.contains(&word))
-        || ["password", "token", "secret", "key"]
-            .iter()
-            .any(|w| lower.ends_with(w))
-}
-
 /// What the function returns, seen through futures.
 enum Shape {
     Sync,
@@ -379,12 +358,19 @@ fn capture(
     span_var: &Ident,
 ) -> TokenStream {
     let mut records = Vec::new();
+    // The runtime's rule decides at compile time (a `const` block), so a
+    // secret is never formatted.
     let mut record = |key: String, value: TokenStream| {
-        if is_secret(&key) {
-            records.push(quote!(#span_var.record(#key, #krate::FieldValue::Str(::std::string::String::from("***")))));
-        } else {
-            records.push(quote!(#span_var.record(#key, (&&&&#krate::__private::Capture(#value)).__monitor_field(__monitor_max))));
-        }
+        records.push(quote! {
+            #span_var.__record_checked(
+                #key,
+                if const { #krate::__private::is_secret_name(#key) } {
+                    #krate::FieldValue::Str(::std::string::String::from(#krate::__private::MASK))
+                } else {
+                    (&&&&#krate::__private::Capture(#value)).__monitor_field(__monitor_max)
+                },
+            )
+        });
     };
     if options.args.is_some() {
         for param in params

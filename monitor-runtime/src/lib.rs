@@ -45,6 +45,7 @@ pub mod resources;
 pub mod retention;
 mod runtime;
 pub mod schema;
+mod secret;
 pub mod span;
 mod writer;
 
@@ -92,5 +93,6 @@ pub use instrument::{InCurrentSpan, InSpan};
 pub use monitor_macros::monitor;
 pub use record::{FieldValue, Status};
 pub use runtime::{init, init_with, Guard, WriterHold};
+pub use secret::is_secret_name;
 pub use span::{current_span, Entered, EnteredSpan, Span, SpanIds};
 pub use writer::SCHEMA_VERSION;

@@ -267,10 +267,28 @@ macro_rules! recording_methods {
             }
         }
 
-        /// Records `key = value` in the span's `fields` JSON object.
+        /// Records `key = value` in the span's `fields` JSON object. A key
+        /// named like a secret ([`is_secret_name`](crate::is_secret_name))
+        /// is stored as `"***"`.
         pub fn record(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) {
             if let Some(open) = &mut self.open {
-                open.state.record(key.into(), value.into());
+                let key = key.into();
+                let value = if crate::secret::is_secret_name(&key) {
+                    FieldValue::Str(crate::secret::MASK.to_owned())
+                } else {
+                    value.into()
+                };
+                open.state.record(key, value);
+            }
+        }
+
+        /// [`record`](Self::record) for `#[monitor]`, which has checked the
+        /// key's name at compile time.
+        #[doc(hidden)]
+        #[inline]
+        pub fn __record_checked(&mut self, key: &'static str, value: FieldValue) {
+            if let Some(open) = &mut self.open {
+                open.state.record(Cow::Borrowed(key), value);
             }
         }
     };

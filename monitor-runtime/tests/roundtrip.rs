@@ -328,6 +328,37 @@ fn an_explicit_parent_links_work_on_another_thread() {
     drop(guard);
 }
 
+static LOGIN: Callsite = Callsite::new("login", "app", "app", "src/app.rs", 4, SpanKind::Sync);
+
+#[test]
+fn fields_named_like_secrets_are_masked_by_the_span_api_too() {
+    let _serial = serial();
+    let (_dir, path) = temp_db();
+    let guard = monitor_runtime::init_with(Config::default().db_path(&path)).unwrap();
+    {
+        let mut span = EnteredSpan::new(&LOGIN);
+        span.record("user", "ann");
+        span.record("api_key", "sk-live-4242");
+        span.record(String::from("sessionToken"), "tok-4242");
+        span.record("retries", 3u64);
+    }
+    guard.flush();
+    drop(guard);
+    let fields: String = reader(&path)
+        .query_row("SELECT fields FROM spans WHERE name = 'login'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        fields,
+        r#"{"api_key":"***","retries":3,"sessionToken":"***","user":"ann"}"#
+    );
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend(std::fs::read(format!("{}-wal", path.display())).unwrap_or_default());
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(!text.contains("4242"), "a secret value is in the file");
+}
+
 static POLLED: Callsite = Callsite::new("polled", "app", "app", "src/app.rs", 6, SpanKind::Async);
 static IN_DROP: Callsite = Callsite::new("in_drop", "app", "app", "src/app.rs", 7, SpanKind::Sync);
 
