@@ -25,9 +25,9 @@ const ENDINGS: [&[u8]; 4] = [b"password", b"token", b"secret", b"key"];
 /// Whether a field or argument named `name` is stored as [`MASK`].
 ///
 /// A name is secret when one of its `_`-separated words is `password`,
-/// `passwd`, `pwd`, `token`, `secret`, `key`, `apikey` or `credential(s)`, or when it ends in `password`, `token`, `secret` or
-/// `key`, in any case. A `const fn`, so generated code decides at compile
-/// time.
+/// `passwd`, `pwd`, `token`, `secret`, `key`, `apikey` or `credential(s)`,
+/// or when it ends in `password`, `token`, `secret` or `key`, in any case.
+/// A `const fn`, so generated code decides at compile time.
 ///
 /// ```
 /// use monitor_runtime::is_secret_name;
