@@ -365,7 +365,7 @@ fn capture(
             #span_var.__record_checked(
                 #key,
                 if const { #krate::__private::is_secret_name(#key) } {
-                    #krate::FieldValue::Str(::std::string::String::from(#krate::__private::MASK))
+                    #krate::__private::masked()
                 } else {
                     (&&&&#krate::__private::Capture(#value)).__monitor_field(__monitor_max)
                 },

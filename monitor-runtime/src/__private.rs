@@ -8,7 +8,7 @@ pub use crate::instrument::boxed::Rewrap;
 pub use crate::instrument::future::Monitored;
 pub use crate::instrument::iter::MonitoredIter;
 pub use crate::instrument::stream::MonitoredStream;
-pub use crate::secret::{is_secret_name, MASK};
+pub use crate::secret::{is_secret_name, masked};
 
 /// Names a lifetime in `impl Future + Captures<'a>`, so that a rewritten
 /// `async fn` captures its lifetimes on every edition.

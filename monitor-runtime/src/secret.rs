@@ -2,8 +2,15 @@
 //! (which decides at compile time, so a secret is never formatted) and for
 //! [`Span::record`](crate::span::Span::record) (which decides when called).
 
+use crate::record::FieldValue;
+
 /// What a secret's value is stored as.
-pub const MASK: &str = "***";
+const MASK: &str = "***";
+
+/// The value stored in place of a secret.
+pub fn masked() -> FieldValue {
+    FieldValue::Str(MASK.to_owned())
+}
 
 /// Words that make a name secret when they stand between `_`s.
 const WORDS: [&[u8]; 9] = [
@@ -22,7 +29,7 @@ const WORDS: [&[u8]; 9] = [
 /// `userpassword`).
 const ENDINGS: [&[u8]; 4] = [b"password", b"token", b"secret", b"key"];
 
-/// Whether a field or argument named `name` is stored as [`MASK`].
+/// Whether a field or argument named `name` is stored as `"***"`.
 ///
 /// A name is secret when one of its `_`-separated words is `password`,
 /// `passwd`, `pwd`, `token`, `secret`, `key`, `apikey` or `credential(s)`,

@@ -274,7 +274,7 @@ macro_rules! recording_methods {
             if let Some(open) = &mut self.open {
                 let key = key.into();
                 let value = if crate::secret::is_secret_name(&key) {
-                    FieldValue::Str(crate::secret::MASK.to_owned())
+                    crate::secret::masked()
                 } else {
                     value.into()
                 };
