@@ -117,8 +117,13 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                 &quote!(&#ret),
                 &span_var,
             );
-            let mutability = (!capture.is_empty() || !observe.is_empty()).then(|| quote!(mut));
-            if observe.is_empty() {
+            // A closure would hide the caller's location from a
+            // `#[track_caller]` body; such a body runs inline, and its
+            // panic's message comes from the hook (closures cannot take the
+            // attribute on stable).
+            let track_caller = func.attrs.iter().any(|a| a.path().is_ident("track_caller"));
+            if observe.is_empty() && track_caller {
+                let mutability = (!capture.is_empty()).then(|| quote!(mut));
                 quote! {{
                     #callsite_static
                     let #mutability #span_var = #krate::EnteredSpan::new(&__MONITOR_CALLSITE);
@@ -126,16 +131,18 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                     #(#stmts)*
                 }}
             } else {
-                // The closure states the return type, so coercions in the body
-                // work and a type error points at the user's line.
+                // The body runs in a closure that states the return type, so
+                // coercions in the body work, a type error points at the
+                // user's line, and a panic is caught where the span ends and
+                // its message read from the payload.
                 let ty = output
                     .as_ref()
                     .map(erase_impl_trait)
                     .unwrap_or_else(|| parse_quote!(()));
-                let call = quote!(let #ret = #krate::__private::call_once(move || -> #ty #block););
+                let call = quote!(let #ret = #span_var.observe_panic(move || -> #ty #block););
                 quote! {{
                     #callsite_static
-                    let #mutability #span_var = #krate::EnteredSpan::new(&__MONITOR_CALLSITE);
+                    let mut #span_var = #krate::EnteredSpan::new(&__MONITOR_CALLSITE);
                     #capture
                     #call
                     #observe
@@ -244,10 +251,7 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                 #item_static
                 let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
                 #capture
-                let #inner = {
-                    let _entered = #span_var.enter();
-                    #krate::__private::call_once(move || -> #ty #block)
-                };
+                let #inner = #span_var.in_scope(move || -> #ty #block);
                 #wrap(#inner_at_type, #span_var, #item_callsite, #observer)
             }}
         }
@@ -304,7 +308,7 @@ fn item_observer(item: Option<&Type>, krate: &syn::Path) -> TokenStream {
             use #krate::__private::{CaptureOpaque as _, MessageDebug as _, MessageDisplay as _};
             #[allow(clippy::needless_borrow)]
             ::core::option::Option::Some(
-                (&&&#krate::__private::Capture(__monitor_err)).__monitor_message(#krate::__private::max_value_len()),
+                (&&&#krate::__private::Capture(__monitor_err)).__monitor_message(#krate::__private::capture_rules()),
             )
         }
     }
@@ -358,16 +362,18 @@ fn capture(
     span_var: &Ident,
 ) -> TokenStream {
     let mut records = Vec::new();
-    // The runtime's rule decides at compile time (a `const` block), so a
-    // secret is never formatted.
+    // The runtime's built-in rule decides at compile time (a `const`
+    // block), the configured names at run time: a secret is never formatted.
     let mut record = |key: String, value: TokenStream| {
         records.push(quote! {
             #span_var.__record_checked(
                 #key,
-                if const { #krate::__private::is_secret_name(#key) } {
+                if const { #krate::__private::is_secret_name(#key) }
+                    || __monitor_rules.is_configured_secret(#key)
+                {
                     #krate::__private::masked()
                 } else {
-                    (&&&&#krate::__private::Capture(#value)).__monitor_field(__monitor_max)
+                    (&&&&#krate::__private::Capture(#value)).__monitor_field(__monitor_rules)
                 },
             )
         });
@@ -398,7 +404,7 @@ fn capture(
         if #span_var.is_recording() {
             #[allow(unused_imports)]
             use #krate::__private::{CaptureDebug as _, CaptureOpaque as _, CaptureScalar as _, CaptureSeq as _};
-            let __monitor_max = #krate::__private::max_value_len();
+            let __monitor_rules = #krate::__private::capture_rules();
             #(#records;)*
         }
     }
@@ -423,8 +429,8 @@ fn observe(
             } {
                 #[allow(unused_imports)]
                 use #krate::__private::{CaptureOpaque as _, MessageDebug as _, MessageDisplay as _};
-                #span_var.record_error(
-                    (&&&#krate::__private::Capture(__monitor_err)).__monitor_message(#krate::__private::max_value_len()),
+                #span_var.__record_error_checked(
+                    (&&&#krate::__private::Capture(__monitor_err)).__monitor_message(#krate::__private::capture_rules()),
                 );
             }
         });
@@ -435,9 +441,9 @@ fn observe(
             if #span_var.is_recording() {
                 #[allow(unused_imports)]
                 use #krate::__private::{CaptureDebug as _, CaptureOpaque as _, CaptureScalar as _, CaptureSeq as _};
-                #span_var.record(
+                #span_var.__record_checked(
                     "return",
-                    (&&&&#krate::__private::Capture(#value)).__monitor_field(#krate::__private::max_value_len()),
+                    (&&&&#krate::__private::Capture(#value)).__monitor_field(#krate::__private::capture_rules()),
                 );
             }
         });

@@ -15,18 +15,13 @@ pub use crate::secret::{is_secret_name, masked};
 pub trait Captures<'a> {}
 impl<T: ?Sized> Captures<'_> for T {}
 
-/// The longest captured value, from the running configuration.
-#[inline]
-pub fn max_value_len() -> usize {
-    crate::runtime::active().map_or(1024, |rt| rt.max_value_len)
-}
+pub use crate::capture::CaptureRules;
 
-/// Runs the body of a sync function as a `FnOnce` whose return type is the
-/// function's: coercions inside the body (`Ok(&string)` to `Result<&str, _>`)
-/// and `&mut` returns work as they do without the attribute.
-#[inline(always)]
-pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
-    f()
+/// How captured text is rendered (length limit, secret rules), from the
+/// running configuration.
+#[inline]
+pub fn capture_rules() -> &'static CaptureRules {
+    crate::runtime::capture_rules()
 }
 
 /// Wraps a function's outcome for the autoref-specialised `__monitor_err`:

@@ -142,12 +142,23 @@ pub struct CaptureConfig {
     /// Longest text stored for one captured value or error message, in
     /// bytes; longer ones are cut and end with `…`.
     pub max_value_len: usize,
+    /// Names that hold secrets, besides the built-in ones
+    /// ([`is_secret_name`](crate::is_secret_name)): an argument, field or
+    /// key inside captured text holding one of these names' words (any case,
+    /// any separator) is stored as `***`.
+    pub secret_names: Vec<String>,
+    /// Regular expressions (the `regex` crate's syntax) of secret values,
+    /// such as card numbers or JWTs: every match in captured text and
+    /// messages is replaced by `***`.
+    pub redact_patterns: Vec<String>,
 }
 
 impl Default for CaptureConfig {
     fn default() -> Self {
         CaptureConfig {
             max_value_len: 1024,
+            secret_names: Vec::new(),
+            redact_patterns: Vec::new(),
         }
     }
 }
@@ -399,6 +410,11 @@ impl Config {
                 "expected at least 1 second, got 0".into(),
             );
         }
+        if let Err((key, message)) =
+            crate::redact::Redactor::new(&self.capture.secret_names, &self.capture.redact_patterns)
+        {
+            return bad(&key, message);
+        }
         Ok(self)
     }
 
@@ -471,6 +487,23 @@ impl Config {
     /// Sets `resources.interval_ms` (`0` disables the sampler).
     pub fn resource_interval(mut self, interval: Duration) -> Self {
         self.resources.interval_ms = interval.as_millis() as u64;
+        self
+    }
+    /// Adds to `capture.secret_names`.
+    pub fn secret_names<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.capture
+            .secret_names
+            .extend(names.into_iter().map(Into::into));
+        self
+    }
+    /// Adds to `capture.redact_patterns`.
+    pub fn redact_patterns<S: Into<String>>(
+        mut self,
+        patterns: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.capture
+            .redact_patterns
+            .extend(patterns.into_iter().map(Into::into));
         self
     }
     /// Sets `capture.max_value_len`.

@@ -41,6 +41,7 @@ mod instrument;
 mod panic;
 mod queue;
 mod record;
+mod redact;
 pub mod resources;
 pub mod retention;
 mod runtime;

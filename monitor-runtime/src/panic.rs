@@ -1,11 +1,19 @@
-//! Keeps a panic's message for the spans it unwinds through.
+//! A panic's message for the spans it unwinds through.
 //!
-//! A drop guard sees that its thread is panicking but not why; a panic hook,
-//! chained in front of whatever hook was installed before, stores the
-//! message in a thread-local for them.
+//! Code that `#[monitor]` generates, and the wrappers' `poll`/`next`, catch
+//! the unwind where their span ends ([`observe_unwind`]), read the message
+//! from the payload and resume the same unwind: the message does not depend
+//! on which panic hook is installed, and no hook runs twice.
+//!
+//! A hand-written guard dropped by an unwind sees only that its thread is
+//! panicking; for it a panic hook, chained in front of whatever hook was
+//! installed before, keeps the message in a thread-local. That hook is a
+//! fallback: a program that replaces it after `init` loses only those
+//! messages.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::panic::{self, PanicHookInfo};
+use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
 use std::sync::Once;
 
 thread_local! {
@@ -43,6 +51,27 @@ impl PanicMark {
     }
 }
 
+/// Runs `f`; a panic out of it is shown to `on_panic` (its payload), then
+/// unwinds on with the same payload, so the caller's `downcast` still works.
+/// `resume_unwind` runs no hook, so the user's hook runs once per panic.
+/// With `panic = "abort"` nothing unwinds and this is a plain call.
+#[inline(always)]
+pub(crate) fn observe_unwind<R>(
+    f: impl FnOnce() -> R,
+    on_panic: impl FnOnce(&(dyn Any + Send)),
+) -> R {
+    // AssertUnwindSafe: nothing here looks at `f`'s state after a panic;
+    // the unwind resumes at once, so the caller sees what it would have
+    // seen without the catch. User types never need `UnwindSafe`.
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => value,
+        Err(payload) => {
+            on_panic(&*payload);
+            panic::resume_unwind(payload)
+        }
+    }
+}
+
 fn panics_seen() -> u64 {
     PANICS.try_with(Cell::get).unwrap_or(0)
 }
@@ -68,7 +97,7 @@ fn message_of(info: &PanicHookInfo<'_>) -> String {
 }
 
 /// A panic payload's text, when it is a string.
-pub(crate) fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

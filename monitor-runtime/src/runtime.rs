@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 
+use crate::capture::CaptureRules;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::Error;
@@ -22,7 +23,8 @@ use crate::writer::{self, Control};
 pub(crate) struct Runtime {
     pub(crate) clock: Clock,
     pub(crate) queue: Queue,
-    pub(crate) max_value_len: usize,
+    /// `[capture]`: the length limit and the secret rules of captured text.
+    pub(crate) capture: CaptureRules,
     /// Updated by the sampler thread; read at every span's end.
     pub(crate) latest_rss: LatestRss,
     /// `resources.thread_cpu`.
@@ -34,6 +36,14 @@ static ACTIVE: AtomicPtr<Runtime> = AtomicPtr::new(ptr::null_mut());
 
 /// Whether a guard is alive (also a disabled one), so `init` twice fails.
 static GUARD_ALIVE: Mutex<bool> = Mutex::new(false);
+
+/// The capture rules in force: the running configuration's, else the
+/// defaults.
+#[inline]
+pub(crate) fn capture_rules() -> &'static CaptureRules {
+    static DEFAULT: CaptureRules = CaptureRules::DEFAULT;
+    active().map_or(&DEFAULT, |rt| &rt.capture)
+}
 
 /// Stops recording for `rt` if it is still the active runtime.
 pub(crate) fn deactivate(rt: &'static Runtime) {
@@ -121,7 +131,7 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
             config.queue.max_bytes,
             config.queue.overflow,
         ),
-        max_value_len: config.capture.max_value_len,
+        capture: CaptureRules::from_config(&config.capture)?,
         latest_rss: LatestRss::default(),
         thread_cpu: config.resources.thread_cpu,
     }));

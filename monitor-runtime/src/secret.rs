@@ -1,40 +1,71 @@
-//! Which argument and field names hold secrets: one rule for `#[monitor]`
-//! (which decides at compile time, so a secret is never formatted) and for
-//! [`Span::record`](crate::span::Span::record) (which decides when called).
+//! Which names hold secrets: one rule for `#[monitor]` (which decides at
+//! compile time, so a secret argument is never formatted), for
+//! [`Span::record`](crate::span::Span::record) (which decides when called)
+//! and for the keys found inside captured text ([`crate::redact`]).
 
 use crate::record::FieldValue;
 
 /// What a secret's value is stored as.
-const MASK: &str = "***";
+pub(crate) const MASK: &str = "***";
 
 /// The value stored in place of a secret.
 pub fn masked() -> FieldValue {
     FieldValue::Str(MASK.to_owned())
 }
 
-/// Words that make a name secret when they stand between `_`s.
-const WORDS: [&[u8]; 9] = [
+/// Words that make a name secret wherever they stand in it.
+const WORDS: [&[u8]; 21] = [
     b"password",
+    b"passwords",
     b"passwd",
     b"pwd",
-    b"token",
+    b"passphrase",
     b"secret",
+    b"secrets",
+    b"token",
     b"key",
     b"apikey",
+    b"privatekey",
     b"credential",
     b"credentials",
+    b"auth",
+    b"authorization",
+    b"bearer",
+    b"cookie",
+    b"cookies",
+    b"sessionid",
+    b"ssn",
+    b"jwt",
 ];
 
-/// Endings that make a name secret even inside a word (`apiToken`,
-/// `userpassword`).
-const ENDINGS: [&[u8]; 4] = [b"password", b"token", b"secret", b"key"];
+/// Two words that make a name secret when they stand side by side.
+const PHRASES: [(&[u8], &[u8]); 4] = [
+    (b"session", b"id"),
+    (b"card", b"number"),
+    (b"credit", b"card"),
+    (b"card", b"cvv"),
+];
 
-/// Whether a field or argument named `name` is stored as `"***"`.
+/// Endings that make a name secret even inside a word (`userpassword`,
+/// `csrftoken`). `key` is not one: `monkey` and `turkey` are not secrets.
+const ENDINGS: [&[u8]; 5] = [b"password", b"passwd", b"secret", b"token", b"apikey"];
+
+/// Whether a field, argument or key named `name` holds a secret, whose value
+/// is stored as `"***"`.
 ///
-/// A name is secret when one of its `_`-separated words is `password`,
-/// `passwd`, `pwd`, `token`, `secret`, `key`, `apikey` or `credential(s)`,
-/// or when it ends in `password`, `token`, `secret` or `key`, in any case.
-/// A `const fn`, so generated code decides at compile time.
+/// A name is split into words at `_`, `-`, `.`, spaces and case changes
+/// (`apiKey` is `api` `key`, `APIKey` is `API` `Key`). It is secret, in any
+/// case, when
+/// - one of its words is `password`, `passwords`, `passwd`, `pwd`,
+///   `passphrase`, `secret`, `secrets`, `token`, `key`, `apikey`,
+///   `privatekey`, `credential`, `credentials`, `auth`, `authorization`,
+///   `bearer`, `cookie`, `cookies`, `sessionid`, `ssn` or `jwt`;
+/// - two of its words side by side are `session id`, `card number`,
+///   `credit card` or `card cvv`;
+/// - or it ends in `password`, `passwd`, `secret`, `token` or `apikey`.
+///
+/// `[capture] secret_names` adds names to this rule at run time. A `const
+/// fn`, so generated code decides at compile time.
 ///
 /// ```
 /// use monitor_runtime::is_secret_name;
@@ -42,27 +73,40 @@ const ENDINGS: [&[u8]; 4] = [b"password", b"token", b"secret", b"key"];
 /// assert!(is_secret_name("password"));
 /// assert!(is_secret_name("api_key"));
 /// assert!(is_secret_name("userToken"));
-/// assert!(is_secret_name("_Secret_header"));
+/// assert!(is_secret_name("x-api-key"));
+/// assert!(is_secret_name("session_id"));
+/// assert!(is_secret_name("Authorization"));
 /// assert!(!is_secret_name("keyboard"));
+/// assert!(!is_secret_name("monkey"));
 /// assert!(!is_secret_name("user_id"));
 /// ```
 pub const fn is_secret_name(name: &str) -> bool {
     let name = name.as_bytes();
-    let mut word_start = 0;
-    let mut i = 0;
-    while i <= name.len() {
-        if i == name.len() || name[i] == b'_' {
-            if i > word_start && is_one_of(name, word_start, i, &WORDS) {
-                return true;
-            }
-            word_start = i + 1;
+    let mut previous: Option<(usize, usize)> = None;
+    let mut at = 0;
+    while let Some((start, end)) = next_word(name, at) {
+        if is_one_of(name, start, end, &WORDS) {
+            return true;
         }
-        i += 1;
+        if let Some((p_start, p_end)) = previous {
+            let mut i = 0;
+            while i < PHRASES.len() {
+                let (first, second) = PHRASES[i];
+                if eq_word(name, p_start, p_end, first) && eq_word(name, start, end, second) {
+                    return true;
+                }
+                i += 1;
+            }
+        }
+        previous = Some((start, end));
+        at = end;
     }
     let mut e = 0;
     while e < ENDINGS.len() {
         let ending = ENDINGS[e];
-        if name.len() >= ending.len() && eq_ignore_case(name, name.len() - ending.len(), ending) {
+        if name.len() >= ending.len()
+            && eq_word(name, name.len() - ending.len(), name.len(), ending)
+        {
             return true;
         }
         e += 1;
@@ -70,11 +114,43 @@ pub const fn is_secret_name(name: &str) -> bool {
     false
 }
 
+/// Bytes that separate the words of a name.
+const fn is_separator(b: u8) -> bool {
+    matches!(b, b'_' | b'-' | b'.' | b' ')
+}
+
+/// The next word of `name` at or after `from`, as `(start, end)`.
+pub(crate) const fn next_word(name: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut start = from;
+    while start < name.len() && is_separator(name[start]) {
+        start += 1;
+    }
+    if start == name.len() {
+        return None;
+    }
+    let mut end = start + 1;
+    while end < name.len() && !is_separator(name[end]) {
+        let (before, here) = (name[end - 1], name[end]);
+        // `apiKey`: a capital after a small letter or digit starts a word;
+        // `APIKey`: so does the last capital of a run before a small letter.
+        let camel = here.is_ascii_uppercase() && !before.is_ascii_uppercase() && before != b'_';
+        let acronym_end = here.is_ascii_uppercase()
+            && before.is_ascii_uppercase()
+            && end + 1 < name.len()
+            && name[end + 1].is_ascii_lowercase();
+        if camel || acronym_end {
+            break;
+        }
+        end += 1;
+    }
+    Some((start, end))
+}
+
 /// Whether `name[start..end]` is one of `words`, in any case.
 const fn is_one_of(name: &[u8], start: usize, end: usize, words: &[&[u8]]) -> bool {
     let mut w = 0;
     while w < words.len() {
-        if words[w].len() == end - start && eq_ignore_case(name, start, words[w]) {
+        if eq_word(name, start, end, words[w]) {
             return true;
         }
         w += 1;
@@ -82,8 +158,11 @@ const fn is_one_of(name: &[u8], start: usize, end: usize, words: &[&[u8]]) -> bo
     false
 }
 
-/// Whether `name[start..start + lower.len()]` is `lower`, in any case.
-const fn eq_ignore_case(name: &[u8], start: usize, lower: &[u8]) -> bool {
+/// Whether `name[start..end]` is `lower`, in any case.
+pub(crate) const fn eq_word(name: &[u8], start: usize, end: usize, lower: &[u8]) -> bool {
+    if end - start != lower.len() {
+        return false;
+    }
     let mut i = 0;
     while i < lower.len() {
         if name[start + i].to_ascii_lowercase() != lower[i] {
@@ -99,13 +178,16 @@ mod tests {
     use super::is_secret_name;
 
     #[test]
-    fn secret_words_and_endings_in_any_case() {
+    fn secret_words_phrases_and_endings_in_any_case() {
         for name in [
             "password",
+            "passwords",
             "passwd",
             "pwd",
+            "passphrase",
             "token",
             "secret",
+            "secrets",
             "key",
             "apikey",
             "credential",
@@ -117,12 +199,42 @@ mod tests {
             "__Token",
             "PASSWORD",
             "apiToken",
+            "APIKey",
             "userpassword",
             "clientSecret",
             "sshKey",
             "x_PWD",
             "password_len",
             "key_count",
+            "authorization",
+            "Authorization",
+            "auth",
+            "x-auth-header",
+            "bearer",
+            "cookie",
+            "set-cookie",
+            "Set-Cookie",
+            "session_id",
+            "sessionId",
+            "SESSION_ID",
+            "sessionid",
+            "private_key",
+            "privateKey",
+            "privatekey",
+            "client_secret",
+            "refresh_token",
+            "refreshToken",
+            "access_token",
+            "csrftoken",
+            "ssn",
+            "user_ssn",
+            "card_number",
+            "cardNumber",
+            "credit_card",
+            "x-api-key",
+            "X-Api-Key",
+            "jwt",
+            "config.db.password",
         ] {
             assert!(is_secret_name(name), "{name} should be secret");
         }
@@ -136,11 +248,25 @@ mod tests {
             "id",
             "user_id",
             "keyboard",
+            "Keyboard",
+            "monkey",
             "monkey_count",
+            "turkey",
+            "hockey_score",
+            "keystone",
             "tokens",
+            "max_tokens",
             "author",
+            "author_id",
+            "authority",
             "secretary",
-            "passwords",
+            "session",
+            "session_count",
+            "card",
+            "card_type",
+            "number",
+            "cookbook",
+            "passage",
         ] {
             assert!(!is_secret_name(name), "{name} should be kept");
         }

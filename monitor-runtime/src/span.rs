@@ -204,22 +204,27 @@ impl State {
         self.started_unwinding.new_panic_since()
     }
 
-    /// Marks the span `panic` with the message of the panic under way; it
-    /// replaces an earlier error's message, and a later panic's does not.
-    fn record_panic(&mut self) {
+    /// Marks the span `panic` with `message` (the payload's, or the hook's
+    /// for a guard that saw only the unwind); it replaces an earlier error's
+    /// message, and a later panic's does not.
+    fn record_panic(&mut self, rt: &Runtime, message: Option<String>) {
         if self.status == Status::Panic {
             return;
         }
         self.status = Status::Panic;
-        if let Some(message) = crate::panic::last_message() {
-            self.detail.get_or_insert_with(Default::default).error = Some(message);
+        if let Some(message) = message {
+            self.detail.get_or_insert_with(Default::default).error =
+                Some(rt.capture.text(&message));
         }
     }
-    fn record_error(&mut self, message: impl fmt::Display) {
+
+    /// Marks the span `error`; the first message is kept. `message` is
+    /// already cut and scrubbed.
+    fn record_error(&mut self, message: String) {
         self.status = Status::Error;
         let detail = self.detail.get_or_insert_with(Default::default);
         if detail.error.is_none() {
-            detail.error = Some(message.to_string());
+            detail.error = Some(message);
         }
     }
 
@@ -246,9 +251,59 @@ macro_rules! recording_methods {
         }
 
         /// Marks the span `error` with `message`; the first message is kept.
+        /// It is cut to `capture.max_value_len` and secrets in it are masked
+        /// (`token=abc` is stored as `token=***`).
         pub fn record_error(&mut self, message: impl fmt::Display) {
             if let Some(open) = &mut self.open {
+                let message = open.rt.capture.format(format_args!("{message}"));
                 open.state.record_error(message);
+            }
+        }
+
+        /// [`record_error`](Self::record_error) for a message already cut
+        /// and scrubbed by the capture rules.
+        #[doc(hidden)]
+        pub fn __record_error_checked(&mut self, message: String) {
+            if let Some(open) = &mut self.open {
+                open.state.record_error(message);
+            }
+        }
+
+        /// Runs `f` as part of this span: if it panics, the span records the
+        /// panic and its message (read from the payload, so whatever panic
+        /// hook is installed), and the same panic goes on unwinding.
+        ///
+        /// ```
+        /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+        /// use monitor_runtime::{Callsite, Config, EnteredSpan, SpanKind};
+        ///
+        /// static STEP: Callsite = Callsite::new("step", module_path!(), module_path!(), file!(), line!(), SpanKind::Sync);
+        /// let dir = tempfile::tempdir()?;
+        /// let db = dir.path().join("m.db");
+        /// let guard = monitor_runtime::init_with(Config::default().db_path(&db))?;
+        /// std::panic::set_hook(Box::new(|_| {})); // a program's own hook
+        /// let caught = std::panic::catch_unwind(|| {
+        ///     let mut span = EnteredSpan::new(&STEP);
+        ///     span.observe_panic(|| panic!("step {} failed", 3))
+        /// });
+        /// let _ = std::panic::take_hook();
+        /// assert!(caught.is_err());
+        /// guard.flush();
+        /// let error: String = rusqlite::Connection::open(&db)?
+        ///     .query_row("SELECT error FROM spans WHERE status = 'panic'", [], |r| r.get(0))?;
+        /// assert_eq!(error, "step 3 failed");
+        /// # Ok(()) }
+        /// ```
+        #[inline]
+        pub fn observe_panic<R>(&mut self, f: impl FnOnce() -> R) -> R {
+            crate::panic::observe_unwind(f, |payload| self.record_panic_payload(payload))
+        }
+
+        /// Marks the span `panic` with the message of `payload`.
+        pub(crate) fn record_panic_payload(&mut self, payload: &(dyn std::any::Any + Send)) {
+            if let Some(open) = &mut self.open {
+                let message = crate::panic::payload_message(payload);
+                open.state.record_panic(open.rt, Some(message));
             }
         }
 
@@ -268,15 +323,20 @@ macro_rules! recording_methods {
         }
 
         /// Records `key = value` in the span's `fields` JSON object. A key
-        /// named like a secret ([`is_secret_name`](crate::is_secret_name))
-        /// is stored as `"***"`.
+        /// named like a secret ([`is_secret_name`](crate::is_secret_name), or
+        /// `capture.secret_names`) is stored as `"***"`; text is cut to
+        /// `capture.max_value_len` and secrets inside it are masked.
         pub fn record(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) {
             if let Some(open) = &mut self.open {
                 let key = key.into();
-                let value = if crate::secret::is_secret_name(&key) {
+                let rules = &open.rt.capture;
+                let value = if rules.redactor.is_secret(&key) {
                     crate::secret::masked()
                 } else {
-                    value.into()
+                    match value.into() {
+                        FieldValue::Str(text) => FieldValue::Str(rules.text(&text)),
+                        other => other,
+                    }
                 };
                 open.state.record(key, value);
             }
@@ -379,6 +439,15 @@ impl Span {
             unwinding_at_enter,
             usage,
         }
+    }
+
+    /// Runs `f` with this span current, adding the time to its `busy_ns`
+    /// (one poll of a future or stream). A panic out of `f` is recorded with
+    /// its message, whatever panic hook is installed, and goes on.
+    #[inline]
+    pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let mut entered = self.enter();
+        entered.observe_panic(f)
     }
 
     /// Makes this span current until the returned guard drops, then ends it.
@@ -501,7 +570,8 @@ impl Drop for Entered<'_> {
             // A panic out of a poll: the span keeps it even if the caller
             // catches it and drops the future later.
             if self.unwinding_at_enter.new_panic_since() {
-                open.state.record_panic();
+                open.state
+                    .record_panic(open.rt, crate::panic::last_message());
             }
         }
     }
@@ -641,7 +711,7 @@ fn finish(
         // Seen only now (a call unwinding): the panic's message replaces an
         // earlier error's.
         if let Some(message) = crate::panic::last_message() {
-            detail.get_or_insert_with(Default::default).error = Some(message);
+            detail.get_or_insert_with(Default::default).error = Some(rt.capture.text(&message));
         }
     }
     let record = Record {

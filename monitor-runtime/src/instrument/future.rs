@@ -49,10 +49,8 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let polled = {
-            let _entered = this.span.0.enter();
-            this.inner.poll(cx)
-        };
+        let inner = this.inner;
+        let polled = this.span.0.in_scope(|| inner.poll(cx));
         if let Poll::Ready(output) = &polled {
             if let Some(observe) = this.observe.take() {
                 observe(output, &mut this.span.0);

@@ -58,10 +58,7 @@ impl<O> Items<O> {
             return produce();
         }
         let Some(callsite) = self.item_callsite else {
-            let polled = {
-                let _sequence = self.span.0.enter();
-                produce()
-            };
+            let polled = self.span.0.in_scope(produce);
             self.settle(&polled);
             return polled;
         };
@@ -76,9 +73,12 @@ impl<O> Items<O> {
         }
         let before = crate::id::issued_marker();
         let polled = {
-            let _sequence = self.span.0.enter();
-            let _item = self.item_span.0.enter();
-            produce()
+            let mut sequence = self.span.0.enter();
+            let mut item = self.item_span.0.enter();
+            crate::panic::observe_unwind(produce, |payload| {
+                item.record_panic_payload(payload);
+                sequence.record_panic_payload(payload);
+            })
         };
         self.item_had_children |= crate::id::issued_marker() != before;
         self.settle(&polled);
@@ -97,8 +97,8 @@ impl<O> Items<O> {
                 let mut item_span = mem::replace(&mut self.item_span.0, Span::none());
                 item_span.add_items(1);
                 if let Some(message) = (self.observe)(item) {
-                    item_span.record_error(&message);
-                    self.span.0.record_error(message);
+                    item_span.__record_error_checked(message.clone());
+                    self.span.0.__record_error_checked(message);
                 }
                 item_span.end();
             }
