@@ -141,10 +141,15 @@ enum Mode {
     /// Ordinary text; `key` gathers the name being written.
     Text,
     /// A name ended: waiting for its `:` or `=`, past `filler` quotes,
-    /// backslashes or spaces.
-    AfterKey { filler: u8, spaced: bool },
+    /// backslashes or spaces; `quoted`: one of them was `"` (JSON's
+    /// `"key":`).
+    AfterKey {
+        filler: u8,
+        spaced: bool,
+        quoted: bool,
+    },
     /// After a secret key's separator: spaces, then the value.
-    BeforeValue { backslash: bool },
+    BeforeValue { backslash: bool, quoted_key: bool },
     /// Inside a quoted secret value, skipped to its closing quote. `escaped`:
     /// the quotes are `\"` (JSON inside a `Debug` string); `run` counts the
     /// backslashes just seen.
@@ -205,6 +210,11 @@ pub(crate) struct Scrub<'a, W> {
     mode: Mode,
     key: [u8; KEY_MAX],
     key_len: usize,
+    /// Whether the text written so far is inside a `"` string, and the
+    /// backslashes just before: a key at the end of a string (`"a token:"`)
+    /// is followed by the string's closing quote, not by a quoted value.
+    in_string: bool,
+    backslashes: u32,
 }
 
 impl<'a, W: fmt::Write> Scrub<'a, W> {
@@ -215,6 +225,21 @@ impl<'a, W: fmt::Write> Scrub<'a, W> {
             mode: Mode::Text,
             key: [0; KEY_MAX],
             key_len: 0,
+            in_string: false,
+            backslashes: 0,
+        }
+    }
+
+    /// Follows the strings of the text that is written as it is.
+    #[inline]
+    fn pass(&mut self, c: u8) {
+        if c == b'\\' {
+            self.backslashes += 1;
+        } else {
+            if c == b'"' && self.backslashes % 2 == 0 {
+                self.in_string = !self.in_string;
+            }
+            self.backslashes = 0;
         }
     }
 
@@ -250,44 +275,76 @@ impl<W: fmt::Write> fmt::Write for Scrub<'_, W> {
                         self.mode = Mode::AfterKey {
                             filler: 0,
                             spaced: false,
+                            quoted: false,
                         };
                         continue;
                     } else {
                         self.key_len = 0;
                     }
+                    self.pass(c);
                     i += 1;
                 }
-                Mode::AfterKey { filler, spaced } => match c {
+                Mode::AfterKey {
+                    filler,
+                    spaced,
+                    quoted,
+                } => match c {
                     b':' | b'=' => {
                         self.mode = if self.key_is_secret() {
-                            Mode::BeforeValue { backslash: false }
+                            Mode::BeforeValue {
+                                backslash: false,
+                                quoted_key: quoted,
+                            }
                         } else {
                             Mode::Text
                         };
                         self.key_len = 0;
+                        self.pass(c);
                         i += 1;
                     }
                     b'"' | b'\'' | b'\\' | b' ' if filler < FILLER_MAX => {
                         self.mode = Mode::AfterKey {
                             filler: filler + 1,
                             spaced: spaced || c == b' ',
+                            quoted: quoted || c == b'"',
                         };
+                        self.pass(c);
                         i += 1;
                     }
                     // `Bearer abc`: the scheme itself is the key.
                     _ if spaced && is_name_byte(c) && self.key_is(b"bearer") => {
                         self.key_len = 0;
-                        self.mode = Mode::BeforeValue { backslash: false };
+                        self.mode = Mode::BeforeValue {
+                            backslash: false,
+                            quoted_key: false,
+                        };
                     }
                     _ => {
                         self.key_len = 0;
                         self.mode = Mode::Text;
                     }
                 },
-                Mode::BeforeValue { backslash } => match c {
-                    b' ' | b'\t' if !backslash => i += 1,
+                Mode::BeforeValue {
+                    backslash,
+                    quoted_key,
+                } => match c {
+                    b' ' | b'\t' if !backslash => {
+                        self.pass(c);
+                        i += 1;
+                    }
                     b'\\' if !backslash => {
-                        self.mode = Mode::BeforeValue { backslash: true };
+                        self.mode = Mode::BeforeValue {
+                            backslash: true,
+                            quoted_key,
+                        };
+                        self.pass(c);
+                        i += 1;
+                    }
+                    // `"a token:"`: the key ended a string, which this
+                    // quote closes. (A JSON key is quoted itself.)
+                    b'"' if !backslash && !quoted_key && self.in_string => {
+                        self.pass(c);
+                        self.mode = Mode::Text;
                         i += 1;
                     }
                     b'"' | b'\'' => {
@@ -320,6 +377,7 @@ impl<W: fmt::Write> fmt::Write for Scrub<'_, W> {
                             self.out.write_char('\\')?;
                         }
                         from = i;
+                        self.backslashes = 0;
                         self.mode = Mode::Text;
                     } else {
                         let run = if c == b'\\' { run + 1 } else { 0 };
@@ -355,6 +413,7 @@ impl<W: fmt::Write> fmt::Write for Scrub<'_, W> {
                         b',' | b';' | b'&' | b')' | b']' | b'}' | b'"' | b'\'' | b'\\' | b'\n'
                         | b'\r' | b'<' | b'>' | b'|' => {
                             from = i;
+                            self.backslashes = 0;
                             self.mode = Mode::Text;
                             continue;
                         }
@@ -388,6 +447,7 @@ impl<W: fmt::Write> fmt::Write for Scrub<'_, W> {
                             self.out.write_char(' ')?;
                         }
                         from = i;
+                        self.backslashes = 0;
                         self.mode = Mode::Text;
                     }
                 },
@@ -485,6 +545,22 @@ mod tests {
         assert_eq!(scrub("sent Bearer abc.def now"), "sent Bearer *** now");
         assert_eq!(scrub("cookie = a1b2; path=/"), "cookie = ***; path=/");
         assert_eq!(scrub("x-api-key: k1"), "x-api-key: ***");
+    }
+
+    #[test]
+    fn a_key_at_the_end_of_a_string_does_not_swallow_the_next_field() {
+        assert_eq!(
+            scrub(r#"R { note: "x token:", password: "hunter2" }"#),
+            r#"R { note: "x token:", password: "***" }"#
+        );
+        assert_eq!(
+            scrub(r#"R { note: "a key: ", password: "hunter2" }"#),
+            r#"R { note: "a key: ", password: "***" }"#
+        );
+        assert_eq!(
+            scrub(r#"level=warn token="abc def" next=1"#),
+            r#"level=warn token="***" next=1"#
+        );
     }
 
     #[test]
