@@ -20,7 +20,7 @@ use std::fmt;
 
 use regex::Regex;
 
-use crate::secret::{eq_word, is_secret_name, next_word, MASK};
+use crate::secret::{eq_word, is_secret_bytes, next_word, MASK};
 
 /// What the configuration adds to the built-in rule: more secret names
 /// (`capture.secret_names`) and patterns of secret values
@@ -77,17 +77,24 @@ impl Redactor {
 
     /// Whether `name` is secret by the built-in rule or a configured name.
     pub(crate) fn is_secret(&self, name: &str) -> bool {
-        is_secret_name(name) || self.is_extra_secret(name)
+        self.is_secret_bytes(name.as_bytes())
+    }
+
+    fn is_secret_bytes(&self, name: &[u8]) -> bool {
+        is_secret_bytes(name) || self.is_extra_secret_bytes(name)
     }
 
     /// Whether `name` holds one of the configured names' word sequences
     /// (`pin` makes `user_pin` secret, not `pinned`).
     #[inline]
     pub(crate) fn is_extra_secret(&self, name: &str) -> bool {
+        self.is_extra_secret_bytes(name.as_bytes())
+    }
+
+    fn is_extra_secret_bytes(&self, bytes: &[u8]) -> bool {
         if self.extra_names.is_empty() {
             return false;
         }
-        let bytes = name.as_bytes();
         let mut words = Vec::new();
         let mut at = 0;
         while let Some((start, end)) = next_word(bytes, at) {
@@ -196,10 +203,31 @@ impl Bare {
     }
 }
 
+/// A byte a name is made of.
+const NAME: u8 = 1;
+/// A byte that may stand between a name and its separator, or be it.
+const AFTER_NAME: u8 = 2;
+
+/// The class of each byte, for the text loop.
+const CLASS: [u8; 256] = {
+    let mut class = [0; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.') {
+            class[b] = NAME;
+        } else if matches!(c, b':' | b'=' | b'"' | b'\'' | b'\\' | b' ') {
+            class[b] = AFTER_NAME;
+        }
+        b += 1;
+    }
+    class
+};
+
 /// Bytes a name is made of.
 #[inline]
 fn is_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+    CLASS[usize::from(b)] & NAME != 0
 }
 
 /// A `fmt::Write` that passes text to `out`, writing `***` in place of the
@@ -243,9 +271,122 @@ impl<'a, W: fmt::Write> Scrub<'a, W> {
         }
     }
 
+    /// Ordinary text from `b[i]`, where most bytes are: a tight loop that
+    /// also looks past a name for its separator, and returns where a
+    /// secret value starts (or the chunk ends) with the mode set.
+    #[inline]
+    fn text(&mut self, b: &[u8], mut i: usize) -> usize {
+        // The name being written starts at `key_from` in this chunk, after
+        // the `key_len` bytes of it that earlier chunks held.
+        let mut key_from = None;
+        let (mut in_string, mut backslashes) = (self.in_string, self.backslashes);
+        let follow = |c: u8, in_string: &mut bool, backslashes: &mut u32| {
+            if c == b'\\' {
+                *backslashes += 1;
+            } else {
+                if c == b'"' && *backslashes % 2 == 0 {
+                    *in_string = !*in_string;
+                }
+                *backslashes = 0;
+            }
+        };
+        while i < b.len() {
+            let c = b[i];
+            let class = CLASS[usize::from(c)];
+            if class & NAME != 0 {
+                key_from.get_or_insert(i);
+                backslashes = 0;
+                i += 1;
+                while i < b.len() && CLASS[usize::from(b[i])] & NAME != 0 {
+                    i += 1;
+                }
+                continue;
+            }
+            let has_key = key_from.is_some() || self.key_len > 0;
+            if class & AFTER_NAME == 0 || !has_key {
+                key_from = None;
+                self.key_len = 0;
+                follow(c, &mut in_string, &mut backslashes);
+                i += 1;
+                continue;
+            }
+            // After a name: quotes, backslashes, spaces, then `:` or `=`?
+            let key_end = i;
+            let (mut spaced, mut quoted, mut filler) = (false, false, 0);
+            while i < b.len() && filler < FILLER_MAX && matches!(b[i], b'"' | b'\'' | b'\\' | b' ')
+            {
+                spaced |= b[i] == b' ';
+                quoted |= b[i] == b'"';
+                follow(b[i], &mut in_string, &mut backslashes);
+                filler += 1;
+                i += 1;
+            }
+            // The name's bytes are gathered only where it is judged.
+            let gather = |this: &mut Self, key_from: &mut Option<usize>| {
+                if let Some(from) = key_from.take() {
+                    this.push_key(&b[from..key_end]);
+                }
+            };
+            if i == b.len() {
+                gather(self, &mut key_from);
+                // The chunk ends between a name and what follows it.
+                self.mode = Mode::AfterKey {
+                    filler,
+                    spaced,
+                    quoted,
+                };
+                break;
+            }
+            let next = b[i];
+            if matches!(next, b':' | b'=') {
+                follow(next, &mut in_string, &mut backslashes);
+                i += 1;
+                gather(self, &mut key_from);
+                if self.key_is_secret() {
+                    self.key_len = 0;
+                    self.mode = Mode::BeforeValue {
+                        backslash: false,
+                        quoted_key: quoted,
+                    };
+                    break;
+                }
+            } else if spaced
+                && is_name_byte(next)
+                && self.key_len + key_end - key_from.unwrap_or(key_end) == b"bearer".len()
+                && {
+                    gather(self, &mut key_from);
+                    self.key_is(b"bearer")
+                }
+            {
+                // `Bearer abc`: the scheme itself is the key.
+                self.key_len = 0;
+                self.mode = Mode::BeforeValue {
+                    backslash: false,
+                    quoted_key: false,
+                };
+                break;
+            }
+            key_from = None;
+            self.key_len = 0;
+        }
+        if let (Some(from), Mode::Text) = (key_from, self.mode) {
+            self.push_key(&b[from..]);
+        }
+        self.in_string = in_string;
+        self.backslashes = backslashes;
+        i
+    }
+
+    /// Adds the bytes of a name written in pieces (up to `KEY_MAX`).
+    #[inline]
+    fn push_key(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(KEY_MAX - self.key_len);
+        self.key[self.key_len..self.key_len + n].copy_from_slice(&bytes[..n]);
+        self.key_len += n;
+    }
+
     fn key_is_secret(&self) -> bool {
-        // The key holds ASCII name bytes only, so it is UTF-8.
-        std::str::from_utf8(&self.key[..self.key_len]).is_ok_and(|key| self.redactor.is_secret(key))
+        self.redactor.is_secret_bytes(&self.key[..self.key_len])
     }
 
     fn key_is(&self, word: &[u8]) -> bool {
@@ -263,27 +404,7 @@ impl<W: fmt::Write> fmt::Write for Scrub<'_, W> {
         while i < b.len() {
             let c = b[i];
             match self.mode {
-                Mode::Text => {
-                    if is_name_byte(c) {
-                        if self.key_len < KEY_MAX {
-                            self.key[self.key_len] = c;
-                            self.key_len += 1;
-                        }
-                    } else if self.key_len > 0
-                        && matches!(c, b':' | b'=' | b'"' | b'\'' | b'\\' | b' ')
-                    {
-                        self.mode = Mode::AfterKey {
-                            filler: 0,
-                            spaced: false,
-                            quoted: false,
-                        };
-                        continue;
-                    } else {
-                        self.key_len = 0;
-                    }
-                    self.pass(c);
-                    i += 1;
-                }
+                Mode::Text => i = self.text(b, i),
                 Mode::AfterKey {
                     filler,
                     spaced,

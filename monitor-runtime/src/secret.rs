@@ -81,11 +81,17 @@ const ENDINGS: [&[u8]; 5] = [b"password", b"passwd", b"secret", b"token", b"apik
 /// assert!(!is_secret_name("user_id"));
 /// ```
 pub const fn is_secret_name(name: &str) -> bool {
-    let name = name.as_bytes();
+    is_secret_bytes(name.as_bytes())
+}
+
+/// [`is_secret_name`] for a name's bytes.
+pub(crate) const fn is_secret_bytes(name: &[u8]) -> bool {
     let mut previous: Option<(usize, usize)> = None;
     let mut at = 0;
     while let Some((start, end)) = next_word(name, at) {
-        if is_one_of(name, start, end, &WORDS) {
+        // Most words start with a letter no secret word starts with.
+        let first = name[start].to_ascii_lowercase() as usize;
+        if end - start >= 3 && WORD_STARTS[first] && is_one_of(name, start, end, &WORDS) {
             return true;
         }
         if let Some((p_start, p_end)) = previous {
@@ -101,8 +107,12 @@ pub const fn is_secret_name(name: &str) -> bool {
         previous = Some((start, end));
         at = end;
     }
+    let last = match name.last() {
+        Some(last) => last.to_ascii_lowercase() as usize,
+        None => return false,
+    };
     let mut e = 0;
-    while e < ENDINGS.len() {
+    while ENDING_LASTS[last] && e < ENDINGS.len() {
         let ending = ENDINGS[e];
         if name.len() >= ending.len()
             && eq_word(name, name.len() - ending.len(), name.len(), ending)
@@ -113,6 +123,28 @@ pub const fn is_secret_name(name: &str) -> bool {
     }
     false
 }
+
+/// The first bytes of `WORDS`.
+const WORD_STARTS: [bool; 256] = {
+    let mut starts = [false; 256];
+    let mut w = 0;
+    while w < WORDS.len() {
+        starts[WORDS[w][0] as usize] = true;
+        w += 1;
+    }
+    starts
+};
+
+/// The last bytes of `ENDINGS`.
+const ENDING_LASTS: [bool; 256] = {
+    let mut lasts = [false; 256];
+    let mut e = 0;
+    while e < ENDINGS.len() {
+        lasts[ENDINGS[e][ENDINGS[e].len() - 1] as usize] = true;
+        e += 1;
+    }
+    lasts
+};
 
 /// Bytes that separate the words of a name.
 const fn is_separator(b: u8) -> bool {
