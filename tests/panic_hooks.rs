@@ -8,8 +8,10 @@
 
 mod common;
 
-use std::panic::{self, catch_unwind, panic_any};
+use std::cell::{Cell, RefCell};
+use std::panic::{self, catch_unwind, panic_any, AssertUnwindSafe};
 use std::pin::pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{session, session_with, Session};
@@ -227,4 +229,49 @@ fn panics_in_poll_next_and_poll_on_a_tokio_worker_keep_their_messages() {
     );
     assert_eq!(stream_row.items, Some(2), "two items came before the panic");
     assert_eq!(outcome(&s, "fetch"), panicked("fetch 9 timed out"));
+}
+
+/// Arguments that are not `UnwindSafe` (`&Cell`, `&mut`, `Rc<RefCell>`):
+/// catching the unwind must not make that a requirement.
+#[monitor]
+fn tally(seen: &Cell<u32>, log: &mut Vec<u32>, shared: Rc<RefCell<u32>>) -> u32 {
+    seen.set(seen.get() + 1);
+    log.push(seen.get());
+    *shared.borrow_mut() += 1;
+    if seen.get() == 2 {
+        panic!("tally overflow at {}", log.len());
+    }
+    seen.get()
+}
+
+#[monitor]
+async fn tally_async(log: &mut Vec<u32>, shared: Rc<RefCell<u32>>) -> usize {
+    log.push(*shared.borrow());
+    if log.len() > 1 {
+        panic!("async tally overflow");
+    }
+    log.len()
+}
+
+#[test]
+fn arguments_need_not_be_unwind_safe() {
+    let s = session();
+    let (seen, shared) = (Cell::new(0), Rc::new(RefCell::new(0)));
+    let mut log = Vec::new();
+    assert_eq!(tally(&seen, &mut log, shared.clone()), 1);
+    let caught = catch_unwind(AssertUnwindSafe(|| tally(&seen, &mut log, shared.clone())));
+    assert!(caught.is_err());
+    assert_eq!(log, [1, 2], "the body ran as written");
+    let rows = s.named("tally", 2);
+    assert_eq!(
+        (rows[1].status.as_str(), rows[1].error.as_deref()),
+        ("panic", Some("tally overflow at 2"))
+    );
+
+    let mut log = vec![0];
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        futures::executor::block_on(tally_async(&mut log, shared.clone()))
+    }));
+    assert!(caught.is_err());
+    assert_eq!(outcome(&s, "tally_async"), panicked("async tally overflow"));
 }

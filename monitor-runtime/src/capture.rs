@@ -73,7 +73,8 @@ impl CaptureRules {
     /// applies the configured patterns.
     fn run(&self, write: impl FnOnce(&mut dyn fmt::Write) -> fmt::Result) -> String {
         let mut out = Bounded {
-            text: String::new(),
+            // Most captured values are short: one allocation, not four.
+            text: String::with_capacity(self.max_value_len.min(64)),
             max: self.max_value_len,
             truncated: false,
         };

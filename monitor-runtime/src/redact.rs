@@ -714,6 +714,33 @@ mod tests {
         assert!(!whole.contains("hun") && !whole.contains("abc") && !whole.contains("x y"));
     }
 
+    proptest::proptest! {
+        /// `Debug` writes in pieces: wherever text is cut, the result is
+        /// the same, and no text makes the scrubber panic.
+        #[test]
+        fn pieces_never_change_the_result(
+            text in "([a-z_]{0,6}|[:= \"'\\\\,;&(){}\\[\\]]|password|token|Bearer|é|\\PC){0,40}",
+            cuts in proptest::collection::vec(0usize..200, 0..8),
+        ) {
+            let none = Redactor::NONE;
+            let whole = scrub_str(&text, &none);
+            let mut at: Vec<usize> = cuts
+                .into_iter()
+                .map(|c| c % (text.len() + 1))
+                .filter(|&c| text.is_char_boundary(c))
+                .collect();
+            at.push(0);
+            at.push(text.len());
+            at.sort_unstable();
+            let mut pieces = String::new();
+            let mut scrub = Scrub::new(&mut pieces, &none);
+            for w in at.windows(2) {
+                let _ = fmt::Write::write_str(&mut scrub, &text[w[0]..w[1]]);
+            }
+            proptest::prop_assert_eq!(pieces, whole);
+        }
+    }
+
     #[test]
     fn configured_names_and_patterns() {
         let redactor = Redactor::new(
