@@ -12,17 +12,6 @@
 //!   reporter that receives every span (bursts of 1,000 per root, below
 //!   fastrace's per-parent limit).
 //!
-//!
-//! Two more pairs measure what this crate's own choices cost, A/B in the
-//! same run:
-//! - `guard_no_init` / `guard_enabled`: the same function with a hand-written
-//!   `EnteredSpan` guard, which is what `#[monitor]` generated before it
-//!   caught unwinds to read panic messages from the payload; against
-//!   `monitor_no_init` / `monitor_enabled` it prices the `catch_unwind`;
-//! - `monitor_args`: `#[monitor(args)]` on a function taking a struct
-//!   (rendered with `Debug`, then scrubbed of secrets), against
-//!   `args_unscrubbed`, the same span recording `format!("{:?}")` by hand.
-//!
 //! Run: `cargo bench --bench overhead`. Figures go in BENCHMARKS.md.
 
 use std::hint::black_box;
@@ -31,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use fastrace::collector::{Config as FastraceConfig, Reporter, SpanContext, SpanRecord};
-use monitor_runtime::{monitor, Callsite, Config, EnteredSpan, FieldValue, SpanKind};
+use monitor_runtime::{monitor, Config};
 
 #[inline(never)]
 fn bare(x: u64) -> u64 {
@@ -42,65 +31,6 @@ fn bare(x: u64) -> u64 {
 #[inline(never)]
 fn monitored(x: u64) -> u64 {
     black_box(x).wrapping_mul(31)
-}
-
-static GUARDED: Callsite = Callsite::new(
-    "guarded",
-    module_path!(),
-    module_path!(),
-    file!(),
-    line!(),
-    SpanKind::Sync,
-);
-
-/// What `#[monitor]` generated for `monitored` before it caught unwinds.
-#[inline(never)]
-fn guarded(x: u64) -> u64 {
-    let _span = EnteredSpan::new(&GUARDED);
-    black_box(x).wrapping_mul(31)
-}
-
-/// A request as handlers take them: a few fields, one of them secret.
-#[derive(Debug)]
-#[allow(dead_code)] // read through Debug
-struct Request {
-    user: &'static str,
-    page: u32,
-    password: &'static str,
-    tags: [&'static str; 2],
-}
-
-const REQUEST: Request = Request {
-    user: "ann",
-    page: 2,
-    password: "hunter2",
-    tags: ["a", "b"],
-};
-
-#[monitor(args)]
-#[inline(never)]
-fn with_args(id: u64, req: &Request) -> u64 {
-    black_box(id).wrapping_mul(31) + u64::from(req.page)
-}
-
-static UNSCRUBBED: Callsite = Callsite::new(
-    "unscrubbed",
-    module_path!(),
-    module_path!(),
-    file!(),
-    line!(),
-    SpanKind::Sync,
-);
-
-/// `with_args` recording its arguments by hand, with no scrubbing.
-#[inline(never)]
-fn unscrubbed(id: u64, req: &Request) -> u64 {
-    let mut span = EnteredSpan::new(&UNSCRUBBED);
-    if span.is_recording() {
-        span.__record_checked("id", FieldValue::U64(id));
-        span.__record_checked("req", FieldValue::Str(format!("{req:?}")));
-    }
-    black_box(id).wrapping_mul(31) + u64::from(req.page)
 }
 
 #[tracing::instrument(skip_all)]
@@ -148,31 +78,6 @@ fn bursts(
     total
 }
 
-/// A case with the writer running: bursts of 100,000 calls that fit the
-/// queue, an untimed `flush` between them; `calls` counts what must be
-/// stored.
-fn enabled(
-    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    name: &str,
-    guard: &monitor_runtime::Guard,
-    calls: &mut u64,
-    call: impl Fn(u64) -> u64,
-) {
-    group.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            *calls += iters;
-            bursts(
-                iters,
-                100_000,
-                |i| {
-                    black_box(call(black_box(i)));
-                },
-                || guard.flush(),
-            )
-        })
-    });
-}
-
 fn overhead(c: &mut Criterion) {
     let mut group = c.benchmark_group("overhead");
     group
@@ -181,7 +86,6 @@ fn overhead(c: &mut Criterion) {
 
     group.bench_function("bare", |b| b.iter(|| bare(black_box(7))));
     group.bench_function("monitor_no_init", |b| b.iter(|| monitored(black_box(7))));
-    group.bench_function("guard_no_init", |b| b.iter(|| guarded(black_box(7))));
 
     let dir = tempfile::tempdir().unwrap();
     {
@@ -189,15 +93,18 @@ fn overhead(c: &mut Criterion) {
             monitor_runtime::init_with(Config::default().db_path(dir.path().join("bench.db")))
                 .unwrap();
         let mut calls = 0;
-        let g = &mut group;
-        let c = &mut calls;
-        enabled(g, "monitor_enabled", &guard, c, monitored);
-        enabled(g, "guard_enabled", &guard, c, guarded);
-        enabled(g, "monitor_args", &guard, c, |i| {
-            with_args(i, black_box(&REQUEST))
-        });
-        enabled(g, "args_unscrubbed", &guard, c, |i| {
-            unscrubbed(i, black_box(&REQUEST))
+        group.bench_function("monitor_enabled", |b| {
+            b.iter_custom(|iters| {
+                calls += iters;
+                bursts(
+                    iters,
+                    100_000,
+                    |i| {
+                        black_box(monitored(black_box(i)));
+                    },
+                    || guard.flush(),
+                )
+            })
         });
         guard.flush();
         let conn = rusqlite::Connection::open(dir.path().join("bench.db")).unwrap();

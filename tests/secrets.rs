@@ -173,6 +173,12 @@ fn configured_names_and_patterns_add_to_the_rule() {
 
 #[test]
 fn a_bad_pattern_or_name_is_refused_naming_its_key() {
+    let good = Config::from_toml_str(
+        "[capture]\nsecret_names = [\"pin\"]\nredact_patterns = ['\\b\\d{16}\\b']",
+    )
+    .unwrap();
+    assert_eq!(good.capture.secret_names, ["pin"]);
+    assert_eq!(good.capture.redact_patterns, [r"\b\d{16}\b"]);
     for (toml, key) in [
         (
             "[capture]\nredact_patterns = [\"ok\", \"(unclosed\"]",

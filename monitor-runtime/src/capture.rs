@@ -78,7 +78,8 @@ impl CaptureRules {
             max: self.max_value_len,
             truncated: false,
         };
-        let _ = write(&mut Scrub::new(&mut out, &self.redactor));
+        let mut scrub = Scrub::new(&mut out, &self.redactor, self.max_value_len);
+        let _ = write(&mut scrub).and_then(|()| scrub.flush());
         if out.truncated {
             out.text.push('…');
         }

@@ -138,6 +138,9 @@ fn words_of(name: &str) -> Vec<String> {
 /// The longest key judged; a longer one is judged by its first bytes.
 const KEY_MAX: usize = 64;
 
+/// Bytes of small pieces gathered before they are scanned.
+const STAGE: usize = 256;
+
 /// Fillers allowed between a key and its `:` or `=` (quotes, backslashes,
 /// spaces).
 const FILLER_MAX: u8 = 8;
@@ -230,6 +233,20 @@ fn is_name_byte(b: u8) -> bool {
     CLASS[usize::from(b)] & NAME != 0
 }
 
+/// Follows `"` strings through a byte written as it is: whether the text
+/// is inside one, and the run of backslashes before the next byte.
+#[inline]
+fn follow(c: u8, in_string: &mut bool, backslashes: &mut u32) {
+    if c == b'\\' {
+        *backslashes += 1;
+    } else {
+        if c == b'"' && *backslashes % 2 == 0 {
+            *in_string = !*in_string;
+        }
+        *backslashes = 0;
+    }
+}
+
 /// A `fmt::Write` that passes text to `out`, writing `***` in place of the
 /// value after a secret-named key.
 pub(crate) struct Scrub<'a, W> {
@@ -238,6 +255,13 @@ pub(crate) struct Scrub<'a, W> {
     mode: Mode,
     key: [u8; KEY_MAX],
     key_len: usize,
+    /// Text written but not scanned yet.
+    stage: [u8; STAGE],
+    staged: usize,
+    /// Bytes written so far, and how many may be gathered before each
+    /// piece is scanned as it comes (the output's limit).
+    taken: usize,
+    limit: usize,
     /// Whether the text written so far is inside a `"` string, and the
     /// backslashes just before: a key at the end of a string (`"a token:"`)
     /// is followed by the string's closing quote, not by a quoted value.
@@ -246,13 +270,18 @@ pub(crate) struct Scrub<'a, W> {
 }
 
 impl<'a, W: fmt::Write> Scrub<'a, W> {
-    pub(crate) fn new(out: W, redactor: &'a Redactor) -> Self {
+    /// A scrubber writing to `out`, which refuses text past `limit` bytes.
+    pub(crate) fn new(out: W, redactor: &'a Redactor, limit: usize) -> Self {
         Scrub {
             out,
             redactor,
             mode: Mode::Text,
             key: [0; KEY_MAX],
             key_len: 0,
+            stage: [0; STAGE],
+            staged: 0,
+            taken: 0,
+            limit,
             in_string: false,
             backslashes: 0,
         }
@@ -261,14 +290,7 @@ impl<'a, W: fmt::Write> Scrub<'a, W> {
     /// Follows the strings of the text that is written as it is.
     #[inline]
     fn pass(&mut self, c: u8) {
-        if c == b'\\' {
-            self.backslashes += 1;
-        } else {
-            if c == b'"' && self.backslashes % 2 == 0 {
-                self.in_string = !self.in_string;
-            }
-            self.backslashes = 0;
-        }
+        follow(c, &mut self.in_string, &mut self.backslashes);
     }
 
     /// Ordinary text from `b[i]`, where most bytes are: a tight loop that
@@ -280,16 +302,6 @@ impl<'a, W: fmt::Write> Scrub<'a, W> {
         // the `key_len` bytes of it that earlier chunks held.
         let mut key_from = None;
         let (mut in_string, mut backslashes) = (self.in_string, self.backslashes);
-        let follow = |c: u8, in_string: &mut bool, backslashes: &mut u32| {
-            if c == b'\\' {
-                *backslashes += 1;
-            } else {
-                if c == b'"' && *backslashes % 2 == 0 {
-                    *in_string = !*in_string;
-                }
-                *backslashes = 0;
-            }
-        };
         while i < b.len() {
             let c = b[i];
             let class = CLASS[usize::from(c)];
@@ -395,7 +407,47 @@ impl<'a, W: fmt::Write> Scrub<'a, W> {
 }
 
 impl<W: fmt::Write> fmt::Write for Scrub<'_, W> {
+    /// Small pieces (a `Debug` impl writes a field name, `: `, a quote, ...
+    /// one call each) are gathered on the stack and scanned together.
+    #[inline]
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.taken = self.taken.saturating_add(s.len());
+        if self.taken > self.limit {
+            // Near the output's limit: scan at once, so the `Debug` impl
+            // hears of a full buffer before it formats anything more.
+            self.flush()?;
+            return self.scan(s);
+        }
+        if s.len() <= STAGE - self.staged {
+            self.stage[self.staged..self.staged + s.len()].copy_from_slice(s.as_bytes());
+            self.staged += s.len();
+            return Ok(());
+        }
+        self.flush()?;
+        if s.len() > STAGE / 2 {
+            return self.scan(s);
+        }
+        self.stage[..s.len()].copy_from_slice(s.as_bytes());
+        self.staged = s.len();
+        Ok(())
+    }
+}
+
+impl<W: fmt::Write> Scrub<'_, W> {
+    /// Scans what is gathered; call it when the text is complete.
+    pub(crate) fn flush(&mut self) -> fmt::Result {
+        if self.staged == 0 {
+            return Ok(());
+        }
+        let (stage, staged) = (self.stage, self.staged);
+        self.staged = 0;
+        // The stage holds whole `&str` pieces, one after another.
+        let text = std::str::from_utf8(&stage[..staged]).map_err(|_| fmt::Error)?;
+        self.scan(text)
+    }
+
+    /// Passes `s` on, masking the values of secret keys.
+    fn scan(&mut self, s: &str) -> fmt::Result {
         let b = s.as_bytes();
         // `b[from..i]` is text still to be written; it is only ever cut at
         // ASCII bytes, so at char boundaries.
@@ -588,7 +640,9 @@ impl<W: fmt::Write> fmt::Write for Scrub<'_, W> {
 pub(crate) fn scrub_str(text: &str, redactor: &Redactor) -> String {
     use fmt::Write as _;
     let mut out = String::new();
-    let _ = Scrub::new(&mut out, redactor).write_str(text);
+    let mut scrub = Scrub::new(&mut out, redactor, usize::MAX);
+    let _ = scrub.write_str(text);
+    let _ = scrub.flush();
     out
 }
 
@@ -701,14 +755,14 @@ mod tests {
 
     #[test]
     fn pieces_written_one_byte_at_a_time_give_the_same_text() {
-        use fmt::Write as _;
         let text = r#"Login { user: "ann", password: "hun\"ter2", auth: Bearer x y, key: K { a: "}" } } token=abc&q=1 é"#;
         let none = Redactor::NONE;
         let whole = scrub_str(text, &none);
         let mut pieces = String::new();
-        let mut scrub = Scrub::new(&mut pieces, &none);
+        let mut scrub = Scrub::new(&mut pieces, &none, usize::MAX);
+        // Straight to the scanner: the stage would gather the pieces.
         for (i, ch) in text.char_indices() {
-            let _ = scrub.write_str(&text[i..i + ch.len_utf8()]);
+            let _ = scrub.scan(&text[i..i + ch.len_utf8()]);
         }
         assert_eq!(pieces, whole);
         assert!(!whole.contains("hun") && !whole.contains("abc") && !whole.contains("x y"));
@@ -733,9 +787,10 @@ mod tests {
             at.push(text.len());
             at.sort_unstable();
             let mut pieces = String::new();
-            let mut scrub = Scrub::new(&mut pieces, &none);
+            let mut scrub = Scrub::new(&mut pieces, &none, usize::MAX);
+            // Straight to the scanner: the stage would gather the pieces.
             for w in at.windows(2) {
-                let _ = fmt::Write::write_str(&mut scrub, &text[w[0]..w[1]]);
+                let _ = scrub.scan(&text[w[0]..w[1]]);
             }
             proptest::prop_assert_eq!(pieces, whole);
         }

@@ -89,13 +89,16 @@ pub(crate) const fn is_secret_bytes(name: &[u8]) -> bool {
     let mut previous: Option<(usize, usize)> = None;
     let mut at = 0;
     while let Some((start, end)) = next_word(name, at) {
-        // Most words start with a letter no secret word starts with.
-        let first = name[start].to_ascii_lowercase() as usize;
-        if end - start >= 3 && WORD_STARTS[first] && is_one_of(name, start, end, &WORDS) {
+        if is_secret_word(name, start, end) {
             return true;
         }
+        // Every phrase starts with `s` or `c`.
         if let Some((p_start, p_end)) = previous {
-            let mut i = 0;
+            let mut i = if matches!(name[p_start].to_ascii_lowercase(), b's' | b'c') {
+                0
+            } else {
+                PHRASES.len()
+            };
             while i < PHRASES.len() {
                 let (first, second) = PHRASES[i];
                 if eq_word(name, p_start, p_end, first) && eq_word(name, start, end, second) {
@@ -124,16 +127,50 @@ pub(crate) const fn is_secret_bytes(name: &[u8]) -> bool {
     false
 }
 
-/// The first bytes of `WORDS`.
-const WORD_STARTS: [bool; 256] = {
-    let mut starts = [false; 256];
+/// For each first byte, the `WORDS` (as bits) that start with it.
+const WORDS_BY_FIRST: [u32; 256] = {
+    let mut by_first = [0; 256];
     let mut w = 0;
     while w < WORDS.len() {
-        starts[WORDS[w][0] as usize] = true;
+        by_first[WORDS[w][0] as usize] |= 1 << w;
         w += 1;
     }
-    starts
+    by_first
 };
+
+/// For each length, the `WORDS` (as bits) of that length.
+const WORDS_BY_LEN: [u32; 16] = {
+    let mut by_len = [0; 16];
+    let mut w = 0;
+    while w < WORDS.len() {
+        by_len[WORDS[w].len()] |= 1 << w;
+        w += 1;
+    }
+    by_len
+};
+
+/// Whether `name[start..end]` is one of `WORDS`, in any case: only the
+/// words of its length and first letter are compared (mostly none).
+const fn is_secret_word(name: &[u8], start: usize, end: usize) -> bool {
+    let len = end - start;
+    if len >= WORDS_BY_LEN.len() {
+        return false;
+    }
+    let mut candidates =
+        WORDS_BY_FIRST[name[start].to_ascii_lowercase() as usize] & WORDS_BY_LEN[len];
+    while candidates != 0 {
+        if eq_word(
+            name,
+            start,
+            end,
+            WORDS[candidates.trailing_zeros() as usize],
+        ) {
+            return true;
+        }
+        candidates &= candidates - 1;
+    }
+    false
+}
 
 /// The last bytes of `ENDINGS`.
 const ENDING_LASTS: [bool; 256] = {
@@ -176,18 +213,6 @@ pub(crate) const fn next_word(name: &[u8], from: usize) -> Option<(usize, usize)
         end += 1;
     }
     Some((start, end))
-}
-
-/// Whether `name[start..end]` is one of `words`, in any case.
-const fn is_one_of(name: &[u8], start: usize, end: usize, words: &[&[u8]]) -> bool {
-    let mut w = 0;
-    while w < words.len() {
-        if eq_word(name, start, end, words[w]) {
-            return true;
-        }
-        w += 1;
-    }
-    false
 }
 
 /// Whether `name[start..end]` is `lower`, in any case.

@@ -467,7 +467,7 @@ fn known_in(table: &str) -> &'static [&'static str] {
         "queue" => &["capacity", "max_bytes", "overflow", "flush_interval_ms"],
         "retention" => &["hours", "cleanup_interval_secs", "archive_dir", "vacuum"],
         "resources" => &["interval_ms", "thread_cpu"],
-        "capture" => &["max_value_len"],
+        "capture" => &["max_value_len", "secret_names", "redact_patterns"],
         _ => &[],
     }
 }
@@ -507,7 +507,8 @@ fn toml_like() -> impl Strategy<Value = String> {
         3 => proptest::sample::select(vec![
             "db_path", "enabled", "queue", "retention", "resources", "capture", "capacity",
             "overflow", "flush_interval_ms", "hours", "cleanup_interval_secs", "archive_dir",
-            "vacuum", "interval_ms", "thread_cpu", "max_value_len", "queue.capacity",
+            "vacuum", "interval_ms", "thread_cpu", "max_value_len", "secret_names",
+            "redact_patterns", "queue.capacity",
             "retention.hours", "\"\"", "''", "a.\"\".b",
         ])
         .prop_map(str::to_owned),
