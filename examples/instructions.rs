@@ -1,0 +1,124 @@
+//! A driver for counting instructions per monitored call with callgrind,
+//! which counts the same on every run whatever else the machine does (the
+//! criterion benches on a shared 2-core guest spread by ±10 ns):
+//!
+//! ```sh
+//! cargo build --release --example instructions
+//! valgrind --tool=callgrind --toggle-collect='*run_calls*' \
+//!     target/release/examples/instructions enabled     # or: off
+//! valgrind --tool=callgrind --toggle-collect='*run_args*' \
+//!     target/release/examples/instructions args        # or: unscrubbed
+//! ```
+//!
+//! The totals (`callgrind_annotate`, "PROGRAM TOTALS") divided by the call
+//! count give instructions per call: 100,000 calls of a trivial function
+//! (`off`: before `init`; `enabled`: writer running), or 20,000 calls of a
+//! function with `args` (`args`: `#[monitor(args)]`, scrubbed;
+//! `unscrubbed`: the same span recording `format!("{:?}")` by hand). The
+//! binary has several instrumented functions, as a program does, so the
+//! compiler inlines as it would there. BENCHMARKS.md has the figures.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use monitor_runtime::{monitor, Callsite, Config, EnteredSpan, FieldValue, SpanKind};
+
+#[monitor]
+#[inline(never)]
+fn monitored(x: u64) -> u64 {
+    black_box(x).wrapping_mul(31)
+}
+
+/// A request as handlers take them: a few fields, one of them secret.
+#[derive(Debug)]
+#[allow(dead_code)] // read through Debug
+struct Request {
+    user: &'static str,
+    page: u32,
+    password: &'static str,
+    tags: [&'static str; 2],
+}
+
+const REQUEST: Request = Request {
+    user: "ann",
+    page: 2,
+    password: "hunter2",
+    tags: ["a", "b"],
+};
+
+#[monitor(args)]
+#[inline(never)]
+fn with_args(id: u64, req: &Request) -> u64 {
+    black_box(id).wrapping_mul(31) + u64::from(req.page)
+}
+
+static UNSCRUBBED: Callsite = Callsite::new(
+    "unscrubbed",
+    module_path!(),
+    module_path!(),
+    file!(),
+    line!(),
+    SpanKind::Sync,
+);
+
+/// `with_args` recording its arguments by hand, with no scrubbing.
+#[inline(never)]
+fn unscrubbed(id: u64, req: &Request) -> u64 {
+    let mut span = EnteredSpan::new(&UNSCRUBBED);
+    if span.is_recording() {
+        span.__record_checked("id", FieldValue::U64(id));
+        span.__record_checked("req", FieldValue::Str(format!("{req:?}")));
+    }
+    black_box(id).wrapping_mul(31) + u64::from(req.page)
+}
+
+#[monitor]
+#[inline(never)]
+fn fallible(x: u64) -> Result<u64, String> {
+    Ok(black_box(x) + 3)
+}
+
+#[inline(never)]
+fn run_calls(n: u64) -> u64 {
+    (0..n).map(|i| monitored(black_box(i))).sum()
+}
+
+#[inline(never)]
+fn run_args(n: u64, scrub: bool) -> u64 {
+    (0..n)
+        .map(|i| {
+            if scrub {
+                with_args(black_box(i), black_box(&REQUEST))
+            } else {
+                unscrubbed(black_box(i), black_box(&REQUEST))
+            }
+        })
+        .sum()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mode = std::env::args().nth(1).unwrap_or_else(|| "enabled".into());
+    let guard = match mode.as_str() {
+        "off" => None,
+        "enabled" | "args" | "unscrubbed" => {
+            let dir = tempfile::tempdir()?;
+            let config = Config::default()
+                .db_path(dir.path().join("instructions.db"))
+                .resource_interval(Duration::ZERO);
+            Some((monitor_runtime::init_with(config)?, dir))
+        }
+        other => {
+            return Err(format!("expected off, enabled, args or unscrubbed, got {other:?}").into())
+        }
+    };
+    black_box(fallible(1)?);
+    match mode.as_str() {
+        "args" => black_box(run_args(20_000, true)),
+        "unscrubbed" => black_box(run_args(20_000, false)),
+        _ => black_box(run_calls(100_000)),
+    };
+    if let Some((guard, _dir)) = guard {
+        guard.flush();
+    }
+    Ok(())
+}
