@@ -19,11 +19,15 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
 use syn::{
-    parse_quote, Block, Expr, FnArg, GenericArgument, GenericParam, Ident, ItemFn, Lifetime,
-    LifetimeParam, Pat, PathArguments, ReturnType, Signature, Stmt, Type, TypeParamBound,
+    parse_quote, Block, FnArg, GenericParam, Ident, ItemFn, Lifetime, LifetimeParam, Pat,
+    ReturnType, Signature, Stmt, Type,
 };
 
 use crate::attr::{Options, Sequence};
+use crate::returns::{
+    async_tail, erase_impl_trait, future_output, is_result, returns_boxed, sequence_of,
+    SequenceReturn,
+};
 
 /// What the function returns, seen through futures.
 enum Shape {
@@ -36,15 +40,6 @@ enum Shape {
     Sequence(Box<SequenceReturn>),
 }
 
-/// A returned stream or iterator, as far as the signature shows it.
-struct SequenceReturn {
-    kind: Sequence,
-    /// The `Item` type, when the signature spells it.
-    item: Option<Type>,
-    /// Returned in a box (or behind a name): wrapped, then boxed again.
-    boxed: bool,
-}
-
 pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStream> {
     if let Some(constness) = &func.sig.constness {
         return Err(syn::Error::new(
@@ -53,6 +48,55 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
         ));
     }
     let params = simple_params(&func.sig);
+    check_skip(&options, &func.sig, &params)?;
+    let krate: syn::Path = options
+        .krate
+        .clone()
+        .unwrap_or_else(|| parse_quote!(::monitor_runtime));
+    let shape = shape_of(&func, &options)?;
+    check_shape_options(&shape, &options)?;
+    let kind = match &shape {
+        Shape::Sync => "Sync",
+        Shape::AsyncFn | Shape::Future => "Async",
+        Shape::Sequence(seq) if seq.kind == Sequence::Stream => "Stream",
+        Shape::Sequence(_) => "Iter",
+    };
+    let span_var = Ident::new("__monitor_span", Span::mixed_site());
+    let output: Option<Type> = match &func.sig.output {
+        ReturnType::Default => None,
+        ReturnType::Type(_, ty) => Some((**ty).clone()),
+    };
+    let value_type = match &shape {
+        Shape::Sync | Shape::AsyncFn => output.clone(),
+        Shape::Future => output.as_ref().and_then(future_output).cloned(),
+        // The items are observed, not the returned value.
+        Shape::Sequence(_) => None,
+    };
+    let parts = Parts {
+        callsite_static: callsite(&options, &func.sig, &krate, kind, ""),
+        capture: capture(&options, &params, &krate, &span_var),
+        result_like: value_type.as_ref().is_some_and(is_result),
+        options: &options,
+        krate,
+        span_var,
+        output,
+        value_type,
+    };
+    let new_block = match &shape {
+        Shape::Sync => sync_body(&parts, &func),
+        Shape::AsyncFn => {
+            let block = func.block.clone();
+            async_fn_body(&parts, &mut func.sig, &block)
+        }
+        Shape::Future => future_body(&parts, &func),
+        Shape::Sequence(seq) => sequence_body(&parts, &func, seq),
+    };
+    func.block = Box::new(syn::parse2::<Block>(new_block)?);
+    Ok(func.into_token_stream())
+}
+
+/// `skip` needs `args`, and names arguments.
+fn check_skip(options: &Options, sig: &Signature, params: &[Ident]) -> syn::Result<()> {
     if let Some(span) = options
         .skip
         .first()
@@ -70,194 +114,229 @@ pub(crate) fn expand(options: Options, mut func: ItemFn) -> syn::Result<TokenStr
                 name.span(),
                 format!(
                     "`{name}` is not an argument of `{}`: `skip` names arguments",
-                    func.sig.ident
+                    sig.ident
                 ),
             ));
         }
     }
+    Ok(())
+}
 
-    let krate: syn::Path = options
-        .krate
-        .clone()
-        .unwrap_or_else(|| parse_quote!(::monitor_runtime));
-    let shape = shape_of(&func, &options)?;
-    check_shape_options(&shape, &options)?;
-    let kind = match &shape {
-        Shape::Sync => "Sync",
-        Shape::AsyncFn | Shape::Future => "Async",
-        Shape::Sequence(seq) if seq.kind == Sequence::Stream => "Stream",
-        Shape::Sequence(_) => "Iter",
-    };
-    let callsite_static = callsite(&options, &func.sig, &krate, kind, "");
-    let span_var = Ident::new("__monitor_span", Span::mixed_site());
-    let capture = capture(&options, &params, &krate, &span_var);
+/// What every shape's code is made of.
+struct Parts<'a> {
+    options: &'a Options,
+    /// `::monitor_runtime`, or the `crate = path` option.
+    krate: syn::Path,
+    /// The span's binding, which the user's body cannot name.
+    span_var: Ident,
+    /// `static __MONITOR_CALLSITE`.
+    callsite_static: TokenStream,
+    /// Records `args` and `fields`.
+    capture: TokenStream,
+    /// The declared return type.
+    output: Option<Type>,
+    /// The value whose outcome the span records (a future's `Output`).
+    value_type: Option<Type>,
+    /// Whether that value is spelled as a `Result`.
+    result_like: bool,
+}
 
-    // The value the caller gets, whose outcome the span records.
-    let output: Option<Type> = match &func.sig.output {
-        ReturnType::Default => None,
-        ReturnType::Type(_, ty) => Some((**ty).clone()),
-    };
-    let value_type = match shape {
-        Shape::Sync | Shape::AsyncFn => output.clone(),
-        Shape::Future => output.as_ref().and_then(future_output).cloned(),
-        // The items are observed, not the returned value.
-        Shape::Sequence(_) => None,
-    };
-    let result_like = value_type.as_ref().is_some_and(is_result);
-
+/// A sync fn: an `EnteredSpan` for the call; the body runs in a closure
+/// that catches a panic where the span ends, and its result is observed.
+fn sync_body(p: &Parts<'_>, func: &ItemFn) -> TokenStream {
+    let Parts {
+        options,
+        krate,
+        span_var,
+        callsite_static,
+        capture,
+        output,
+        ..
+    } = p;
     let block = &func.block;
-    let new_block: TokenStream = match shape {
-        Shape::Sync => {
-            let stmts = &func.block.stmts;
-            let ret = Ident::new("__monitor_ret", Span::mixed_site());
-            let observe = observe(
-                result_like,
-                options.ret.is_some(),
-                &krate,
-                &quote!(&#ret),
-                &span_var,
-            );
-            // A closure would hide the caller's location from a
-            // `#[track_caller]` body; such a body runs inline, and its
-            // panic's message comes from the hook (closures cannot take the
-            // attribute on stable).
-            let track_caller = func.attrs.iter().any(|a| a.path().is_ident("track_caller"));
-            if observe.is_empty() && track_caller {
-                let mutability = (!capture.is_empty()).then(|| quote!(mut));
-                quote! {{
-                    #callsite_static
-                    let #mutability #span_var = #krate::EnteredSpan::new(&__MONITOR_CALLSITE);
-                    #capture
-                    #(#stmts)*
-                }}
-            } else {
-                // The body runs in a closure that states the return type, so
-                // coercions in the body work, a type error points at the
-                // user's line, and a panic is caught where the span ends and
-                // its message read from the payload.
-                let ty = output
-                    .as_ref()
-                    .map(erase_impl_trait)
-                    .unwrap_or_else(|| parse_quote!(()));
-                let call = quote!(let #ret = #span_var.observe_panic(move || -> #ty #block););
-                quote! {{
-                    #callsite_static
-                    let mut #span_var = #krate::EnteredSpan::new(&__MONITOR_CALLSITE);
-                    #capture
-                    #call
-                    #observe
-                    #ret
-                }}
-            }
-        }
-        Shape::AsyncFn => {
-            let rebinds = rewrite_async_signature(&mut func.sig, &krate);
-            let ret = Ident::new("__monitor_ret", Span::mixed_site());
-            let out_ty = output
-                .as_ref()
-                .map_or_else(|| quote!(()), |ty| erase_impl_trait(ty).into_token_stream());
-            let inner = quote! {
-                async move {
-                    #(#rebinds)*
-                    #[allow(clippy::diverging_sub_expression)]
-                    let #ret: #out_ty = #block;
-                    #[allow(unreachable_code)] // a body that always returns or panics
-                    #ret
-                }
-            };
-            let wrapped = monitored(inner, value_type.as_ref(), &options, &krate, &span_var);
-            quote! {{
-                #callsite_static
-                let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
-                #capture
-                #wrapped
-            }}
-        }
-        Shape::Future => {
-            // The future is built with the span entered: whatever runs before
-            // its async block is the span's work too. A tail `async {}` or
-            // `Box::pin(async {})` is wrapped in place; any other future is
-            // wrapped whole, and boxed again when the function returns a box.
-            let mut stmts = func.block.stmts.clone();
-            let boxer = match async_tail(&func.block) {
-                Some((boxer, async_block)) => {
-                    stmts.pop();
-                    stmts.push(Stmt::Expr(async_block.clone(), None));
-                    boxer.map(ToTokens::into_token_stream)
-                }
-                None => returns_boxed(&func.sig).then(|| quote!(::std::boxed::Box::pin)),
-            };
-            let future = Ident::new("__monitor_future", Span::mixed_site());
-            let wrapped = monitored(
-                quote!(#future),
-                value_type.as_ref(),
-                &options,
-                &krate,
-                &span_var,
-            );
-            let tail = match boxer {
-                Some(boxer) => quote!(#boxer(#wrapped)),
-                None => wrapped,
-            };
-            quote! {{
-                #callsite_static
-                let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
-                #capture
-                let #future = {
-                    let _entered = #span_var.enter();
-                    #(#stmts)*
-                };
-                #tail
-            }}
-        }
-        Shape::Sequence(seq) => {
-            // The stream or iterator is built with the span entered, in a
-            // closure so that an early `return` is wrapped too.
-            let ty = output
-                .as_ref()
-                .map(erase_impl_trait)
-                .unwrap_or_else(|| parse_quote!(()));
-            let inner = Ident::new("__monitor_inner", Span::mixed_site());
-            let (item_static, item_callsite) = if options.item_spans.is_some() {
-                let item_kind = match seq.kind {
-                    Sequence::Stream => "Async",
-                    Sequence::Iter => "Sync",
-                };
-                (
-                    callsite(&options, &func.sig, &krate, item_kind, ".item"),
-                    quote!(::core::option::Option::Some(&__MONITOR_ITEM_CALLSITE)),
-                )
-            } else {
-                (TokenStream::new(), quote!(::core::option::Option::None))
-            };
-            let wrap = match (seq.boxed, seq.kind) {
-                // An error about what cannot be rewrapped points at the type.
-                (true, _) => {
-                    let at = output.as_ref().map_or_else(Span::call_site, Spanned::span);
-                    quote_spanned!(at=> #krate::__private::Rewrap::rewrap)
-                }
-                (false, Sequence::Stream) => quote!(#krate::__private::MonitoredStream::new),
-                (false, Sequence::Iter) => quote!(#krate::__private::MonitoredIter::new),
-            };
-            let observer = item_observer(seq.item.as_ref(), &krate);
-            // The same binding, located at the return type for errors.
-            let inner_at_type = Ident::new(
-                "__monitor_inner",
-                Span::mixed_site()
-                    .located_at(output.as_ref().map_or_else(Span::call_site, Spanned::span)),
-            );
-            quote! {{
-                #callsite_static
-                #item_static
-                let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
-                #capture
-                let #inner = #span_var.in_scope(move || -> #ty #block);
-                #wrap(#inner_at_type, #span_var, #item_callsite, #observer)
-            }}
+    let stmts = &block.stmts;
+    let ret = Ident::new("__monitor_ret", Span::mixed_site());
+    let observe = observe(
+        p.result_like,
+        options.ret.is_some(),
+        krate,
+        &quote!(&#ret),
+        span_var,
+    );
+    // A closure would hide the caller's location from a
+    // `#[track_caller]` body; such a body runs inline, and its
+    // panic's message comes from the hook (closures cannot take the
+    // attribute on stable).
+    let track_caller = func.attrs.iter().any(|a| a.path().is_ident("track_caller"));
+    if observe.is_empty() && track_caller {
+        let mutability = (!capture.is_empty()).then(|| quote!(mut));
+        quote! {{
+            #callsite_static
+            let #mutability #span_var = #krate::EnteredSpan::new(&__MONITOR_CALLSITE);
+            #capture
+            #(#stmts)*
+        }}
+    } else {
+        // The body runs in a closure that states the return type, so
+        // coercions in the body work, a type error points at the
+        // user's line, and a panic is caught where the span ends and
+        // its message read from the payload.
+        let ty = output
+            .as_ref()
+            .map(erase_impl_trait)
+            .unwrap_or_else(|| parse_quote!(()));
+        let call = quote!(let #ret = #span_var.observe_panic(move || -> #ty #block););
+        quote! {{
+            #callsite_static
+            let mut #span_var = #krate::EnteredSpan::new(&__MONITOR_CALLSITE);
+            #capture
+            #call
+            #observe
+            #ret
+        }}
+    }
+}
+
+/// An `async fn`: rewritten to `fn -> impl Future`, so the span starts at
+/// the call, and its body wrapped in `Monitored`.
+fn async_fn_body(p: &Parts<'_>, sig: &mut Signature, block: &Block) -> TokenStream {
+    let Parts {
+        options,
+        krate,
+        span_var,
+        callsite_static,
+        capture,
+        output,
+        value_type,
+        ..
+    } = p;
+    let rebinds = rewrite_async_signature(sig, krate);
+    let ret = Ident::new("__monitor_ret", Span::mixed_site());
+    let out_ty = output
+        .as_ref()
+        .map_or_else(|| quote!(()), |ty| erase_impl_trait(ty).into_token_stream());
+    let inner = quote! {
+        async move {
+            #(#rebinds)*
+            #[allow(clippy::diverging_sub_expression)]
+            let #ret: #out_ty = #block;
+            #[allow(unreachable_code)] // a body that always returns or panics
+            #ret
         }
     };
-    func.block = Box::new(syn::parse2::<Block>(new_block)?);
-    Ok(func.into_token_stream())
+    let wrapped = monitored(inner, value_type.as_ref(), options, krate, span_var);
+    quote! {{
+        #callsite_static
+        let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
+        #capture
+        #wrapped
+    }}
+}
+
+/// A plain fn returning a future: built with the span entered, then
+/// wrapped (in place when its tail is an `async` block).
+fn future_body(p: &Parts<'_>, func: &ItemFn) -> TokenStream {
+    let Parts {
+        options,
+        krate,
+        span_var,
+        callsite_static,
+        capture,
+        value_type,
+        ..
+    } = p;
+    // The future is built with the span entered: whatever runs before
+    // its async block is the span's work too. A tail `async {}` or
+    // `Box::pin(async {})` is wrapped in place; any other future is
+    // wrapped whole, and boxed again when the function returns a box.
+    let mut stmts = func.block.stmts.clone();
+    let boxer = match async_tail(&func.block) {
+        Some((boxer, async_block)) => {
+            stmts.pop();
+            stmts.push(Stmt::Expr(async_block.clone(), None));
+            boxer.map(ToTokens::into_token_stream)
+        }
+        None => returns_boxed(&func.sig).then(|| quote!(::std::boxed::Box::pin)),
+    };
+    let future = Ident::new("__monitor_future", Span::mixed_site());
+    let wrapped = monitored(
+        quote!(#future),
+        value_type.as_ref(),
+        options,
+        krate,
+        span_var,
+    );
+    let tail = match boxer {
+        Some(boxer) => quote!(#boxer(#wrapped)),
+        None => wrapped,
+    };
+    quote! {{
+        #callsite_static
+        let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
+        #capture
+        let #future = {
+            let _entered = #span_var.enter();
+            #(#stmts)*
+        };
+        #tail
+    }}
+}
+
+/// A fn returning a stream or an iterator: built with the span entered,
+/// then wrapped so the span lasts until its last item.
+fn sequence_body(p: &Parts<'_>, func: &ItemFn, seq: &SequenceReturn) -> TokenStream {
+    let Parts {
+        options,
+        krate,
+        span_var,
+        callsite_static,
+        capture,
+        output,
+        ..
+    } = p;
+    let block = &func.block;
+    // The stream or iterator is built with the span entered, in a
+    // closure so that an early `return` is wrapped too.
+    let ty = output
+        .as_ref()
+        .map(erase_impl_trait)
+        .unwrap_or_else(|| parse_quote!(()));
+    let inner = Ident::new("__monitor_inner", Span::mixed_site());
+    let (item_static, item_callsite) = if options.item_spans.is_some() {
+        let item_kind = match seq.kind {
+            Sequence::Stream => "Async",
+            Sequence::Iter => "Sync",
+        };
+        (
+            callsite(options, &func.sig, krate, item_kind, ".item"),
+            quote!(::core::option::Option::Some(&__MONITOR_ITEM_CALLSITE)),
+        )
+    } else {
+        (TokenStream::new(), quote!(::core::option::Option::None))
+    };
+    let wrap = match (seq.boxed, seq.kind) {
+        // An error about what cannot be rewrapped points at the type.
+        (true, _) => {
+            let at = output.as_ref().map_or_else(Span::call_site, Spanned::span);
+            quote_spanned!(at=> #krate::__private::Rewrap::rewrap)
+        }
+        (false, Sequence::Stream) => quote!(#krate::__private::MonitoredStream::new),
+        (false, Sequence::Iter) => quote!(#krate::__private::MonitoredIter::new),
+    };
+    let observer = item_observer(seq.item.as_ref(), krate);
+    // The same binding, located at the return type for errors.
+    let inner_at_type = Ident::new(
+        "__monitor_inner",
+        Span::mixed_site().located_at(output.as_ref().map_or_else(Span::call_site, Spanned::span)),
+    );
+    quote! {{
+        #callsite_static
+        #item_static
+        let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
+        #capture
+        let #inner = #span_var.in_scope(move || -> #ty #block);
+        #wrap(#inner_at_type, #span_var, #item_callsite, #observer)
+    }}
 }
 
 /// `Monitored::new(future, span, observer)`.
@@ -558,197 +637,6 @@ fn sequence_trait(sequence: Sequence) -> &'static str {
         Sequence::Stream => "a Stream",
         Sequence::Iter => "an Iterator",
     }
-}
-
-/// A stream or iterator the return type spells: `impl Stream<Item = T>`,
-/// `impl Iterator<Item = T>` (or a subtrait), `BoxStream<'_, T>`,
-/// `Pin<Box<dyn Stream<Item = T>>>`, `Box<dyn Iterator<Item = T>>`.
-fn sequence_of(ty: &Type) -> Option<SequenceReturn> {
-    match ty {
-        Type::Group(g) => sequence_of(&g.elem),
-        Type::Paren(p) => sequence_of(&p.elem),
-        Type::ImplTrait(t) => {
-            let (kind, item) = t.bounds.iter().find_map(sequence_bound)?;
-            Some(SequenceReturn {
-                kind,
-                item,
-                boxed: false,
-            })
-        }
-        Type::Path(p) => {
-            let last = p.path.segments.last()?;
-            let first_type = match &last.arguments {
-                PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
-                    GenericArgument::Type(t) => Some(t),
-                    _ => None,
-                }),
-                _ => None,
-            };
-            let (kind, item) = match last.ident.to_string().as_str() {
-                "BoxStream" | "LocalBoxStream" => (Sequence::Stream, first_type.cloned()),
-                "Pin" => boxed_dyn(first_type?).filter(|(kind, _)| *kind == Sequence::Stream)?,
-                // `Box<dyn Stream + Unpin>` or `Box<dyn Iterator>`.
-                "Box" => boxed_dyn(ty)?,
-                _ => return None,
-            };
-            Some(SequenceReturn {
-                kind,
-                item,
-                boxed: true,
-            })
-        }
-        _ => None,
-    }
-}
-
-/// `Box<dyn Stream<Item = T>>` or `Box<dyn Iterator<Item = T>>`.
-fn boxed_dyn(ty: &Type) -> Option<(Sequence, Option<Type>)> {
-    let Type::Path(p) = ty else { return None };
-    let last = p.path.segments.last()?;
-    if last.ident != "Box" {
-        return None;
-    }
-    let PathArguments::AngleBracketed(args) = &last.arguments else {
-        return None;
-    };
-    args.args.iter().find_map(|a| match a {
-        GenericArgument::Type(Type::TraitObject(t)) => t.bounds.iter().find_map(sequence_bound),
-        _ => None,
-    })
-}
-
-/// `Stream<Item = T>`, `Iterator<Item = T>` and their usual subtraits
-/// (`TryStream` names no `Item`: the observer's type is then inferred).
-fn sequence_bound(bound: &TypeParamBound) -> Option<(Sequence, Option<Type>)> {
-    let TypeParamBound::Trait(t) = bound else {
-        return None;
-    };
-    let last = t.path.segments.last()?;
-    let kind = match last.ident.to_string().as_str() {
-        "Stream" | "FusedStream" | "TryStream" => Sequence::Stream,
-        "Iterator" | "DoubleEndedIterator" | "ExactSizeIterator" | "FusedIterator" => {
-            Sequence::Iter
-        }
-        _ => return None,
-    };
-    let item = match &last.arguments {
-        PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
-            GenericArgument::AssocType(assoc) if assoc.ident == "Item" => Some(assoc.ty.clone()),
-            _ => None,
-        }),
-        _ => None,
-    };
-    Some((kind, item))
-}
-
-/// The block's tail `async {}` (boxing function `None`) or
-/// `Box::pin(async {})` (boxing function `Some(Box::pin)`).
-fn async_tail(block: &Block) -> Option<(Option<&Expr>, &Expr)> {
-    match block.stmts.last()? {
-        Stmt::Expr(tail @ Expr::Async(_), None) => Some((None, tail)),
-        Stmt::Expr(Expr::Call(call), None)
-            if call.args.len() == 1
-                && matches!(call.args[0], Expr::Async(_))
-                && is_box_pin(&call.func) =>
-        {
-            Some((Some(&*call.func), &call.args[0]))
-        }
-        _ => None,
-    }
-}
-
-/// Whether the function returns a boxed future (`Pin<Box<dyn Future>>`,
-/// `BoxFuture`) rather than `impl Future`.
-fn returns_boxed(sig: &Signature) -> bool {
-    matches!(&sig.output, ReturnType::Type(_, ty) if !matches!(&**ty, Type::ImplTrait(_)))
-}
-
-/// `Box::pin`, `std::boxed::Box::pin`, ...
-fn is_box_pin(func: &Expr) -> bool {
-    let Expr::Path(path) = func else { return false };
-    let segments: Vec<String> = path
-        .path
-        .segments
-        .iter()
-        .map(|s| s.ident.to_string())
-        .collect();
-    segments.ends_with(&["Box".to_owned(), "pin".to_owned()])
-}
-
-/// The `Output` of `impl Future<Output = T>`, `Pin<Box<dyn Future<Output = T>>>`
-/// or `BoxFuture<'_, T>`.
-fn future_output(ty: &Type) -> Option<&Type> {
-    match ty {
-        Type::Group(g) => future_output(&g.elem),
-        Type::Paren(p) => future_output(&p.elem),
-        Type::ImplTrait(t) => t.bounds.iter().find_map(future_bound_output),
-        Type::TraitObject(t) => t.bounds.iter().find_map(future_bound_output),
-        Type::Path(p) => {
-            let last = p.path.segments.last()?;
-            let PathArguments::AngleBracketed(args) = &last.arguments else {
-                return None;
-            };
-            let mut types = args.args.iter().filter_map(|a| match a {
-                GenericArgument::Type(t) => Some(t),
-                _ => None,
-            });
-            match last.ident.to_string().as_str() {
-                "Pin" | "Box" => types.next().and_then(future_output),
-                "BoxFuture" | "LocalBoxFuture" => types.next(),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
-}
-
-fn future_bound_output(bound: &TypeParamBound) -> Option<&Type> {
-    let TypeParamBound::Trait(t) = bound else {
-        return None;
-    };
-    let last = t.path.segments.last()?;
-    if last.ident != "Future" {
-        return None;
-    }
-    let PathArguments::AngleBracketed(args) = &last.arguments else {
-        return None;
-    };
-    args.args.iter().find_map(|a| match a {
-        GenericArgument::AssocType(assoc) if assoc.ident == "Output" => Some(&assoc.ty),
-        _ => None,
-    })
-}
-
-/// Whether a type is spelled as a `Result` (`Result`, `io::Result`,
-/// `anyhow::Result`, ...).
-fn is_result(ty: &Type) -> bool {
-    match ty {
-        Type::Group(g) => is_result(&g.elem),
-        Type::Paren(p) => is_result(&p.elem),
-        Type::Path(p) => {
-            p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Result")
-        }
-        _ => false,
-    }
-}
-
-/// `impl Trait` becomes `_`, so the type can annotate a `let`.
-fn erase_impl_trait(ty: &Type) -> Type {
-    struct Erase;
-    impl VisitMut for Erase {
-        fn visit_type_mut(&mut self, ty: &mut Type) {
-            if let Type::ImplTrait(t) = ty {
-                *ty = Type::Infer(syn::TypeInfer {
-                    underscore_token: syn::Token![_](t.impl_token.span),
-                });
-            } else {
-                visit_mut::visit_type_mut(self, ty);
-            }
-        }
-    }
-    let mut ty = ty.clone();
-    Erase.visit_type_mut(&mut ty);
-    ty
 }
 
 /// Names elided lifetimes in arguments (`&T`, `&self`, `'_`), so that the

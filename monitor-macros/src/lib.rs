@@ -1,13 +1,15 @@
 //! The `#[monitor]` attribute, re-exported by `monitor_runtime`: every call
 //! of the function becomes a span in the monitor database.
 //!
-//! Option parsing lives in `attr`, code generation in `expand`; see
+//! Option parsing lives in `attr`, the return-type analysis in `returns`,
+//! code generation in `expand`; see
 //! `monitor_runtime::monitor` for the user-facing documentation.
 
 extern crate proc_macro;
 
 mod attr;
 mod expand;
+mod returns;
 
 use proc_macro::TokenStream;
 use quote::ToTokens;
