@@ -18,12 +18,15 @@
 //!
 //! Run: `cargo bench --bench capture`.
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::hint::black_box;
+use std::time::Duration;
+
+use common::{bursts, unscrubbed, with_args, REQUEST};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
-use monitor_runtime::{monitor, Callsite, Config, EnteredSpan, FieldValue, Guard, SpanKind};
+use monitor_runtime::{monitor, Callsite, Config, EnteredSpan, Guard, SpanKind};
 
 #[monitor]
 #[inline(never)]
@@ -47,49 +50,6 @@ fn guarded(x: u64) -> u64 {
     black_box(x).wrapping_mul(31)
 }
 
-/// A request as handlers take them: a few fields, one of them secret.
-#[derive(Debug)]
-#[allow(dead_code)] // read through Debug
-struct Request {
-    user: &'static str,
-    page: u32,
-    password: &'static str,
-    tags: [&'static str; 2],
-}
-
-const REQUEST: Request = Request {
-    user: "ann",
-    page: 2,
-    password: "hunter2",
-    tags: ["a", "b"],
-};
-
-#[monitor(args)]
-#[inline(never)]
-fn with_args(id: u64, req: &Request) -> u64 {
-    black_box(id).wrapping_mul(31) + u64::from(req.page)
-}
-
-static UNSCRUBBED: Callsite = Callsite::new(
-    "unscrubbed",
-    module_path!(),
-    module_path!(),
-    file!(),
-    line!(),
-    SpanKind::Sync,
-);
-
-/// `with_args` recording its arguments by hand, with no scrubbing.
-#[inline(never)]
-fn unscrubbed(id: u64, req: &Request) -> u64 {
-    let mut span = EnteredSpan::new(&UNSCRUBBED);
-    if span.is_recording() {
-        span.__record_checked("id", FieldValue::U64(id));
-        span.__record_checked("req", FieldValue::Str(format!("{req:?}")));
-    }
-    black_box(id).wrapping_mul(31) + u64::from(req.page)
-}
-
 /// A case with the writer running: bursts of 100,000 calls that fit the
 /// queue, an untimed `flush` between them; `calls` counts what must be
 /// stored.
@@ -103,19 +63,14 @@ fn enabled(
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {
             *calls += iters;
-            let mut total = Duration::ZERO;
-            let mut done = 0;
-            while done < iters {
-                let n = 100_000.min(iters - done);
-                let started = Instant::now();
-                for i in 0..n {
+            bursts(
+                iters,
+                100_000,
+                |i| {
                     black_box(call(black_box(i)));
-                }
-                total += started.elapsed();
-                guard.flush();
-                done += n;
-            }
-            total
+                },
+                || guard.flush(),
+            )
         })
     });
 }

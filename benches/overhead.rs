@@ -14,10 +14,13 @@
 //!
 //! Run: `cargo bench --bench overhead`. Figures go in BENCHMARKS.md.
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::bursts;
 use criterion::{criterion_group, criterion_main, Criterion};
 use fastrace::collector::{Config as FastraceConfig, Reporter, SpanContext, SpanRecord};
 use monitor_runtime::{monitor, Config};
@@ -53,29 +56,6 @@ impl Reporter for CountingReporter {
     fn report(&mut self, spans: Vec<SpanRecord>) {
         REPORTED.fetch_add(spans.len() as u64, Ordering::Relaxed);
     }
-}
-
-/// Runs `iters` calls of `call` in bursts of `burst`, timing only the calls;
-/// `between` runs untimed after each burst.
-fn bursts(
-    iters: u64,
-    burst: u64,
-    mut call: impl FnMut(u64),
-    mut between: impl FnMut(),
-) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut done = 0;
-    while done < iters {
-        let n = burst.min(iters - done);
-        let started = Instant::now();
-        for i in 0..n {
-            call(i);
-        }
-        total += started.elapsed();
-        between();
-        done += n;
-    }
-    total
 }
 
 fn overhead(c: &mut Criterion) {

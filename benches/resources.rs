@@ -12,12 +12,15 @@
 //!
 //! Run: `cargo bench --bench resources`. Figures go in BENCHMARKS.md.
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::hint::black_box;
+use std::time::Duration;
+
+use common::bursts;
 use criterion::{criterion_group, criterion_main, Criterion};
 use monitor_runtime::alloc::CountingAllocator;
-use monitor_runtime::{monitor, Config, Guard};
+use monitor_runtime::{monitor, Config};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator::system();
@@ -29,22 +32,6 @@ fn monitored(x: u64) -> u64 {
 }
 
 /// `iters` calls in bursts of 100,000 with an untimed flush between.
-fn bursts(iters: u64, guard: &Guard) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut done = 0;
-    while done < iters {
-        let n = 100_000.min(iters - done);
-        let started = Instant::now();
-        for i in 0..n {
-            black_box(monitored(black_box(i)));
-        }
-        total += started.elapsed();
-        guard.flush();
-        done += n;
-    }
-    total
-}
-
 fn resources(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut group = c.benchmark_group("resources");
@@ -61,7 +48,18 @@ fn resources(c: &mut Criterion) {
             monitor_runtime::init_with(Config::default().db_path(&db).thread_cpu(thread_cpu))
                 .unwrap();
         monitor_runtime::alloc::__count_spans(count_alloc);
-        group.bench_function(case, |b| b.iter_custom(|iters| bursts(iters, &guard)));
+        group.bench_function(case, |b| {
+            b.iter_custom(|iters| {
+                bursts(
+                    iters,
+                    100_000,
+                    |i| {
+                        black_box(monitored(black_box(i)));
+                    },
+                    || guard.flush(),
+                )
+            })
+        });
         guard.flush();
         let (measured, dropped): (i64, i64) = rusqlite::Connection::open(&db)
             .unwrap()

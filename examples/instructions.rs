@@ -21,55 +21,18 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use monitor_runtime::{monitor, Callsite, Config, EnteredSpan, FieldValue, SpanKind};
+use monitor_runtime::{monitor, Config};
+
+// The function with `args` and its hand-written twin, as the `capture`
+// bench has them.
+#[path = "../benches/common/mod.rs"]
+mod common;
+use common::{unscrubbed, with_args, REQUEST};
 
 #[monitor]
 #[inline(never)]
 fn monitored(x: u64) -> u64 {
     black_box(x).wrapping_mul(31)
-}
-
-/// A request as handlers take them: a few fields, one of them secret.
-#[derive(Debug)]
-#[allow(dead_code)] // read through Debug
-struct Request {
-    user: &'static str,
-    page: u32,
-    password: &'static str,
-    tags: [&'static str; 2],
-}
-
-const REQUEST: Request = Request {
-    user: "ann",
-    page: 2,
-    password: "hunter2",
-    tags: ["a", "b"],
-};
-
-#[monitor(args)]
-#[inline(never)]
-fn with_args(id: u64, req: &Request) -> u64 {
-    black_box(id).wrapping_mul(31) + u64::from(req.page)
-}
-
-static UNSCRUBBED: Callsite = Callsite::new(
-    "unscrubbed",
-    module_path!(),
-    module_path!(),
-    file!(),
-    line!(),
-    SpanKind::Sync,
-);
-
-/// `with_args` recording its arguments by hand, with no scrubbing.
-#[inline(never)]
-fn unscrubbed(id: u64, req: &Request) -> u64 {
-    let mut span = EnteredSpan::new(&UNSCRUBBED);
-    if span.is_recording() {
-        span.__record_checked("id", FieldValue::U64(id));
-        span.__record_checked("req", FieldValue::Str(format!("{req:?}")));
-    }
-    black_box(id).wrapping_mul(31) + u64::from(req.page)
 }
 
 #[monitor]

@@ -1,0 +1,77 @@
+//! What the benches (and `examples/instructions.rs`) share: timed bursts,
+//! and a function with `args` next to the same span recorded by hand.
+#![allow(dead_code)] // each user takes what it needs
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use monitor_runtime::{monitor, Callsite, EnteredSpan, FieldValue, SpanKind};
+
+/// Runs `iters` calls of `call` in bursts of `burst`, timing only the calls;
+/// `between` runs untimed after each burst.
+pub fn bursts(
+    iters: u64,
+    burst: u64,
+    mut call: impl FnMut(u64),
+    mut between: impl FnMut(),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = burst.min(iters - done);
+        let started = Instant::now();
+        for i in 0..n {
+            call(i);
+        }
+        total += started.elapsed();
+        between();
+        done += n;
+    }
+    total
+}
+
+/// A request as handlers take them: a few fields, one of them secret.
+#[derive(Debug)]
+#[allow(dead_code)] // read through Debug
+pub struct Request {
+    user: &'static str,
+    page: u32,
+    password: &'static str,
+    tags: [&'static str; 2],
+}
+
+pub const REQUEST: Request = Request {
+    user: "ann",
+    page: 2,
+    password: "hunter2",
+    tags: ["a", "b"],
+};
+
+/// `#[monitor(args)]`: the request rendered with `Debug`, cut to
+/// `max_value_len`, its `password` masked while it is written.
+#[monitor(args)]
+#[inline(never)]
+pub fn with_args(id: u64, req: &Request) -> u64 {
+    black_box(id).wrapping_mul(31) + u64::from(req.page)
+}
+
+static UNSCRUBBED: Callsite = Callsite::new(
+    "unscrubbed",
+    module_path!(),
+    module_path!(),
+    file!(),
+    line!(),
+    SpanKind::Sync,
+);
+
+/// `with_args` recording its arguments by hand with `format!("{:?}")`: no
+/// bound while formatting, no scrubbing.
+#[inline(never)]
+pub fn unscrubbed(id: u64, req: &Request) -> u64 {
+    let mut span = EnteredSpan::new(&UNSCRUBBED);
+    if span.is_recording() {
+        span.__record_checked("id", FieldValue::U64(id));
+        span.__record_checked("req", FieldValue::Str(format!("{req:?}")));
+    }
+    black_box(id).wrapping_mul(31) + u64::from(req.page)
+}
