@@ -444,6 +444,21 @@ impl Span {
     /// Runs `f` with this span current, adding the time to its `busy_ns`
     /// (one poll of a future or stream). A panic out of `f` is recorded with
     /// its message, whatever panic hook is installed, and goes on.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use monitor_runtime::{current_span, Callsite, Config, Span, SpanKind};
+    ///
+    /// static JOB: Callsite = Callsite::new("job", module_path!(), module_path!(), file!(), line!(), SpanKind::Async);
+    /// let dir = tempfile::tempdir()?;
+    /// let guard = monitor_runtime::init_with(Config::default().db_path(dir.path().join("m.db")))?;
+    /// let mut span = Span::new(&JOB);
+    /// let inside = span.in_scope(current_span);
+    /// assert_eq!(inside, span.ids());
+    /// assert_eq!(current_span(), None);
+    /// span.end();
+    /// # drop(guard); Ok(()) }
+    /// ```
     #[inline]
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
         let mut entered = self.enter();
