@@ -63,14 +63,7 @@ fn enabled(
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {
             *calls += iters;
-            bursts(
-                iters,
-                100_000,
-                |i| {
-                    black_box(call(black_box(i)));
-                },
-                || guard.flush(),
-            )
+            bursts(iters, guard, &call)
         })
     });
 }

@@ -76,14 +76,7 @@ fn overhead(c: &mut Criterion) {
         group.bench_function("monitor_enabled", |b| {
             b.iter_custom(|iters| {
                 calls += iters;
-                bursts(
-                    iters,
-                    100_000,
-                    |i| {
-                        black_box(monitored(black_box(i)));
-                    },
-                    || guard.flush(),
-                )
+                bursts(iters, &guard, monitored)
             })
         });
         guard.flush();

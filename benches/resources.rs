@@ -31,7 +31,6 @@ fn monitored(x: u64) -> u64 {
     black_box(x).wrapping_mul(31)
 }
 
-/// `iters` calls in bursts of 100,000 with an untimed flush between.
 fn resources(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut group = c.benchmark_group("resources");
@@ -49,16 +48,7 @@ fn resources(c: &mut Criterion) {
                 .unwrap();
         monitor_runtime::alloc::__count_spans(count_alloc);
         group.bench_function(case, |b| {
-            b.iter_custom(|iters| {
-                bursts(
-                    iters,
-                    100_000,
-                    |i| {
-                        black_box(monitored(black_box(i)));
-                    },
-                    || guard.flush(),
-                )
-            })
+            b.iter_custom(|iters| bursts(iters, &guard, monitored))
         });
         guard.flush();
         let (measured, dropped): (i64, i64) = rusqlite::Connection::open(&db)
