@@ -221,10 +221,23 @@ fn check_archive_dir(dir: &Path) -> Result<(), String> {
         Err(e) => Err(format!("`retention.archive_dir` {shown}: {e}")),
         Ok(m) if !m.is_dir() => Err(format!("`retention.archive_dir` {shown}: not a directory")),
         Ok(_) => {
-            // Permissions say little (root ignores them): try.
-            let probe = dir.join(format!(".monitor-probe-{}", std::process::id()));
-            std::fs::write(&probe, b"")
-                .and_then(|()| std::fs::remove_file(&probe))
+            // Permissions say little (root ignores them): try. The name is
+            // not predictable and `create_new` never follows a link planted
+            // there, so no other file is touched.
+            static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let probe = dir.join(format!(
+                ".monitor-probe-{}-{nanos:09}-{}",
+                std::process::id(),
+                PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&probe)
+                .and_then(|_| std::fs::remove_file(&probe))
                 .map_err(|e| format!("`retention.archive_dir` {shown}: not writable: {e}"))
         }
     }

@@ -252,3 +252,37 @@ fn bad_rules_are_clear_errors() {
     let err = monitor_runtime::init_with(config).unwrap_err();
     assert!(err.to_string().contains("retention.archive_dir"), "{err}");
 }
+
+/// The archive directory is checked for writing with a probe file: a link
+/// planted at the name it used to take (`.monitor-probe-<pid>`) must not
+/// lead it to truncate the link's target.
+#[cfg(unix)]
+#[test]
+fn a_link_planted_at_the_probe_name_leaves_its_target_alone() {
+    let _serial = serial();
+    let (dir, path) = temp_db();
+    let archive_dir = dir.path().join("archive");
+    std::fs::create_dir(&archive_dir).unwrap();
+    let precious = dir.path().join("precious.txt");
+    std::fs::write(&precious, "keep me").unwrap();
+    let planted = archive_dir.join(format!(".monitor-probe-{}", std::process::id()));
+    std::os::unix::fs::symlink(&precious, &planted).unwrap();
+
+    let guard = eleven_hours(&path, 1, |c| c);
+    let mut rules = rules(9);
+    rules.archive_dir = archive_dir.clone();
+    let report = retention::run_pass(&path, &rules, NOW, false).unwrap();
+    assert_eq!(report.expired.len(), 1);
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+    assert!(planted.is_symlink(), "the planted link is left as it was");
+    let probes = std::fs::read_dir(&archive_dir)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with(".monitor-probe-")
+                && name != planted.file_name().unwrap()
+        })
+        .count();
+    assert_eq!(probes, 0, "the probe is removed");
+    drop(guard);
+}
