@@ -338,3 +338,52 @@ fn a_stats_row_the_database_refuses_is_spilled_and_starts_the_fault() {
     let kinds: Vec<String> = events(&s.path).into_iter().map(|(k, _)| k).collect();
     assert_eq!(kinds, ["spilling", "recovered"]);
 }
+
+/// A link planted at the spill file's path is moved aside, not followed:
+/// its target gets no spans and keeps its mode, and the spans still spill
+/// and are replayed.
+#[cfg(unix)]
+#[test]
+fn a_link_planted_at_the_spill_path_is_moved_aside_not_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = quiet_session(|c| c.busy_timeout(Duration::from_millis(50)));
+    work(0);
+    s.guard.flush();
+    let dir = s.path.parent().unwrap();
+    let target = dir.join("victim.txt");
+    std::fs::write(&target, "untouched").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::symlink(&target, spill_path(&s.path)).unwrap();
+
+    let holder = Connection::open(&s.path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for i in 1..=100 {
+        work(i);
+    }
+    s.guard.flush();
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched");
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "the target's mode is unchanged");
+    assert!(!spill_path(&s.path).is_symlink(), "a real spill file now");
+    assert_eq!(spilled(&s.path, "span").len(), 100);
+    let aside: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .contains("-spill.jsonl.link-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "the link is kept aside");
+    assert!(aside[0].path().is_symlink());
+
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    s.guard.flush();
+    assert_eq!(
+        read_spans(&s.path).len(),
+        101,
+        "replayed once the lock went"
+    );
+}

@@ -125,8 +125,20 @@ impl SpillFile {
             // place, which O_APPEND would turn into appends.
             options.read(true).append(create).write(true).create(create);
             #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, self.mode);
-            let file = options.open(&self.path)?;
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                // A link planted at the path must not send spans (and a
+                // chmod) to its target.
+                options.mode(self.mode).custom_flags(libc::O_NOFOLLOW);
+            }
+            let file = match options.open(&self.path) {
+                #[cfg(unix)]
+                Err(e) if create && e.raw_os_error() == Some(libc::ELOOP) => {
+                    self.move_link_aside()?;
+                    continue;
+                }
+                opened => opened?,
+            };
             lock_exclusive(&file)?;
             if still_at(&file, &self.path)? {
                 #[cfg(unix)]
@@ -142,6 +154,24 @@ impl SpillFile {
             }
             // Replayed and removed while we waited: open the new one.
         }
+    }
+
+    /// Renames a symbolic link found at the spill file's path (the link,
+    /// not its target) to `<path>.link-<unix seconds>`, and says so once.
+    #[cfg(unix)]
+    fn move_link_aside(&self) -> io::Result<()> {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut aside = self.path.clone().into_os_string();
+        aside.push(format!(".link-{secs}"));
+        std::fs::rename(&self.path, &aside)?;
+        eprintln!(
+            "monitor: {} was a symbolic link; it is moved aside to {} and records spill to a new file",
+            self.path.display(),
+            std::path::Path::new(&aside).display()
+        );
+        Ok(())
     }
 }
 
