@@ -39,6 +39,25 @@ pub fn table(header: &[&str], right_from: usize) -> Table {
     table
 }
 
+/// Stored text as a terminal may show it: control characters (an `ESC`
+/// that would start an escape sequence, a newline that would fake a line)
+/// are written as escapes (`\u{1b}`, `\n`). `--json` output stays exact.
+pub fn text(stored: &str) -> String {
+    if !stored.chars().any(char::is_control) {
+        return stored.to_owned();
+    }
+    stored
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// `1.25 ms`, `830 µs`, `2.41 s`.
 pub fn duration(ns: i64) -> String {
     let ns = ns as f64;
@@ -118,6 +137,11 @@ mod tests {
 
     #[test]
     fn figures_read_naturally() {
+        assert_eq!(text("plain ünïcode \"quoted\""), "plain ünïcode \"quoted\"");
+        assert_eq!(
+            text("a\u{1b}]0;owned\u{7}b\nc\td\u{9b}"),
+            "a\\u{1b}]0;owned\\u{7}b\\nc\\td\\u{9b}"
+        );
         assert_eq!(duration(1_250_000), "1.25 ms");
         assert_eq!(duration(830_000), "830.0 µs");
         assert_eq!(duration(2_410_000_000), "2.41 s");

@@ -679,3 +679,37 @@ fn names_with_quotes_and_sql_are_stored_and_shown_verbatim() {
     let text = ok(&s.path, &["errors", "--name", QUOTED.name()]);
     assert!(text.contains("DROP TABLE spans"), "{text}");
 }
+
+static CONTROLLING: Callsite = Callsite::new(
+    "retitle\u{1b}]0;owned\u{7}",
+    "app::odd",
+    "app::odd",
+    "src/odd.rs",
+    9,
+    SpanKind::Sync,
+);
+
+#[test]
+fn control_characters_in_stored_text_are_escaped_for_people_and_exact_in_json() {
+    let s = session_with(|c| c.resource_interval(Duration::ZERO));
+    let mut span = EnteredSpan::new(&CONTROLLING);
+    span.record_error("\u{1b}[2Jcleared\nfake line");
+    drop(span);
+    s.guard.flush();
+    for args in [&["summary"][..], &["errors"], &["tree", "--last"]] {
+        let text = ok(&s.path, args);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "monitor {args:?} printed a control character: {text:?}"
+        );
+        assert!(
+            text.contains(r"retitle\u{1b}]0;owned\u{7}"),
+            "{args:?}: {text}"
+        );
+    }
+    let errors = ok(&s.path, &["errors"]);
+    assert!(errors.contains(r"\u{1b}[2Jcleared\nfake line"), "{errors}");
+    let json = json(&s.path, &["errors"]);
+    assert_eq!(json[0]["name"], CONTROLLING.name());
+    assert_eq!(json[0]["error"], "\u{1b}[2Jcleared\nfake line");
+}

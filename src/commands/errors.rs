@@ -45,9 +45,13 @@ pub fn run(
         for row in &rows {
             table.add_row(vec![
                 render::timestamp(row.start_ns),
-                format!("{} ({})", row.name, row.module),
-                row.status.clone(),
-                row.error.clone().unwrap_or_default(),
+                format!(
+                    "{} ({})",
+                    render::text(&row.name),
+                    render::text(&row.module)
+                ),
+                render::text(&row.status),
+                render::text(row.error.as_deref().unwrap_or_default()),
                 row.trace_id.to_string(),
             ]);
         }

@@ -157,8 +157,8 @@ pub fn run(db: &Db, out: &Out) -> Result<(), Failure> {
                 table.add_row(vec![
                     render::timestamp(*ts),
                     pid.to_string(),
-                    kind.clone(),
-                    message.clone(),
+                    render::text(kind),
+                    render::text(message),
                 ]);
             }
             println!("{table}");

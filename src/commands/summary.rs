@@ -186,9 +186,9 @@ pub fn run(
                 format!("{:.0}%", 100.0 * f.busy_sum as f64 / wall as f64)
             };
             table.add_row(vec![
-                f.name.clone(),
-                f.module.clone(),
-                f.kind.clone(),
+                render::text(&f.name),
+                render::text(&f.module),
+                render::text(&f.kind),
                 f.durations.len().to_string(),
                 f.errors.to_string(),
                 format!("{:.1}", error_pct(f)),

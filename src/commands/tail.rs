@@ -28,14 +28,14 @@ fn print(out: &Out, span: &SpanRow) {
         println!("{}", span.to_json());
         return;
     }
-    let status = match &span.error {
+    let status = render::text(&match &span.error {
         Some(error) => format!("{}: {error}", span.status),
         None => span.status.clone(),
-    };
+    });
     println!(
         "{}  {:<32} {:>10}  {status}  trace {}",
         render::timestamp(span.end_ns()),
-        span.name,
+        render::text(&span.name),
         render::duration(span.duration_ns),
         span.trace_id
     );

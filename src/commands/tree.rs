@@ -143,9 +143,9 @@ pub fn run(db: &Db, out: &Out, trace_id: Option<i64>, name: Option<&str>) -> Res
 
     out.emit(json, || {
         let label = |line: &Line| {
-            let name = &spans[line.index].name;
+            let name = render::text(&spans[line.index].name);
             if line.depth == 0 {
-                return name.clone();
+                return name;
             }
             let shown = line.depth.min(MAX_INDENT);
             let lead: String = line.guides[..(shown - 1).min(line.guides.len())]
@@ -170,10 +170,10 @@ pub fn run(db: &Db, out: &Out, trace_id: Option<i64>, name: Option<&str>) -> Res
         for (line, label) in lines.iter().zip(&labels) {
             let span = &spans[line.index];
             let share = span.duration_ns as f64 / line.root_ns.max(1) as f64;
-            let status = match &span.error {
+            let status = render::text(&match &span.error {
                 Some(error) => format!("{}: {error}", span.status),
                 None => span.status.clone(),
-            };
+            });
             println!(
                 "{label:<width$}  {:>10}  {} {:>5.1}%  {status}",
                 render::duration(span.duration_ns),
