@@ -39,7 +39,8 @@ pub struct Config {
     pub enabled: bool,
     /// Permission bits of a database file `init` creates, and of its WAL
     /// and spill files (`0o600`: the owner only). Must let the owner read
-    /// and write.
+    /// and write, and no one else write. An existing file that others may
+    /// write (a `0o666` file made by hand) has those bits taken away.
     pub file_mode: u32,
     /// What `init` does with a file that is not a monitor database (random
     /// bytes, a truncated file, another program's SQLite file).
@@ -379,12 +380,13 @@ impl Config {
                 "expected a file path, got an empty string".into(),
             );
         }
-        if self.file_mode > 0o777 || self.file_mode & 0o600 != 0o600 {
+        if self.file_mode > 0o777 || self.file_mode & 0o600 != 0o600 || self.file_mode & 0o022 != 0
+        {
             return bad(
                 "file_mode",
                 format!(
-                    "expected permission bits that let the owner read and write, such as 0o600 \
-                     or 0o640, got {:#o}",
+                    "expected permission bits that let the owner read and write and no one else \
+                     write, such as 0o600 or 0o640, got {:#o}",
                     self.file_mode
                 ),
             );

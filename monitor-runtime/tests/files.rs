@@ -280,7 +280,7 @@ fn the_file_is_private_unless_configured_wider() {
     let _serial = serial();
     let mode_of =
         |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
-    for (configured, expected) in [(None, 0o600), (Some(0o640), 0o640), (Some(0o666), 0o666)] {
+    for (configured, expected) in [(None, 0o600), (Some(0o640), 0o640), (Some(0o644), 0o644)] {
         let (_dir, path) = temp_db();
         let mut config = Config::default().db_path(&path);
         if let Some(mode) = configured {
@@ -294,9 +294,54 @@ fn the_file_is_private_unless_configured_wider() {
         assert_eq!(mode_of(&wal), expected, "the WAL follows the database");
         drop(guard);
     }
-    let err = init_error(Config::default().file_mode(0o200));
-    assert!(
-        err.contains("`file_mode`") && err.contains("0o200"),
-        "{err}"
+    for refused in [0o200, 0o666, 0o620] {
+        let err = init_error(Config::default().file_mode(refused));
+        assert!(
+            err.contains("`file_mode`") && err.contains(&format!("{refused:#o}")),
+            "{err}"
+        );
+    }
+}
+
+/// A database, WAL and shared-memory file that others may write, made by
+/// hand before `init`, lose the group and other write bits.
+#[cfg(unix)]
+#[test]
+fn existing_files_others_may_write_are_narrowed() {
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = serial();
+    let (_dir, path) = temp_db();
+    let mode_of =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let set = |path: &std::path::Path| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).unwrap()
+    };
+    {
+        // A file of ours with a WAL left behind, then opened wide.
+        let guard = monitor_runtime::init_with(Config::default().db_path(&path)).unwrap();
+        drop(EnteredSpan::new(&LEAF));
+        guard.flush();
+        drop(guard);
+    }
+    std::fs::write(path.with_file_name("monitor.db-wal"), b"").unwrap();
+    for suffix in ["", "-wal"] {
+        set(&path.with_file_name(format!("monitor.db{suffix}")));
+    }
+    let guard = monitor_runtime::init_with(Config::default().db_path(&path)).unwrap();
+    drop(EnteredSpan::new(&LEAF));
+    guard.flush();
+    assert_eq!(mode_of(&path), 0o644, "the database");
+    assert_eq!(
+        mode_of(&path.with_file_name("monitor.db-wal")),
+        0o644,
+        "the WAL"
     );
+    drop(guard);
+
+    // A file that is not ours is refused with its mode as it was.
+    let (_dir, foreign) = temp_db();
+    std::fs::write(&foreign, vec![0x5a; 8192]).unwrap();
+    set(&foreign);
+    init_error(Config::default().db_path(&foreign));
+    assert_eq!(mode_of(&foreign), 0o666, "a refused file is left untouched");
 }

@@ -299,6 +299,18 @@ fn open_checked(path: &Path, options: &FileOptions) -> Result<Connection, Refusa
             .map_err(|e| Refusal::Other(format!("cannot open: {e}")))?;
         check_format(&conn)?;
     }
+    // Ours (or new): a file others may write loses those bits. A refused
+    // file is left untouched, its mode too.
+    #[cfg(unix)]
+    for file in [
+        path.to_owned(),
+        sibling(path, "-wal"),
+        sibling(path, "-shm"),
+    ] {
+        narrow_mode(&file).map_err(|e| {
+            Refusal::Other(format!("cannot narrow the mode of {}: {e}", file.display()))
+        })?;
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -356,6 +368,37 @@ fn create_with_mode(path: &Path, mode: u32) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// `path` with `suffix` added to its name (`monitor.db-wal`).
+#[cfg(unix)]
+fn sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+/// Takes group and other write bits off an existing file (a link is left
+/// alone): spans and secrets written into a file others may rewrite could
+/// be forged or read back changed.
+#[cfg(unix)]
+fn narrow_mode(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if !meta.is_file() || mode & 0o022 == 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !0o022))?;
+    eprintln!(
+        "monitor: {} could be written by others (mode {:#o}); it is now {:#o}",
+        path.display(),
+        mode & 0o777,
+        mode & 0o755
+    );
+    Ok(())
 }
 
 /// A file shorter than the page count its header gives was truncated: SQLite
