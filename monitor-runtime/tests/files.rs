@@ -345,3 +345,28 @@ fn existing_files_others_may_write_are_narrowed() {
     init_error(Config::default().db_path(&foreign));
     assert_eq!(mode_of(&foreign), 0o666, "a refused file is left untouched");
 }
+
+/// A directory, or a link to nothing, at `db_path` is named as what it is.
+#[cfg(unix)]
+#[test]
+fn a_directory_or_a_dangling_link_is_named_for_what_it_is() {
+    let _serial = serial();
+    let (dir, path) = temp_db();
+    std::fs::create_dir(&path).unwrap();
+    let err = init_error(Config::default().db_path(&path));
+    assert!(err.contains("a directory"), "{err}");
+    assert!(!err.contains("I/O") && !err.contains("rotate"), "{err}");
+
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(dir.path().join("gone.db"), &link).unwrap();
+    let err = init_error(Config::default().db_path(&link));
+    assert!(
+        err.contains("symbolic link") && err.contains("gone.db") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains("rotate") && !err.contains("corrupt"), "{err}");
+    assert!(
+        !dir.path().join("gone.db").exists(),
+        "nothing created through the link"
+    );
+}

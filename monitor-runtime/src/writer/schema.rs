@@ -288,6 +288,7 @@ impl Refusal {
 }
 
 fn open_checked(path: &Path, options: &FileOptions) -> Result<Connection, Refusal> {
+    check_kind(path).map_err(Refusal::Other)?;
     create_with_mode(path, options.mode)
         .map_err(|e| Refusal::Other(format!("cannot create the file: {e}")))?;
     check_length(path).map_err(Refusal::Corrupt)?;
@@ -336,6 +337,26 @@ fn open_checked(path: &Path, options: &FileOptions) -> Result<Connection, Refusa
     setup().map_err(|e| classify(format!("cannot configure: {e}"), &e))?;
     create_schema(&conn).map_err(|e| classify(format!("cannot create the schema: {e}"), &e))?;
     Ok(conn)
+}
+
+/// What is at `path`, when it cannot hold a database file: a directory, or
+/// a link to nothing. (SQLite would report a disk I/O error, and a link to
+/// nothing would be taken for a damaged file.)
+fn check_kind(path: &Path) -> Result<(), String> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if meta.is_symlink() && !path.exists() {
+        let target =
+            std::fs::read_link(path).map_or_else(|_| "?".into(), |t| t.display().to_string());
+        return Err(format!(
+            "a symbolic link to {target}, which does not exist; expected a database file or no file"
+        ));
+    }
+    if path.is_dir() {
+        return Err("a directory; expected a database file or no file".into());
+    }
+    Ok(())
 }
 
 /// A damaged file shows as `SQLITE_CORRUPT` or `SQLITE_NOTADB`.
