@@ -93,7 +93,7 @@ pub use instrument::{InCurrentSpan, InSpan};
 /// ```
 pub use monitor_macros::monitor;
 pub use record::{FieldValue, Status};
-pub use runtime::{init, init_with, Guard, WriterHold};
+pub use runtime::{init, init_or_disabled, init_with, init_with_or_disabled, Guard, WriterHold};
 pub use secret::is_secret_name;
 pub use span::{current_span, Entered, EnteredSpan, Span, SpanIds};
 pub use writer::SCHEMA_VERSION;

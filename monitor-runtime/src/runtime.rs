@@ -79,6 +79,36 @@ pub fn init() -> Result<Guard, Error> {
     init_with(Config::load()?)
 }
 
+/// [`init`] for a program that must run whatever happens to monitoring:
+/// on an error (a read-only filesystem, a bad `monitor.toml`, a file that is
+/// not a monitor database) it says why once on stderr and returns a guard
+/// that records nothing, instead of an `Err` that `init()?` would turn into
+/// the program's exit.
+///
+/// ```
+/// let guard = monitor_runtime::init_with_or_disabled(
+///     monitor_runtime::Config::default().db_path("/nonexistent-dir/app.db"),
+/// );
+/// assert!(!guard.is_enabled()); // and the program goes on
+/// ```
+pub fn init_or_disabled() -> Guard {
+    init().unwrap_or_else(disabled_because)
+}
+
+/// [`init_with`], or a guard that records nothing and a line on stderr
+/// saying why (see [`init_or_disabled`]).
+pub fn init_with_or_disabled(config: Config) -> Guard {
+    init_with(config).unwrap_or_else(disabled_because)
+}
+
+fn disabled_because(err: Error) -> Guard {
+    eprintln!("monitor: recording is off: {err}");
+    Guard {
+        running: None,
+        holds_slot: false,
+    }
+}
+
 /// Starts monitoring with a configuration built in code.
 ///
 /// Opens (or creates) the database on the calling thread, so a bad path or
@@ -108,7 +138,10 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
     }
     if !config.enabled {
         *alive = true;
-        return Ok(Guard { running: None });
+        return Ok(Guard {
+            running: None,
+            holds_slot: true,
+        });
     }
     // Checked here, not when parsing: the file may name a directory that
     // is created later, but retention cannot start without it.
@@ -177,6 +210,7 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
             sampler,
             db_path: config.db_path,
         }),
+        holds_slot: true,
     })
 }
 
@@ -186,6 +220,9 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
 #[must_use = "monitoring stops when the guard is dropped"]
 pub struct Guard {
     running: Option<Running>,
+    /// This guard is the one `init` allows at a time (a disabled guard
+    /// returned for an error is not).
+    holds_slot: bool,
 }
 
 struct Running {
@@ -339,7 +376,9 @@ impl Drop for Guard {
             }
             running.rt.queue.release();
         }
-        *GUARD_ALIVE.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        if self.holds_slot {
+            *GUARD_ALIVE.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        }
     }
 }
 

@@ -370,3 +370,32 @@ fn a_directory_or_a_dangling_link_is_named_for_what_it_is() {
         "nothing created through the link"
     );
 }
+
+/// A program that must run whatever happens to monitoring gets a guard
+/// that records nothing, and can start monitoring later; a disabled guard
+/// never frees the slot of a live one.
+#[test]
+fn init_or_disabled_keeps_the_program_running() {
+    let _serial = serial();
+    let (dir, path) = temp_db();
+    std::fs::create_dir(&path).unwrap();
+    let off = monitor_runtime::init_with_or_disabled(Config::default().db_path(&path));
+    assert!(!off.is_enabled());
+    drop(EnteredSpan::new(&LEAF)); // records nothing, panics nowhere
+    off.flush();
+    drop(off);
+
+    let db = dir.path().join("later.db");
+    let live = monitor_runtime::init_with(Config::default().db_path(&db)).unwrap();
+    let second = monitor_runtime::init_with_or_disabled(Config::default().db_path(&db));
+    assert!(!second.is_enabled(), "one runtime at a time");
+    drop(second);
+    assert!(
+        monitor_runtime::init_with(Config::default().db_path(&db)).is_err(),
+        "the live guard still holds its slot"
+    );
+    drop(EnteredSpan::new(&LEAF));
+    live.flush();
+    assert_eq!(count(&db, "SELECT count(*) FROM spans"), 1);
+    drop(live);
+}
