@@ -64,6 +64,45 @@ pub(crate) fn active() -> Option<&'static Runtime> {
     unsafe { rt.as_ref() }
 }
 
+/// `fork()` without `exec`: the child has none of the parent's threads, so
+/// recording is off there (its spans cost what spans cost without `init`),
+/// and its guard's `flush` and drop return at once. The parent's recording
+/// goes on as before.
+mod fork {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::ACTIVE;
+
+    /// The process that called `init`; 0 before.
+    static OWNER: AtomicU32 = AtomicU32::new(0);
+
+    /// Whether this process is a forked child of the one that called `init`.
+    pub(super) fn in_child() -> bool {
+        let owner = OWNER.load(Ordering::Relaxed);
+        owner != 0 && owner != std::process::id()
+    }
+
+    /// Notes the owner and, once per process, asks to hear of forks.
+    pub(super) fn watch() {
+        OWNER.store(std::process::id(), Ordering::Relaxed);
+        #[cfg(unix)]
+        {
+            static REGISTER: std::sync::Once = std::sync::Once::new();
+            REGISTER.call_once(|| {
+                // SAFETY: `in_forked_child` only stores to an atomic, which
+                // is async-signal-safe, as a handler run after fork must be.
+                unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
+            });
+        }
+    }
+
+    /// Runs in the child right after `fork()`: no span records from here.
+    #[cfg(unix)]
+    extern "C" fn in_forked_child() {
+        ACTIVE.store(std::ptr::null_mut(), Ordering::Release);
+    }
+}
+
 /// Starts monitoring with [`Config::load`]: `monitor.toml` (or the file
 /// named by `MONITOR_CONFIG`), then the `MONITOR_*` environment overrides.
 ///
@@ -199,6 +238,7 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
         }
     };
     crate::panic::install_hook();
+    fork::watch();
     ACTIVE.store(ptr::from_ref(rt).cast_mut(), Ordering::Release);
     *alive = true;
     Ok(Guard {
@@ -248,7 +288,7 @@ impl Guard {
     /// the database (including what other threads still had buffered).
     /// Returns at once when monitoring is disabled or the writer has stopped.
     pub fn flush(&self) {
-        if let Some(running) = &self.running {
+        if let Some(running) = self.running() {
             let (ack, done) = crossbeam_channel::bounded(1);
             if running.control.send(Control::Flush(ack)).is_ok() {
                 let _ = done.recv();
@@ -293,7 +333,13 @@ impl Guard {
 
     /// Whether spans are being recorded.
     pub fn is_enabled(&self) -> bool {
-        self.running.is_some()
+        self.running().is_some()
+    }
+
+    /// The running threads, `None` also in a child of `fork()`: they stayed
+    /// in the parent.
+    fn running(&self) -> Option<&Running> {
+        self.running.as_ref().filter(|_| !fork::in_child())
     }
 
     /// Runs `task` on the writer thread with its database connection and
@@ -364,6 +410,12 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        if fork::in_child() {
+            // The threads, and any lock they held, stayed in the parent:
+            // join nothing, lock nothing, leave the parent's file alone.
+            std::mem::forget(self.running.take());
+            return;
+        }
         if let Some(mut running) = self.running.take() {
             // New spans stop recording; those already ended are drained.
             ACTIVE.store(ptr::null_mut(), Ordering::Release);

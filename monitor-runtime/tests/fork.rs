@@ -1,0 +1,75 @@
+//! `fork()` without `exec`: the child records nothing and its guard's
+//! `flush` and drop return at once (they hung and panicked); the parent goes
+//! on recording. One test in its own binary, so that no other test's thread
+//! is running when it forks.
+#![cfg(unix)]
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use common::{count, temp_db, LEAF};
+use monitor_runtime::{Config, EnteredSpan};
+
+#[test]
+fn a_forked_child_records_nothing_and_its_guard_returns_at_once() {
+    let (_dir, path) = temp_db();
+    let guard = monitor_runtime::init_with(Config::default().db_path(&path)).unwrap();
+    drop(EnteredSpan::new(&LEAF));
+    guard.flush();
+
+    // SAFETY: the child only ends spans, flushes and drops the guard (no
+    // lock another thread may hold), then leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let recording_off = catch_unwind(AssertUnwindSafe(|| {
+            let span = EnteredSpan::new(&LEAF);
+            let off = !span.is_recording() && !guard.is_enabled();
+            drop(span);
+            guard.flush();
+            drop(guard);
+            off
+        }));
+        let code = match recording_off {
+            Ok(true) => 0,
+            Ok(false) => 2,
+            Err(_) => 3,
+        };
+        // SAFETY: ends the child without running the parent's exit hooks.
+        unsafe { libc::_exit(code) };
+    }
+
+    // The child must end by itself: wait on another thread, with a bound.
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let mut status = 0;
+        // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let _ = tx.send(status);
+    });
+    let status = match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(status) => status,
+        Err(_) => {
+            // SAFETY: kills our own hung child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the child hung in flush or drop");
+        }
+    };
+    assert!(libc::WIFEXITED(status), "the child died: status {status}");
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "2: the child recorded; 3: it panicked"
+    );
+
+    drop(EnteredSpan::new(&LEAF));
+    guard.flush();
+    assert_eq!(
+        count(&path, "SELECT count(*) FROM spans"),
+        2,
+        "the parent's spans"
+    );
+    drop(guard);
+}
