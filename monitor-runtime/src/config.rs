@@ -48,6 +48,10 @@ pub struct Config {
     /// How long a write waits for another process's lock before the writer
     /// spills to `<db_path>-spill.jsonl` instead.
     pub busy_timeout_ms: u64,
+    /// How long the process may wait at exit for what is still queued to be
+    /// committed, when the guard was not dropped (`std::process::exit`, a
+    /// guard in a `static` or leaked); `0` waits not at all.
+    pub shutdown_timeout_ms: u64,
     /// The queue between spans and the writer.
     pub queue: QueueConfig,
     /// How long partitions are kept.
@@ -183,6 +187,7 @@ impl Default for Config {
             file_mode: 0o600,
             on_corrupt: OnCorrupt::Error,
             busy_timeout_ms: 5_000,
+            shutdown_timeout_ms: 5_000,
             queue: QueueConfig::default(),
             retention: RetentionConfig::default(),
             resources: ResourcesConfig::default(),
@@ -443,6 +448,11 @@ impl Config {
     /// Sets `busy_timeout_ms`.
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout_ms = timeout.as_millis() as u64;
+        self
+    }
+    /// Sets `shutdown_timeout_ms`.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout_ms = timeout.as_millis() as u64;
         self
     }
     /// Sets `queue.capacity` (`0` = unbounded).

@@ -64,6 +64,69 @@ pub(crate) fn active() -> Option<&'static Runtime> {
     unsafe { rt.as_ref() }
 }
 
+/// A process that ends without dropping the guard (`std::process::exit`, a
+/// guard in a `static` or leaked) still commits what was queued: `init`
+/// registers an `atexit` hook that flushes, waiting at most
+/// `shutdown_timeout_ms`, so exit never hangs.
+mod at_exit {
+    use std::sync::{Mutex, Once};
+    use std::time::Duration;
+
+    use crossbeam_channel::Sender;
+
+    use crate::writer::Control;
+
+    /// The running writer's control channel and how long exit may wait.
+    static WRITER: Mutex<Option<(Sender<Control>, Duration)>> = Mutex::new(None);
+
+    pub(super) fn watch(control: Sender<Control>, timeout: Duration) {
+        *WRITER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((control, timeout));
+        static REGISTER: Once = Once::new();
+        REGISTER.call_once(|| {
+            #[cfg(unix)]
+            // SAFETY: registers a plain `extern "C" fn()` that catches its
+            // own panics, as `atexit` expects.
+            unsafe {
+                libc::atexit(flush_at_exit);
+            }
+        });
+    }
+
+    /// The guard is being dropped: it flushes and stops the writer itself.
+    pub(super) fn forget() {
+        *WRITER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    #[cfg(unix)]
+    extern "C" fn flush_at_exit() {
+        // A panic must not cross the C boundary; a lock held by a thread
+        // that called `exit` is skipped rather than waited for.
+        let _ = std::panic::catch_unwind(|| {
+            if super::fork::in_child() {
+                return;
+            }
+            let Ok(writer) = WRITER.try_lock() else {
+                return;
+            };
+            let Some((control, timeout)) = writer.clone() else {
+                return;
+            };
+            drop(writer);
+            if timeout.is_zero() {
+                return;
+            }
+            let (ack, done) = crossbeam_channel::bounded(1);
+            if control.send(Control::Flush(ack)).is_ok() {
+                let _ = done.recv_timeout(timeout);
+            }
+        });
+    }
+}
+
 /// `fork()` without `exec`: the child has none of the parent's threads, so
 /// recording is off there (its spans cost what spans cost without `init`),
 /// and its guard's `flush` and drop return at once. The parent's recording
@@ -239,6 +302,10 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
     };
     crate::panic::install_hook();
     fork::watch();
+    at_exit::watch(
+        control.clone(),
+        std::time::Duration::from_millis(config.shutdown_timeout_ms),
+    );
     ACTIVE.store(ptr::from_ref(rt).cast_mut(), Ordering::Release);
     *alive = true;
     Ok(Guard {
@@ -410,6 +477,9 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        if self.running.is_some() {
+            at_exit::forget();
+        }
         if fork::in_child() {
             // The threads, and any lock they held, stayed in the parent:
             // join nothing, lock nothing, leave the parent's file alone.

@@ -455,6 +455,7 @@ const TOP_KEYS: &[&str] = &[
     "file_mode",
     "on_corrupt",
     "busy_timeout_ms",
+    "shutdown_timeout_ms",
     "queue",
     "retention",
     "resources",
