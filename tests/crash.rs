@@ -150,6 +150,17 @@ fn child() {
             std::mem::forget(guard);
             std::process::exit(0);
         }
+        "sigterm" => {
+            guard.flush_on_signals().unwrap();
+            for i in 0..BEFORE_EXIT {
+                let _ = checked(i);
+            }
+            println!("{FLUSHED}ready");
+            // Serve until the supervisor's signal.
+            loop {
+                std::thread::park();
+            }
+        }
         "process_exit" | "forget" | "static_guard" => {
             for i in 0..BEFORE_EXIT {
                 let _ = checked(i);
@@ -324,4 +335,37 @@ fn a_process_that_exits_without_dropping_the_guard_stores_every_span() {
         assert_eq!(errors, BEFORE_EXIT / 10, "{scenario}: every error stored");
         assert_eq!(spans, BEFORE_EXIT, "{scenario}: every span stored");
     }
+}
+
+/// With `flush_on_signals`, a SIGTERM from a supervisor stores every span
+/// queued before it, then ends the process as SIGTERM does.
+#[test]
+fn sigterm_with_flush_on_signals_stores_every_span_then_terminates() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("monitor.db");
+    let mut child = KillOnDrop(spawn_child("sigterm", &db));
+    let stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let ready = stdout
+        .lines()
+        .any(|line| line.unwrap().contains(&format!("{FLUSHED}ready")));
+    assert!(ready, "the child got ready");
+    // SAFETY: signals our own child.
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.0.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGTERM),
+        "ended as SIGTERM ends it"
+    );
+    let conn = Connection::open(&db).unwrap();
+    let (spans, errors): (u64, u64) = conn
+        .query_row(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'error') FROM spans \
+             WHERE name = 'checked'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((spans, errors), (BEFORE_EXIT, BEFORE_EXIT / 10));
 }

@@ -47,4 +47,8 @@ pub enum Error {
     /// The writer thread could not be started.
     #[error("cannot start the monitor writer thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// [`Guard::flush_on_signals`](crate::Guard::flush_on_signals) could
+    /// not watch for the signals.
+    #[error("cannot watch for SIGTERM and SIGINT: {0}")]
+    Signals(#[source] std::io::Error),
 }

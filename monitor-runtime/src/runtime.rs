@@ -316,6 +316,7 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
             retention: Some(retention),
             sampler,
             db_path: config.db_path,
+            shutdown_timeout: std::time::Duration::from_millis(config.shutdown_timeout_ms),
         }),
         holds_slot: true,
     })
@@ -339,6 +340,8 @@ struct Running {
     retention: Option<RetentionThread>,
     sampler: Option<SamplerThread>,
     db_path: PathBuf,
+    /// `shutdown_timeout_ms`: the longest wait for a flush at exit.
+    shutdown_timeout: std::time::Duration,
 }
 
 /// Returned by [`Guard::hold_writer`]: the writer takes nothing from the
@@ -396,6 +399,44 @@ impl Guard {
     /// disabled.
     pub fn db_path(&self) -> Option<&Path> {
         self.running.as_ref().map(|r| r.db_path.as_path())
+    }
+
+    /// Opt-in: on SIGTERM or SIGINT, commit what is queued (waiting at most
+    /// `shutdown_timeout_ms`), then end the process as the signal would
+    /// have (the default action, re-raised), so a supervisor that stops
+    /// the program loses no spans. A thread waits for the signals
+    /// (`signal-hook`); the program's own handlers for them are replaced.
+    /// Returns at once when monitoring is disabled.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let guard = monitor_runtime::init()?;
+    /// guard.flush_on_signals()?;
+    /// // ... serve until the supervisor sends SIGTERM ...
+    /// # Ok(()) }
+    /// ```
+    #[cfg(unix)]
+    pub fn flush_on_signals(&self) -> Result<(), Error> {
+        use signal_hook::consts::signal::{SIGINT, SIGTERM};
+        let Some(running) = self.running() else {
+            return Ok(());
+        };
+        let mut signals =
+            signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(Error::Signals)?;
+        let (control, timeout) = (running.control.clone(), running.shutdown_timeout);
+        std::thread::Builder::new()
+            .name("monitor-signals".into())
+            .spawn(move || {
+                if let Some(signal) = signals.forever().next() {
+                    let (ack, done) = crossbeam_channel::bounded(1);
+                    if control.send(Control::Flush(ack)).is_ok() {
+                        let _ = done.recv_timeout(timeout);
+                    }
+                    let _ = signal_hook::low_level::emulate_default_handler(signal);
+                }
+            })
+            .map(drop)
+            .map_err(Error::Signals)
     }
 
     /// Whether spans are being recorded.
