@@ -127,6 +127,74 @@ mod at_exit {
     }
 }
 
+/// The future [`Guard::shutdown`] returns.
+mod shutdown {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex, PoisonError};
+    use std::task::{Context, Poll, Waker};
+    use std::time::Instant;
+
+    /// Set by the shutdown thread when it is done; wakes the waiting task.
+    #[derive(Clone, Default)]
+    pub(super) struct Done(Arc<Mutex<(bool, Option<Waker>)>>);
+
+    impl Done {
+        pub(super) fn set(&self) {
+            let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            state.0 = true;
+            if let Some(waker) = state.1.take() {
+                waker.wake();
+            }
+        }
+    }
+
+    pub(super) struct Wait {
+        pub(super) done: Done,
+        pub(super) deadline: Instant,
+        /// A thread will wake the task at the deadline.
+        pub(super) timer: bool,
+    }
+
+    impl Future for Wait {
+        type Output = bool;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+            let this = self.get_mut();
+            let mut state = this.done.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.0 {
+                return Poll::Ready(true);
+            }
+            let now = Instant::now();
+            if now >= this.deadline {
+                return Poll::Ready(false);
+            }
+            state.1 = Some(cx.waker().clone());
+            drop(state);
+            if !this.timer {
+                // No runtime's timer is assumed: a thread sleeps until the
+                // deadline, then wakes the task (the waker of its poll, or
+                // the latest one the shutdown thread would use).
+                this.timer = true;
+                let (done, left) = (this.done.clone(), this.deadline - now);
+                std::thread::spawn(move || {
+                    std::thread::sleep(left);
+                    let waker = done
+                        .0
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .1
+                        .take();
+                    if let Some(waker) = waker {
+                        waker.wake();
+                    }
+                });
+            }
+            Poll::Pending
+        }
+    }
+}
+
 /// `fork()` without `exec`: the child has none of the parent's threads, so
 /// recording is off there (its spans cost what spans cost without `init`),
 /// and its guard's `flush` and drop return at once. The parent's recording
@@ -354,6 +422,47 @@ pub struct WriterHold<'guard> {
 }
 
 impl Guard {
+    /// Stops monitoring as dropping the guard does (every queued span is
+    /// committed, the threads stop), without blocking the caller: the work
+    /// runs on a thread of its own, and the future resolves when it is done
+    /// (`true`) or when `timeout` has passed (`false`; the work goes on). For
+    /// async programs, where a drop would stall every task of a
+    /// current-thread runtime while the writer drains.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let config = monitor_runtime::Config::default().db_path(dir.path().join("m.db"));
+    /// let guard = monitor_runtime::init_with(config)?;
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+    /// assert!(runtime.block_on(guard.shutdown(Duration::from_secs(10))));
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown(self, timeout: std::time::Duration) -> impl std::future::Future<Output = bool> {
+        let done = shutdown::Done::default();
+        let signal = done.clone();
+        let deadline = std::time::Instant::now() + timeout;
+        let started = std::thread::Builder::new()
+            .name("monitor-shutdown".into())
+            .spawn(move || {
+                drop(self);
+                signal.set();
+            });
+        if let Err(e) = started {
+            // No thread to be had: the guard, moved into the closure that
+            // did not start, was dropped with it, blocking, here.
+            eprintln!("monitor: cannot start a shutdown thread ({e}); shut down in place");
+            done.set();
+        }
+        shutdown::Wait {
+            done,
+            deadline,
+            timer: false,
+        }
+    }
+
     /// Blocks until every span that ended before this call is committed to
     /// the database (including what other threads still had buffered).
     /// Returns at once when monitoring is disabled or the writer has stopped.
