@@ -34,7 +34,14 @@ struct Anchor {
     raw: u64,
     /// Unix time at `raw`; moved by `set`/`advance`.
     unix_ns: AtomicU64,
+    /// Made by [`Clock::system`]: [`Clock::reanchor`] follows the system
+    /// clock when it is stepped (NTP syncing after the program started).
+    follows_system: bool,
 }
+
+/// How far a system clock's spans may drift from the system clock before
+/// the writer's periodic check moves them back.
+pub(crate) const REANCHOR_AFTER: Duration = Duration::from_millis(50);
 
 /// One calibrated TSC clock per process: calibration takes milliseconds.
 #[inline(always)]
@@ -52,7 +59,14 @@ fn system_unix_ns() -> u64 {
 impl Clock {
     /// A clock that follows the system's wall clock.
     pub fn system() -> Clock {
-        Clock::starting_at(system_unix_ns())
+        let raw = tsc().raw();
+        Clock {
+            inner: Arc::new(Anchor {
+                raw,
+                unix_ns: AtomicU64::new(system_unix_ns()),
+                follows_system: true,
+            }),
+        }
     }
 
     /// A clock that reads `unix_ns` now and runs at real speed from there.
@@ -62,6 +76,7 @@ impl Clock {
             inner: Arc::new(Anchor {
                 raw,
                 unix_ns: AtomicU64::new(unix_ns),
+                follows_system: false,
             }),
         }
     }
@@ -80,6 +95,25 @@ impl Clock {
         self.inner
             .unix_ns
             .fetch_add(by.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// For a [`Clock::system`] clock: when span time and the system clock
+    /// differ by more than [`REANCHOR_AFTER`] (the system clock was stepped,
+    /// say by NTP after the program started), takes the system clock's
+    /// time from now on. The writer calls it every stats period (10 s), so
+    /// span times are off by at most that much for at most that long; a
+    /// span that runs across the step has its duration changed by it.
+    /// Returns whether it moved.
+    pub(crate) fn reanchor(&self) -> bool {
+        if !self.inner.follows_system {
+            return false;
+        }
+        let (span_time, system) = (self.now_ns(), system_unix_ns());
+        if span_time.abs_diff(system) <= REANCHOR_AFTER.as_nanos() as u64 {
+            return false;
+        }
+        self.set(system);
+        true
     }
 
     /// The current time in Unix epoch nanoseconds.
@@ -140,5 +174,27 @@ impl fmt::Debug for Clock {
         f.debug_struct("Clock")
             .field("now_ns", &self.now_ns())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_system_clock_follows_a_stepped_system_clock() {
+        let clock = Clock::system();
+        assert!(!clock.reanchor(), "in step at first");
+        // As if the system clock was an hour behind at init and NTP then
+        // stepped it: span time is an hour off.
+        clock.set(system_unix_ns() - 3_600_000_000_000);
+        assert!(clock.reanchor());
+        let off = clock.now_ns().abs_diff(system_unix_ns());
+        assert!(off < REANCHOR_AFTER.as_nanos() as u64, "off by {off} ns");
+
+        // A test clock keeps the time it was given.
+        let fixed = Clock::starting_at(1_000);
+        assert!(!fixed.reanchor());
+        assert!(fixed.now_ns() < 60_000_000_000);
     }
 }

@@ -337,6 +337,7 @@ impl Writer {
                 if self.has_news() {
                     self.store_stats();
                 }
+                self.rt.clock.reanchor();
                 next_stats = now + STATS_EVERY;
             }
             if !self.batch.is_empty() || !self.samples.is_empty() {
