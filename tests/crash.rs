@@ -313,6 +313,19 @@ fn a_relative_db_path_stays_put_when_the_program_changes_directory() {
     assert!(!stderr.contains("deleted or replaced"), "{stderr}");
 }
 
+/// (spans, error spans) of `checked` in the file.
+fn checked_counts(db: &Path) -> (u64, u64) {
+    Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'error') FROM spans \
+             WHERE name = 'checked'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
 /// A process that ends without dropping its guard (`process::exit` with the
 /// guard alive, leaked, or in a `static`) still stores every span, errors
 /// first among them: the exit hook flushes (110,500 spans: 0 to 13,703 were
@@ -323,15 +336,7 @@ fn a_process_that_exits_without_dropping_the_guard_stores_every_span() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("monitor.db");
         run_child(scenario, &db);
-        let conn = Connection::open(&db).unwrap();
-        let (spans, errors): (u64, u64) = conn
-            .query_row(
-                "SELECT count(*), count(*) FILTER (WHERE status = 'error') FROM spans \
-                 WHERE name = 'checked'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
+        let (spans, errors) = checked_counts(&db);
         assert_eq!(errors, BEFORE_EXIT / 10, "{scenario}: every error stored");
         assert_eq!(spans, BEFORE_EXIT, "{scenario}: every span stored");
     }
@@ -358,14 +363,6 @@ fn sigterm_with_flush_on_signals_stores_every_span_then_terminates() {
         Some(libc::SIGTERM),
         "ended as SIGTERM ends it"
     );
-    let conn = Connection::open(&db).unwrap();
-    let (spans, errors): (u64, u64) = conn
-        .query_row(
-            "SELECT count(*), count(*) FILTER (WHERE status = 'error') FROM spans \
-             WHERE name = 'checked'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (spans, errors) = checked_counts(&db);
     assert_eq!((spans, errors), (BEFORE_EXIT, BEFORE_EXIT / 10));
 }
