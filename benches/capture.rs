@@ -94,17 +94,7 @@ fn capture(c: &mut Criterion) {
 
     guard.flush();
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let (written, dropped): (i64, i64) = conn
-        .query_row(
-            "SELECT sum(written), sum(dropped) FROM monitor_stats",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert!(
-        written as u64 == calls && dropped == 0,
-        "the bench must measure stored spans: {calls} calls, {written} written, {dropped} dropped"
-    );
+    common::assert_all_stored(&db, calls);
     let fields: String = conn
         .query_row(
             "SELECT fields FROM spans WHERE name = 'with_args' LIMIT 1",

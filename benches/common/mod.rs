@@ -26,6 +26,23 @@ pub fn bursts(iters: u64, guard: &Guard, call: impl Fn(u64) -> u64) -> Duration 
     total
 }
 
+/// Asserts that the file at `db` stored `calls` spans and dropped none: a
+/// bench must time stored spans, not drops.
+pub fn assert_all_stored(db: &std::path::Path, calls: u64) {
+    let (written, dropped): (i64, i64) = rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT sum(written), sum(dropped) FROM monitor_stats",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(
+        written as u64 == calls && dropped == 0,
+        "the bench must measure stored spans: {calls} calls, {written} written, {dropped} dropped"
+    );
+}
+
 /// A request as handlers take them: a few fields, one of them secret.
 #[derive(Debug)]
 #[allow(dead_code)] // read through Debug
