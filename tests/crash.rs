@@ -107,8 +107,31 @@ fn child() {
         guard.flush();
         return;
     }
+    let config = if scenario == "locked_exit" {
+        // Unbounded: the program must get to its exit while the writer
+        // waits for the lock, not wait for room behind it. The lock is
+        // waited for longer than exit may take (10 s: a debug build
+        // spills 110,000 spans in about 2).
+        config
+            .queue_capacity(0)
+            .busy_timeout(Duration::from_secs(60))
+            .shutdown_timeout(Duration::from_secs(10))
+    } else {
+        config
+    };
     let guard = monitor_runtime::init_with(config).unwrap();
     match scenario.as_str() {
+        "reopen" => drop(guard),
+        "locked_exit" => {
+            // Another connection holds the file's lock past the program's
+            // end: the writer's first insert waits for it.
+            let holder = Connection::open(&db).unwrap();
+            holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            for i in 0..BEFORE_EXIT {
+                let _ = checked(i);
+            }
+            std::process::exit(0);
+        }
         "heavy" => {
             // Two threads writing without pause; this one flushes in
             // rounds and says how many of its own spans are committed.
@@ -340,6 +363,22 @@ fn a_process_that_exits_without_dropping_the_guard_stores_every_span() {
         assert_eq!(errors, BEFORE_EXIT / 10, "{scenario}: every error stored");
         assert_eq!(spans, BEFORE_EXIT, "{scenario}: every span stored");
     }
+}
+
+/// A process that exits while the database is locked loses nothing: at the
+/// exit bound the writer stops waiting for the lock and spills what it
+/// holds, and the next run replays it (before: all 110,000 lost).
+#[test]
+fn an_exit_while_the_database_is_locked_spills_every_span_for_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("monitor.db");
+    let stderr = run_child("locked_exit", &db);
+    assert_eq!(checked_counts(&db), (0, 0), "the lock kept them out");
+    let spill = std::fs::read_to_string(monitor_runtime::schema::spill_path(&db)).unwrap();
+    let spans = spill.lines().filter(|l| l.starts_with("{\"span\"")).count();
+    assert_eq!(spans as u64, BEFORE_EXIT, "{stderr}");
+    run_child("reopen", &db);
+    assert_eq!(checked_counts(&db), (BEFORE_EXIT, BEFORE_EXIT / 10));
 }
 
 /// With `flush_on_signals`, a SIGTERM from a supervisor stores every span

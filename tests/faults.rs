@@ -387,3 +387,154 @@ fn a_link_planted_at_the_spill_path_is_moved_aside_not_followed() {
         "replayed once the lock went"
     );
 }
+
+/// `total(column)` of `monitor_stats`.
+fn stats_total(db: &Path, column: &str) -> u64 {
+    Connection::open(db)
+        .unwrap()
+        .query_row(
+            &format!("SELECT total({column}) FROM monitor_stats"),
+            [],
+            |r| r.get::<_, f64>(0),
+        )
+        .unwrap() as u64
+}
+
+/// `monitor_stats` adds up: every record enqueued was written, spilled,
+/// dropped or failed.
+fn assert_accounted(db: &Path) {
+    let [enqueued, written, spilled, dropped, failed] =
+        ["enqueued", "written", "spilled", "dropped", "failed"].map(|c| stats_total(db, c));
+    assert_eq!(
+        enqueued,
+        written + spilled + dropped + failed,
+        "enqueued {enqueued} = written {written} + spilled {spilled} + dropped {dropped} + failed {failed}"
+    );
+}
+
+/// An error flood past `queue.error_max_bytes` is kept on disk, not in
+/// memory: the threads that end the error spans append them to the spill
+/// file (with their callsite and thread), and every one is stored.
+#[test]
+fn errors_past_the_error_lane_bound_go_to_the_spill_file_and_all_are_stored() {
+    const ERRORS: usize = 5_000;
+    let mut s = quiet_session(|c| {
+        c.queue_error_max_bytes(64 << 10)
+            .flush_interval(Duration::from_secs(3600))
+    });
+    work(0);
+    s.guard.flush();
+    let hold = s.guard.hold_writer();
+    std::thread::Builder::new()
+        .name("flood".into())
+        .spawn(|| {
+            for _ in 0..ERRORS {
+                let _ = login("mallory", "guess");
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    // The writer has taken nothing: what is not in the lane (64 KiB of
+    // records) or in the last unwritten 64 KiB of lines is on disk.
+    let on_disk = spilled(&s.path, "span");
+    assert!(
+        on_disk.len() >= ERRORS - 1_000,
+        "{} of {ERRORS} errors on disk",
+        on_disk.len()
+    );
+    assert!(on_disk.iter().all(|span| span["status"] == 1));
+    assert!(!spilled(&s.path, "callsite").is_empty(), "whole on its own");
+    assert!(!spilled(&s.path, "thread").is_empty());
+    drop(hold);
+
+    s.guard.flush();
+    assert!(!spill_path(&s.path).exists(), "replayed, then removed");
+    let errors = s.named("login", ERRORS);
+    assert!(errors.iter().all(|r| r.status == "error"
+        && r.thread == "flood"
+        && r.error.as_deref() == Some("mallory may not log in (5 characters given)")
+        && r.fields.as_ref().unwrap()["password"] == "***"));
+    let spilled_total = stats_total(&s.path, "spilled");
+    assert!(spilled_total as usize >= on_disk.len());
+    assert_eq!(stats_total(&s.path, "replayed"), spilled_total);
+    assert_accounted(&s.path);
+}
+
+/// Past `spill_max_bytes` the spill file takes error records only; the
+/// others are dropped and counted, and the file says so once.
+#[test]
+fn a_full_spill_file_keeps_errors_and_counts_the_rest_as_dropped() {
+    // No sweeps: each round reaches the writer whole, at its flush.
+    let s = quiet_session(|c| {
+        c.busy_timeout(Duration::from_millis(50))
+            .spill_max_bytes(16 << 10)
+            .flush_interval(Duration::from_secs(3600))
+    });
+    work(0);
+    s.guard.flush();
+    let holder = Connection::open(&s.path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for round in 0..10 {
+        for i in 0..200 {
+            work(round * 1_000 + i);
+        }
+        for _ in 0..20 {
+            let _ = login("eve", "x");
+        }
+        s.guard.flush();
+    }
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    s.guard.flush();
+    let rows = read_spans(&s.path);
+    let count = |name: &str| rows.iter().filter(|r| r.name == name).count();
+    assert_eq!(count("login"), 200, "every error kept");
+    // The first round filled the file; the other nine's 1,800 were dropped.
+    assert_eq!(count("work"), 1 + 200);
+    assert_eq!(stats_total(&s.path, "dropped"), 1_800);
+    assert_accounted(&s.path);
+    let kinds: Vec<String> = events(&s.path).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["spilling", "spill_full", "recovered"]);
+}
+
+/// When the spill file fails too, what is lost is counted in
+/// `monitor_stats.failed` and said in `monitor_events` once the database
+/// takes writes again, not only on stderr.
+#[test]
+fn records_neither_stored_nor_spilled_are_counted_in_the_file() {
+    // No sweeps: a sweep would find the directory and try to replay it.
+    let s = quiet_session(|c| {
+        c.busy_timeout(Duration::from_millis(50))
+            .flush_interval(Duration::from_secs(3600))
+    });
+    work(0);
+    s.guard.flush();
+    let holder = Connection::open(&s.path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    // A directory where the spill file would go: appends fail.
+    std::fs::create_dir(spill_path(&s.path)).unwrap();
+    for i in 0..100 {
+        work(i);
+        let _ = login("trent", "y");
+    }
+    s.guard.flush();
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    work(1_000);
+    s.guard.flush();
+    assert_eq!(stats_total(&s.path, "failed"), 200);
+    assert_accounted(&s.path);
+    let events = events(&s.path);
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["spilling", "spill_failed", "recovered"],
+        "{events:?}"
+    );
+    assert!(
+        events[2].1.contains("200 records could not be spilled"),
+        "{events:?}"
+    );
+    assert_eq!(read_spans(&s.path).len(), 2);
+}

@@ -50,8 +50,14 @@ pub struct Config {
     pub busy_timeout_ms: u64,
     /// How long the process may wait at exit for what is still queued to be
     /// committed, when the guard was not dropped (`std::process::exit`, a
-    /// guard in a `static` or leaked); `0` waits not at all.
+    /// guard in a `static` or leaked); `0` waits not at all. What the
+    /// database has not taken by three quarters of it goes to the spill file.
     pub shutdown_timeout_ms: u64,
+    /// Bound of the spill file in bytes; `0` means unbounded. Past it,
+    /// non-error records are dropped (and counted in `monitor_stats.dropped`)
+    /// instead of spilled; error records are spilled as long as the disk
+    /// takes them.
+    pub spill_max_bytes: u64,
     /// The queue between spans and the writer.
     pub queue: QueueConfig,
     /// How long partitions are kept.
@@ -89,13 +95,18 @@ impl std::fmt::Debug for SamplerSlot {
 pub struct QueueConfig {
     /// Bound of the normal lane in records; `0` means unbounded. Each thread
     /// also buffers up to `min(capacity, 1024)` records of its own before
-    /// handing them over. The error lane is always unbounded.
+    /// handing them over. The error lane is bounded by `error_max_bytes` alone.
     pub capacity: usize,
     /// Bound of the normal lane's memory in bytes (each record's size plus
     /// its captured text: `args`, `ret`, `fields`, messages); `0` means
     /// unbounded. Whichever of `capacity` and `max_bytes` is reached first
     /// applies.
     pub max_bytes: usize,
+    /// Bound of the error lane's memory in bytes, counted as `max_bytes`
+    /// counts; `0` means unbounded. Error records are never dropped: past
+    /// this bound the thread that ends one appends it to the spill file,
+    /// from which the writer replays it.
+    pub error_max_bytes: usize,
     /// What a full normal lane does.
     pub overflow: Overflow,
     /// How often the writer collects what idle threads have buffered.
@@ -188,6 +199,7 @@ impl Default for Config {
             on_corrupt: OnCorrupt::Error,
             busy_timeout_ms: 5_000,
             shutdown_timeout_ms: 5_000,
+            spill_max_bytes: 1 << 30,
             queue: QueueConfig::default(),
             retention: RetentionConfig::default(),
             resources: ResourcesConfig::default(),
@@ -203,6 +215,7 @@ impl Default for QueueConfig {
         QueueConfig {
             capacity: 1_000_000,
             max_bytes: 256 << 20,
+            error_max_bytes: 64 << 20,
             overflow: Overflow::Drop,
             flush_interval_ms: 100,
         }
@@ -463,6 +476,16 @@ impl Config {
     /// Sets `queue.max_bytes` (`0` = unbounded).
     pub fn queue_max_bytes(mut self, bytes: usize) -> Self {
         self.queue.max_bytes = bytes;
+        self
+    }
+    /// Sets `queue.error_max_bytes` (`0` = unbounded).
+    pub fn queue_error_max_bytes(mut self, bytes: usize) -> Self {
+        self.queue.error_max_bytes = bytes;
+        self
+    }
+    /// Sets `spill_max_bytes` (`0` = unbounded).
+    pub fn spill_max_bytes(mut self, bytes: u64) -> Self {
+        self.spill_max_bytes = bytes;
         self
     }
     /// Sets `queue.overflow`.

@@ -9,6 +9,10 @@
 //! once per chunk. The writer also sweeps every thread's buffer each
 //! `flush_interval_ms` and on `flush()`, so an idle or exited thread's records
 //! never sit there longer than that.
+//!
+//! The error lane's memory is bounded by `queue.error_max_bytes`: past it,
+//! an error record goes to an [`ErrorOverflow`] (the spill file) instead,
+//! so a flood of errors costs disk, not memory, and none is dropped.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -24,6 +28,12 @@ use crate::record::Record;
 const MAX_CHUNK: usize = 1024;
 /// Emptied chunks kept for reuse, so the hot path rarely allocates.
 const SPARE_CHUNKS: usize = 64;
+
+/// Where error records go once the error lane holds `error_max_bytes`.
+pub(crate) trait ErrorOverflow: Send + Sync {
+    /// Keeps `record` out of memory; never drops it uncounted.
+    fn take(&self, record: Record);
+}
 
 /// A thread's own buffer, also reachable from the writer for sweeps.
 pub(crate) struct ThreadBuffer {
@@ -56,7 +66,11 @@ pub(crate) struct Counters {
 
 pub(crate) struct Queue {
     errors_tx: Sender<Record>,
-    pub(crate) errors_rx: Receiver<Record>,
+    errors_rx: Receiver<Record>,
+    /// The error lane's memory, as [`Record::weight`] counts it.
+    error_bytes: AtomicUsize,
+    error_max_bytes: usize,
+    error_overflow: Option<Arc<dyn ErrorOverflow>>,
     normal_tx: Sender<Chunk>,
     pub(crate) normal_rx: Receiver<Chunk>,
     wake_tx: Sender<()>,
@@ -90,14 +104,16 @@ thread_local! {
 }
 
 impl Queue {
-    /// `capacity == 0` and `max_bytes == 0` mean unbounded.
-    pub(crate) fn new(capacity: usize, max_bytes: usize, overflow: Overflow) -> Queue {
-        let capacity = if capacity == 0 { usize::MAX } else { capacity };
-        let max_bytes = if max_bytes == 0 {
-            usize::MAX
-        } else {
-            max_bytes
-        };
+    /// A zero bound means unbounded. Error records past `error_max_bytes`
+    /// go to `error_overflow`.
+    pub(crate) fn new(
+        config: &crate::config::QueueConfig,
+        error_overflow: Arc<dyn ErrorOverflow>,
+    ) -> Queue {
+        let unbounded_if_zero = |n: usize| if n == 0 { usize::MAX } else { n };
+        let capacity = unbounded_if_zero(config.capacity);
+        let max_bytes = unbounded_if_zero(config.max_bytes);
+        let error_max_bytes = unbounded_if_zero(config.error_max_bytes);
         let (errors_tx, errors_rx) = crossbeam_channel::unbounded();
         let (normal_tx, normal_rx) = crossbeam_channel::unbounded();
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
@@ -106,6 +122,9 @@ impl Queue {
         Queue {
             errors_tx,
             errors_rx,
+            error_bytes: AtomicUsize::new(0),
+            error_max_bytes,
+            error_overflow: (error_max_bytes != usize::MAX).then_some(error_overflow),
             normal_tx,
             normal_rx,
             wake_tx,
@@ -121,7 +140,7 @@ impl Queue {
             // A chunk never exceeds the capacity, so a tiny capacity still
             // admits records one by one instead of refusing every chunk.
             chunk: capacity.clamp(1, MAX_CHUNK),
-            overflow,
+            overflow: config.overflow,
             space: Mutex::new(()),
             space_freed: Condvar::new(),
             open: AtomicBool::new(true),
@@ -201,6 +220,18 @@ impl Queue {
 
     fn push_error(&self, record: Record) {
         self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        let weight = record.weight();
+        if let Some(overflow) = &self.error_overflow {
+            let held = self.error_bytes.load(Ordering::Relaxed);
+            // An empty lane takes one record however heavy, as the normal
+            // lane does.
+            if held > 0 && held.saturating_add(weight) > self.error_max_bytes {
+                // The spill line's memory is the monitor's, not the span's.
+                crate::alloc::excluded(|| overflow.take(record));
+                return;
+            }
+        }
+        self.error_bytes.fetch_add(weight, Ordering::Relaxed);
         if self.errors_tx.send(record).is_err() {
             // Unreachable while the queue is alive: it owns the receiver too.
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -210,11 +241,7 @@ impl Queue {
 
     #[cold]
     fn register_thread(&self, owner: usize) -> (usize, Arc<ThreadBuffer>, u64) {
-        let thread = std::thread::current();
-        let name = match thread.name() {
-            Some(name) => name.to_owned(),
-            None => format!("{:?}", thread.id()),
-        };
+        let name = current_thread_name();
         let id = (crate::id::random_u64() >> 1).max(1);
         let buffer = Arc::new(ThreadBuffer {
             records: spin::Mutex::new(Vec::with_capacity(self.chunk)),
@@ -385,6 +412,19 @@ impl Queue {
         let _ = self.wake_tx.try_send(());
     }
 
+    /// The oldest error record, if any, for the writer.
+    pub(crate) fn take_error(&self) -> Option<Record> {
+        let record = self.errors_rx.try_recv().ok()?;
+        self.error_bytes
+            .fetch_sub(record.weight(), Ordering::Relaxed);
+        Some(record)
+    }
+
+    /// Error records in the lane.
+    pub(crate) fn errors_waiting(&self) -> usize {
+        self.errors_rx.len()
+    }
+
     /// The writer took a chunk out of the normal lane.
     pub(crate) fn taken(&self, chunk: &Chunk) {
         self.in_flight
@@ -443,6 +483,15 @@ impl Queue {
             *buffer.records.lock() = Vec::new();
         }
         lock(&self.new_threads).clear();
+    }
+}
+
+/// The name a thread is stored under: its name, else its id.
+pub(crate) fn current_thread_name() -> String {
+    let thread = std::thread::current();
+    match thread.name() {
+        Some(name) => name.to_owned(),
+        None => format!("{:?}", thread.id()),
     }
 }
 

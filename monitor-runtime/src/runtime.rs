@@ -116,14 +116,30 @@ mod at_exit {
                 return;
             };
             drop(writer);
-            if timeout.is_zero() {
-                return;
-            }
-            let (ack, done) = crossbeam_channel::bounded(1);
-            if control.send(Control::Flush(ack)).is_ok() {
-                let _ = done.recv_timeout(timeout);
-            }
+            super::flush_within(&control, timeout);
         });
+    }
+}
+
+/// Asks the writer for a flush and waits at most `timeout`: what the
+/// database has not taken by three quarters of it goes to the spill file
+/// in the last quarter (replayed by the next run), so a locked or slow
+/// database does not make the process lose it at exit.
+fn flush_within(control: &Sender<Control>, timeout: std::time::Duration) {
+    if timeout.is_zero() {
+        return;
+    }
+    let now = std::time::Instant::now();
+    // An insert already waiting for another process's lock must not use
+    // up the bound: it gives up, and the rest is spilled.
+    writer::stop_waiting_for_locks();
+    let (ack, done) = crossbeam_channel::bounded(1);
+    let flush = Control::Flush {
+        ack,
+        deadline: Some(now + timeout * 3 / 4),
+    };
+    if control.send(flush).is_ok() {
+        let _ = done.recv_timeout(timeout);
     }
 }
 
@@ -327,18 +343,19 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
         });
     }
     let opened = writer::open(&config.db_path, &writer::FileOptions::from_config(&config))?;
+    let error_spill = std::sync::Arc::new(writer::ErrorSpill::beside(
+        &config.db_path,
+        config.file_mode,
+    ));
     let rt: &'static Runtime = Box::leak(Box::new(Runtime {
         clock: config.clock.clone(),
-        queue: Queue::new(
-            config.queue.capacity,
-            config.queue.max_bytes,
-            config.queue.overflow,
-        ),
+        queue: Queue::new(&config.queue, error_spill.clone()),
         capture: CaptureRules::from_config(&config.capture)?,
         latest_rss: LatestRss::default(),
         thread_cpu: config.resources.thread_cpu,
     }));
-    let (control, handle) = writer::spawn(opened, rt, &config).map_err(Error::Thread)?;
+    let (control, handle) =
+        writer::spawn(opened, rt, error_spill, &config).map_err(Error::Thread)?;
     let threads = RetentionThread::spawn(
         config.db_path.clone(),
         config.retention.clone(),
@@ -469,7 +486,11 @@ impl Guard {
     pub fn flush(&self) {
         if let Some(running) = self.running() {
             let (ack, done) = crossbeam_channel::bounded(1);
-            if running.control.send(Control::Flush(ack)).is_ok() {
+            let flush = Control::Flush {
+                ack,
+                deadline: None,
+            };
+            if running.control.send(flush).is_ok() {
                 let _ = done.recv();
             }
         }
@@ -537,10 +558,7 @@ impl Guard {
             .name("monitor-signals".into())
             .spawn(move || {
                 if let Some(signal) = signals.forever().next() {
-                    let (ack, done) = crossbeam_channel::bounded(1);
-                    if control.send(Control::Flush(ack)).is_ok() {
-                        let _ = done.recv_timeout(timeout);
-                    }
+                    flush_within(&control, timeout);
                     let _ = signal_hook::low_level::emulate_default_handler(signal);
                 }
             })

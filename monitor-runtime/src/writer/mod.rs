@@ -13,7 +13,15 @@
 //! `PROBE_EVERY` and on every flush, replaying the spill file first. A panic
 //! inside the writer is caught: the batch in hand is spilled and the loop
 //! starts again. Each of these is a row of `monitor_events`.
+//!
+//! Error records past `queue.error_max_bytes` reach the spill file from
+//! their own threads ([`ErrorSpill`]) and are replayed likewise. A replay
+//! goes a chunk at a time between batches, and an error backlog takes at
+//! most half of a batch while normal records wait, so neither lane starves
+//! the other.
 
+mod busy;
+mod error_spill;
 mod rows;
 pub(crate) mod schema;
 mod spill;
@@ -22,6 +30,7 @@ use std::collections::HashMap;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -33,6 +42,8 @@ use crate::config::Config;
 use crate::record::Record;
 use crate::resources::Sample;
 use crate::runtime::Runtime;
+pub(crate) use busy::give_up as stop_waiting_for_locks;
+pub(crate) use error_spill::ErrorSpill;
 use rows::{CallsiteRow, EventRow, Inserter, Line, SampleRow, SpanRow, StatsRow, ThreadRow};
 pub use schema::SCHEMA_VERSION;
 pub(crate) use schema::{open, FileOptions};
@@ -56,8 +67,13 @@ pub(crate) type ConnectionTask = Box<dyn FnOnce(&Connection) + Send>;
 
 /// Requests from the guard to the writer.
 pub(crate) enum Control {
-    /// Commit everything enqueued so far, then answer.
-    Flush(Sender<()>),
+    /// Commit everything enqueued so far, then answer. With a deadline (a
+    /// process that exits), what the database has not taken by then goes
+    /// to the spill file instead, and a spill is replayed only until then.
+    Flush {
+        ack: Sender<()>,
+        deadline: Option<Instant>,
+    },
     /// Answer, then take nothing until `held` disconnects.
     Hold { ack: Sender<()>, held: Receiver<()> },
     /// Run a task on the connection, then answer.
@@ -72,6 +88,7 @@ pub(crate) enum Control {
 pub(crate) fn spawn(
     opened: schema::Opened,
     rt: &'static Runtime,
+    error_spill: Arc<ErrorSpill>,
     config: &Config,
 ) -> io::Result<(Sender<Control>, JoinHandle<()>)> {
     let (control_tx, control) = crossbeam_channel::unbounded();
@@ -81,6 +98,11 @@ pub(crate) fn spawn(
         identity: identity(&db_path),
         conn: opened.conn,
         spill: SpillFile::beside(&db_path, options.mode),
+        spill_max_bytes: match config.spill_max_bytes {
+            0 => u64::MAX,
+            bytes => bytes,
+        },
+        error_spill,
         db_path,
         options,
         rt,
@@ -97,7 +119,11 @@ pub(crate) fn spawn(
         stats: BatchStats::default(),
         pid: std::process::id(),
         fault: None,
+        deadline: None,
+        spilled_at_deadline: 0,
         spill_pending: false,
+        spill_failing: false,
+        spill_full: false,
         shutting_down: false,
         spill_unreadable: false,
         panic_next_batch: false,
@@ -148,6 +174,8 @@ struct Fault {
     next_probe: Instant,
     /// Records spilled since.
     spilled: u64,
+    /// Records lost since: the spill file failed too.
+    failed: u64,
 }
 
 /// Why a database write did not happen.
@@ -156,6 +184,9 @@ enum Unavailable {
     Waiting,
     /// The database refused.
     Failed(String),
+    /// The flush's deadline has passed (the process is exiting): the rest
+    /// goes to the spill file, which is quicker and waits for no lock.
+    PastDeadline,
 }
 
 struct Writer {
@@ -166,6 +197,9 @@ struct Writer {
     identity: Option<(u64, u64)>,
     options: FileOptions,
     spill: SpillFile,
+    /// `spill_max_bytes`: past it, only error records are spilled.
+    spill_max_bytes: u64,
+    error_spill: Arc<ErrorSpill>,
     rt: &'static Runtime,
     control: Receiver<Control>,
     sweep_every: Duration,
@@ -187,8 +221,16 @@ struct Writer {
     stats: BatchStats,
     pid: u32,
     fault: Option<Fault>,
+    /// The deadline of the flush being served, if it has one.
+    deadline: Option<Instant>,
+    /// Records of that flush spilled because its deadline had passed.
+    spilled_at_deadline: u64,
     /// Whether the spill file may hold lines to replay.
     spill_pending: bool,
+    /// The spill file refused an append (said once until one works).
+    spill_failing: bool,
+    /// The spill file reached `spill_max_bytes` (said once until replayed).
+    spill_full: bool,
     /// `Shutdown` was received: after a panic, finish instead of serving
     /// again (the message is gone from the channel).
     shutting_down: bool,
@@ -237,6 +279,8 @@ impl Writer {
     /// Serves until shutdown, restarting the loop after a panic.
     fn run(mut self) {
         let on_exit = OnExit(self.rt);
+        // The connection was opened on `init`'s thread.
+        busy::set_limit(self.options.busy_timeout);
         let mut last_panic: Option<Instant> = None;
         let mut quick_panics = 0;
         loop {
@@ -284,14 +328,23 @@ impl Writer {
         loop {
             loop {
                 match self.control.try_recv() {
-                    Ok(Control::Flush(ack)) => {
+                    Ok(Control::Flush { ack, deadline }) => {
+                        self.deadline = deadline;
                         // A flush is a moment to try a failing database.
                         if let Some(fault) = &mut self.fault {
                             fault.next_probe = Instant::now();
                         }
                         self.drain_all();
-                        self.recover();
+                        self.replay_all();
+                        let late = std::mem::take(&mut self.spilled_at_deadline);
+                        if late > 0 {
+                            let message = format!(
+                                "{late} records the database had not taken by the exit flush's deadline (3/4 of shutdown_timeout_ms) went to the spill file, for the next run to replay"
+                            );
+                            self.event("exit_spill", message);
+                        }
                         self.store_stats();
+                        self.deadline = None;
                         let _ = ack.send(());
                     }
                     Ok(Control::Hold { ack, held }) => {
@@ -312,7 +365,7 @@ impl Writer {
                             fault.next_probe = Instant::now();
                         }
                         self.drain_all();
-                        self.recover();
+                        self.replay_all();
                         self.store_stats();
                         return;
                     }
@@ -320,17 +373,22 @@ impl Writer {
                 }
             }
             while self.rt.queue.wake_rx.try_recv().is_ok() {}
+            if self.error_spill.take_appended() {
+                self.spill_pending = true;
+            }
 
             let _ = self.take_available(usize::MAX, usize::MAX);
             self.samples.extend(self.rt.queue.samples_rx.try_iter());
             let now = Instant::now();
             if now >= next_sweep {
                 self.rt.queue.sweep(&mut self.batch);
+                self.error_spill.append_buffered();
+                self.spill_pending |= self.error_spill.take_appended();
                 if !self.spill_pending && !self.spill_unreadable && self.fault.is_none() {
                     // Another process sharing the file may have left one.
                     self.spill_pending = self.spill.has_lines();
                 }
-                self.recover();
+                self.recover(1);
                 next_sweep = now + self.sweep_every;
             }
             if now >= next_stats {
@@ -353,15 +411,21 @@ impl Writer {
 
     /// Moves records from the lanes into the batch, errors first, taking at
     /// most `errors` error records and `chunks` normal chunks; returns how
-    /// many of each it took.
+    /// many of each it took. Errors fill at most half of the batch while
+    /// normal chunks wait: an error flood must not starve the normal lane.
     fn take_available(&mut self, errors: usize, chunks: usize) -> (usize, usize) {
         let queue = &self.rt.queue;
         self.stats.depth_max = self.stats.depth_max.max(queue.depth());
+        let error_room = if chunks > 0 && !queue.normal_rx.is_empty() {
+            MAX_BATCH / 2
+        } else {
+            MAX_BATCH
+        };
         let mut took = (0, 0);
-        while took.0 < errors && self.batch.len() < MAX_BATCH {
-            match queue.errors_rx.try_recv() {
-                Ok(record) => self.batch.push(record),
-                Err(_) => break,
+        while took.0 < errors && self.batch.len() < error_room {
+            match queue.take_error() {
+                Some(record) => self.batch.push(record),
+                None => break,
             }
             took.0 += 1;
         }
@@ -385,7 +449,9 @@ impl Writer {
     /// slips between the two). Later arrivals wait for the next round.
     fn drain_all(&mut self) {
         self.rt.queue.sweep(&mut self.batch);
-        let mut errors = self.rt.queue.errors_rx.len();
+        self.error_spill.append_buffered();
+        self.spill_pending |= self.error_spill.take_appended();
+        let mut errors = self.rt.queue.errors_waiting();
         let mut chunks = self.rt.queue.normal_rx.len();
         self.samples.extend(self.rt.queue.samples_rx.try_iter());
         loop {
@@ -432,6 +498,7 @@ impl Writer {
                     since: now,
                     next_probe: now + PROBE_EVERY,
                     spilled: 0,
+                    failed: 0,
                 });
                 self.event(
                     "spilling",
@@ -452,6 +519,7 @@ impl Writer {
             return Ok(());
         }
         let opened = open(&self.db_path, &self.options).map_err(|e| e.to_string())?;
+        busy::set_limit(self.lock_wait());
         self.conn = opened.conn;
         self.identity = identity(&self.db_path);
         self.tables.clear();
@@ -486,62 +554,106 @@ impl Writer {
         Ok(())
     }
 
-    /// When due, replays the spill file (also left by an earlier run or
-    /// another process). With a fault and nothing to replay, the next batch
-    /// is the probe instead: the fault only ends with a write that worked.
-    fn recover(&mut self) {
+    /// When due, replays up to `max_chunks` chunks of the spill file (also
+    /// left by an earlier run or another process). With a fault and nothing
+    /// to replay, the next batch is the probe instead: the fault only ends
+    /// with a write that worked.
+    /// Returns the bytes of the file replayed.
+    fn recover(&mut self, max_chunks: usize) -> u64 {
         let due = match &self.fault {
             Some(fault) => Instant::now() >= fault.next_probe,
             None => true,
         };
-        if !due || !self.spill_pending {
-            return;
+        if !due || !self.spill_pending || self.past_deadline() {
+            return 0;
         }
-        let result = self.check_file().and_then(|()| self.probing(Self::replay));
+        let result = self
+            .check_file()
+            .and_then(|()| self.bounded_wait(|w| w.replay(max_chunks)));
         match result {
-            Ok(()) => self.recovered(),
-            Err(reason) => self.fail(reason),
+            Ok(bytes) => {
+                self.recovered();
+                bytes
+            }
+            Err(reason) => {
+                self.fail(reason);
+                0
+            }
         }
     }
 
-    /// Runs `f` with a short busy timeout while a fault lasts: a probe of a
-    /// locked file must not hold the writer for the whole timeout while the
-    /// queue fills.
-    fn probing<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
-        let probing = self.fault.is_some();
-        if probing {
-            let _ = self
-                .conn
-                .busy_timeout(PROBE_BUSY_TIMEOUT.min(self.options.busy_timeout));
+    /// Replays what the spill file holds now, a chunk at a time, until the
+    /// database fails or the flush's deadline passes (the rest waits for
+    /// the next round, or the next run). Lines appended meanwhile wait: an
+    /// error flood must not hold a flush forever.
+    fn replay_all(&mut self) {
+        let mut left = self.spill.len();
+        while self.spill_pending && left > 0 {
+            let bytes = self.recover(1);
+            if bytes == 0 {
+                // Not due, failed, or past the deadline.
+                break;
+            }
+            left = left.saturating_sub(bytes);
         }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Runs `f` with the busy timeout cut short while a fault lasts (a
+    /// probe of a locked file must not hold the writer for the whole
+    /// timeout while the queue fills) and to the flush's deadline.
+    fn bounded_wait<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        busy::set_limit(self.lock_wait());
         let result = f(self);
-        if probing {
-            let _ = self.conn.busy_timeout(self.options.busy_timeout);
-        }
+        busy::set_limit(self.options.busy_timeout);
         result
+    }
+
+    /// How long a statement may wait for a lock now.
+    fn lock_wait(&self) -> Duration {
+        let mut wait = self.options.busy_timeout;
+        if self.fault.is_some() {
+            wait = wait.min(PROBE_BUSY_TIMEOUT);
+        }
+        if let Some(deadline) = self.deadline {
+            wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        wait
     }
 
     /// A write worked: the fault, if any, is over.
     fn recovered(&mut self) {
         if let Some(fault) = self.fault.take() {
-            let message = format!(
-                "the database takes writes again after {:.1} s; {} records spilled meanwhile were replayed",
+            let mut message = format!(
+                "the database takes writes again after {:.1} s; {} records spilled meanwhile are replayed from the spill file",
                 fault.since.elapsed().as_secs_f64(),
                 fault.spilled
             );
+            if fault.failed > 0 {
+                message.push_str(&format!(
+                    "; {} records could not be spilled either and were lost (monitor_stats.failed)",
+                    fault.failed
+                ));
+            }
             self.event("recovered", message);
         }
     }
 
-    /// Replays the spill file into the database.
-    fn replay(&mut self) -> Result<(), String> {
+    /// Replays up to `max_chunks` chunks of the spill file into the
+    /// database.
+    /// Returns the bytes of the file replayed.
+    fn replay(&mut self, max_chunks: usize) -> Result<u64, String> {
         if !self.spill_pending {
-            return Ok(());
+            return Ok(0);
         }
         let result = {
             let conn = &self.conn;
             let tables = &mut self.tables;
-            self.spill.replay(|lines| replay_chunk(conn, tables, lines))
+            self.spill
+                .replay(max_chunks, |lines| replay_chunk(conn, tables, lines))
         };
         let replayed = match &result {
             Ok(replayed) | Err(ReplayError::Store(_, replayed)) => replayed.spans,
@@ -550,12 +662,15 @@ impl Writer {
         self.stats.replayed += replayed;
         match result {
             Ok(replayed) => {
-                self.spill_pending = false;
-                // The next spill starts a new file. The registry stays
-                // where the database has it: inserting a callsite twice
-                // is ignored, skipping one is not.
-                self.callsites.spilled = 0;
-                self.thread_progress.spilled = 0;
+                if replayed.finished {
+                    self.spill_pending = false;
+                    self.spill_full = false;
+                    // The next spill starts a new file. The registry stays
+                    // where the database has it: inserting a callsite twice
+                    // is ignored, skipping one is not.
+                    self.callsites.spilled = 0;
+                    self.thread_progress.spilled = 0;
+                }
                 if replayed.malformed > 0 {
                     self.event(
                         "spill_malformed",
@@ -565,7 +680,7 @@ impl Writer {
                         ),
                     );
                 }
-                Ok(())
+                Ok(replayed.bytes)
             }
             Err(ReplayError::Store(e, _)) => Err(e.to_string()),
             Err(ReplayError::Io(e)) => {
@@ -580,7 +695,7 @@ impl Writer {
                         self.spill.path().display()
                     ),
                 );
-                Ok(())
+                Ok(0)
             }
         }
     }
@@ -601,7 +716,7 @@ impl Writer {
         if std::mem::take(&mut self.panic_next_batch) {
             panic!("injected panic with {rows} records in hand");
         }
-        self.recover();
+        self.recover(1);
         match self.try_database() {
             Ok(stored) => {
                 self.stats.written += stored.written;
@@ -618,8 +733,10 @@ impl Writer {
                 }
             }
             Err(unavailable) => {
-                if let Unavailable::Failed(reason) = unavailable {
-                    self.fail(reason);
+                match unavailable {
+                    Unavailable::Failed(reason) => self.fail(reason),
+                    Unavailable::PastDeadline => self.spilled_at_deadline += rows,
+                    Unavailable::Waiting => {}
                 }
                 self.spill_batch();
             }
@@ -639,12 +756,15 @@ impl Writer {
     /// partition under us). A file deleted while the batch was committed
     /// got the batch; it is written again into the new one.
     fn try_database(&mut self) -> Result<rows::SpansStored, Unavailable> {
+        if self.past_deadline() {
+            return Err(Unavailable::PastDeadline);
+        }
         if let Some(fault) = &self.fault {
             if Instant::now() < fault.next_probe {
                 return Err(Unavailable::Waiting);
             }
         }
-        let result = self.probing(|w| {
+        let result = self.bounded_wait(|w| {
             w.check_file()?;
             let stored = w.insert_with_retry()?;
             if identity(&w.db_path) == w.identity {
@@ -729,8 +849,12 @@ impl Writer {
 
     /// Appends the batch (with the callsites, threads and events the file
     /// lacks) to the spill file. If even that fails, the records are
-    /// counted as failed.
+    /// counted as failed. Past `spill_max_bytes`, only its error records
+    /// are appended; the others are dropped and counted.
     fn spill_batch(&mut self) {
+        if self.spill.len() >= self.spill_max_bytes {
+            self.keep_failures_only();
+        }
         let from = self.callsites.stored.max(self.callsites.spilled);
         let new_callsites = callsite::registered_since(from);
         let threads_from = self
@@ -764,6 +888,7 @@ impl Writer {
         match self.spill.append(&lines) {
             Ok(()) => {
                 self.spill_pending = true;
+                self.spill_failing = false;
                 self.callsites.spilled = from + new_callsites.len();
                 self.thread_progress.spilled = self.threads.len();
                 self.stats.spilled += spans;
@@ -775,14 +900,39 @@ impl Writer {
                 self.stats.failed += spans;
                 // Keep the events for the next write.
                 self.events.extend(events_in(lines));
-                if !self.failure_reported {
-                    self.failure_reported = true;
-                    report(format_args!(
-                        "cannot write {spans} spans to the database nor to {}: {err} (counted as failed in monitor_stats)",
+                if let Some(fault) = &mut self.fault {
+                    fault.failed += spans;
+                }
+                if !std::mem::replace(&mut self.spill_failing, true) {
+                    let message = format!(
+                        "cannot write {spans} spans to the database nor to {}: {err}; until one of them takes writes, records are lost and counted in monitor_stats.failed",
                         self.spill.path().display()
-                    ));
+                    );
+                    self.event("spill_failed", message);
                 }
             }
+        }
+    }
+
+    /// The spill file is full: drops the batch's non-error records and its
+    /// samples, counting the records as dropped.
+    fn keep_failures_only(&mut self) {
+        let before = self.batch.len();
+        self.batch.retain(|r| r.status.is_failure());
+        let dropped = (before - self.batch.len()) as u64;
+        self.samples.clear();
+        self.rt
+            .queue
+            .counters
+            .dropped
+            .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
+        if !std::mem::replace(&mut self.spill_full, true) {
+            let message = format!(
+                "the spill file {} holds spill_max_bytes ({} bytes); until it is replayed, only error records go there, others are dropped and counted in monitor_stats.dropped",
+                self.spill.path().display(),
+                self.spill_max_bytes
+            );
+            self.event("spill_full", message);
         }
     }
 
@@ -790,6 +940,12 @@ impl Writer {
     /// (to the spill file while the database fails).
     fn store_stats(&mut self) {
         use std::sync::atomic::Ordering::Relaxed;
+        let taken = self.error_spill.take();
+        self.stats.spilled += taken.spilled;
+        self.stats.failed += taken.failed;
+        if let Some(failure) = taken.failure {
+            self.event("spill_failed", failure);
+        }
         let counters = &self.rt.queue.counters;
         let s = std::mem::take(&mut self.stats);
         let row = StatsRow {

@@ -317,8 +317,8 @@ fn open_checked(path: &Path, options: &FileOptions) -> Result<Connection, Refusa
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| Refusal::Other(format!("cannot open: {e}")))?;
-    conn.busy_timeout(options.busy_timeout)
-        .map_err(|e| Refusal::Other(format!("cannot set the busy timeout: {e}")))?;
+    super::busy::install(&conn, options.busy_timeout)
+        .map_err(|e| Refusal::Other(format!("cannot set the busy handler: {e}")))?;
     // Again on this connection: another process may have made the file
     // meanwhile.
     check_format(&conn)?;

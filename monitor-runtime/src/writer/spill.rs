@@ -26,11 +26,27 @@ pub(crate) struct Replayed {
     /// Lines that were not valid JSON of ours (a line torn by a crash);
     /// skipped.
     pub(crate) malformed: u64,
+    /// The whole file was replayed and removed (else the round stopped at
+    /// its bound, and the rest waits for the next one).
+    pub(crate) finished: bool,
+    /// Bytes of the file read in this round.
+    pub(crate) bytes: u64,
 }
 
 pub(crate) struct SpillFile {
     path: PathBuf,
     mode: u32,
+    /// Where the previous replay round stopped, in the file it read.
+    resume: Option<Resume>,
+}
+
+/// A replay round that stopped before the end: the lines before `offset`
+/// are stored, and only spans, callsites and threads were among them (a
+/// second insert of those is refused or ignored), so nothing is lost or
+/// stored twice if the next reader starts from the top instead.
+struct Resume {
+    file: (u64, u64),
+    offset: u64,
 }
 
 impl SpillFile {
@@ -39,6 +55,7 @@ impl SpillFile {
         SpillFile {
             path: crate::schema::spill_path(db),
             mode,
+            resume: None,
         }
     }
 
@@ -51,36 +68,60 @@ impl SpillFile {
         std::fs::metadata(&self.path).is_ok_and(|m| m.len() > 0)
     }
 
+    /// Its size in bytes (0 when there is none).
+    pub(crate) fn len(&self) -> u64 {
+        std::fs::symlink_metadata(&self.path).map_or(0, |m| m.len())
+    }
+
     /// Appends `lines` in one write.
     pub(crate) fn append(&self, lines: &[Line<'_>]) -> io::Result<()> {
         let mut text = Vec::with_capacity(lines.len() * 256);
         for line in lines {
-            serde_json::to_writer(&mut text, line)?;
-            text.push(b'\n');
+            push_line(&mut text, line)?;
         }
+        self.append_text(&text)
+    }
+
+    /// Appends lines already serialised with [`push_line`], in one write.
+    pub(crate) fn append_text(&self, text: &[u8]) -> io::Result<()> {
         let mut file = self.open_locked(true)?;
-        file.write_all(&text)
+        file.write_all(text)
     }
 
     /// Hands the file's lines to `store`, at most `REPLAY_CHUNK` at a time,
     /// then removes the file; `store` returns how many spans it stored.
-    /// When `store` fails, the lines it did not store stay in the file
-    /// (those before are committed) and its error is returned with what
-    /// was replayed before it.
+    /// After `max_chunks` chunks the round stops: the next one goes on
+    /// from there, so a long file is replayed between batches instead of
+    /// holding the writer (and the lock) for all of it. When `store` fails,
+    /// the lines it did not store stay in the file (those before are
+    /// committed) and its error is returned with what was replayed before.
     pub(crate) fn replay<E>(
-        &self,
+        &mut self,
+        max_chunks: usize,
         mut store: impl FnMut(&[Line<'static>]) -> Result<u64, E>,
     ) -> Result<Replayed, ReplayError<E>> {
         let mut replayed = Replayed::default();
-        let file = match self.open_locked(false) {
+        let resume = self.resume.take();
+        let mut file = match self.open_locked(false) {
             Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(replayed),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                replayed.finished = true;
+                return Ok(replayed);
+            }
             Err(e) => return Err(ReplayError::Io(e)),
         };
+        let (identity, len) = identity_and_len(&file).map_err(ReplayError::Io)?;
+        // Where the first line of `chunk` starts, and where reading is.
+        let start = match resume {
+            // Another process may have replayed and rewritten it since.
+            Some(r) if r.file == identity && r.offset <= len => r.offset,
+            _ => 0,
+        };
+        file.seek(SeekFrom::Start(start)).map_err(ReplayError::Io)?;
         let mut reader = BufReader::new(&file);
         let mut chunk = Vec::new();
-        // Where the first line of `chunk` starts, and where reading is.
-        let (mut chunk_start, mut offset) = (0u64, 0u64);
+        let (mut chunk_start, mut offset) = (start, start);
+        let (mut chunks, mut stored_twice_if_replayed) = (0, false);
         let mut text = String::new();
         loop {
             text.clear();
@@ -103,9 +144,28 @@ impl SpillFile {
                         return Err(ReplayError::Store(e, replayed));
                     }
                 }
+                stored_twice_if_replayed |= chunk
+                    .iter()
+                    .any(|line| matches!(line, Line::Stats(_) | Line::Event(_) | Line::Sample(_)));
                 replayed.lines += chunk.len() as u64;
                 chunk.clear();
                 chunk_start = offset;
+                chunks += 1;
+                if chunks >= max_chunks && !at_end {
+                    drop(reader);
+                    replayed.bytes = offset - start;
+                    if stored_twice_if_replayed {
+                        // Rows a second replay would duplicate: cut them
+                        // off now rather than trust a position in memory.
+                        keep_from(&file, offset).map_err(ReplayError::Io)?;
+                    } else {
+                        self.resume = Some(Resume {
+                            file: identity,
+                            offset,
+                        });
+                    }
+                    return Ok(replayed);
+                }
             }
             if at_end {
                 break;
@@ -113,6 +173,8 @@ impl SpillFile {
         }
         // Still under the lock: an appender waiting for it reopens the path.
         std::fs::remove_file(&self.path).map_err(ReplayError::Io)?;
+        replayed.finished = true;
+        replayed.bytes = offset - start;
         Ok(replayed)
     }
 
@@ -182,6 +244,26 @@ pub(crate) enum ReplayError<E> {
     Io(io::Error),
     /// The database refused a chunk; what was replayed before it.
     Store(E, Replayed),
+}
+
+/// Serialises `line` as one line of a spill file.
+pub(crate) fn push_line(text: &mut Vec<u8>, line: &Line<'_>) -> io::Result<()> {
+    serde_json::to_writer(&mut *text, line)?;
+    text.push(b'\n');
+    Ok(())
+}
+
+/// (device, inode) and length of an open file.
+fn identity_and_len(file: &File) -> io::Result<((u64, u64), u64)> {
+    let meta = file.metadata()?;
+    #[cfg(unix)]
+    let identity = {
+        use std::os::unix::fs::MetadataExt;
+        (meta.dev(), meta.ino())
+    };
+    #[cfg(not(unix))]
+    let identity = (0, 0);
+    Ok((identity, meta.len()))
 }
 
 /// Drops the first `offset` bytes of the file, in place (the file stays
@@ -281,7 +363,7 @@ mod tests {
     #[test]
     fn lines_come_back_in_order_and_the_file_goes() {
         let dir = tempfile::tempdir().unwrap();
-        let spill = SpillFile::beside(&dir.path().join("m.db"), 0o600);
+        let mut spill = SpillFile::beside(&dir.path().join("m.db"), 0o600);
         assert_eq!(spill.path(), dir.path().join("m.db-spill.jsonl"));
         assert!(!spill.has_lines());
         spill.append(&[thread(1), thread(2)]).unwrap();
@@ -289,7 +371,7 @@ mod tests {
         assert!(spill.has_lines());
         let mut seen = Vec::new();
         let replayed = spill
-            .replay(|lines| {
+            .replay(usize::MAX, |lines| {
                 seen.extend(ids(lines));
                 Ok::<_, ()>(0)
             })
@@ -302,7 +384,7 @@ mod tests {
     #[test]
     fn a_torn_line_is_skipped_and_counted() {
         let dir = tempfile::tempdir().unwrap();
-        let spill = SpillFile::beside(&dir.path().join("m.db"), 0o600);
+        let mut spill = SpillFile::beside(&dir.path().join("m.db"), 0o600);
         spill.append(&[thread(1)]).unwrap();
         OpenOptions::new()
             .append(true)
@@ -310,18 +392,18 @@ mod tests {
             .unwrap()
             .write_all(b"{\"thread\":{\"id\":")
             .unwrap();
-        let replayed = spill.replay(|_| Ok::<_, ()>(0)).unwrap();
+        let replayed = spill.replay(usize::MAX, |_| Ok::<_, ()>(0)).unwrap();
         assert_eq!((replayed.lines, replayed.malformed), (1, 1));
     }
 
     #[test]
     fn a_failed_store_keeps_the_lines_it_did_not_take() {
         let dir = tempfile::tempdir().unwrap();
-        let spill = SpillFile::beside(&dir.path().join("m.db"), 0o600);
+        let mut spill = SpillFile::beside(&dir.path().join("m.db"), 0o600);
         let lines: Vec<_> = (0..REPLAY_CHUNK as i64 + 10).map(thread).collect();
         spill.append(&lines).unwrap();
         let mut calls = 0;
-        let err = spill.replay(|_| {
+        let err = spill.replay(usize::MAX, |_| {
             calls += 1;
             if calls == 2 {
                 Err("refused")
@@ -332,7 +414,7 @@ mod tests {
         assert!(matches!(err, Err(ReplayError::Store("refused", _))));
         let mut rest = Vec::new();
         spill
-            .replay(|lines| {
+            .replay(usize::MAX, |lines| {
                 rest.extend(ids(lines));
                 Ok::<_, ()>(0)
             })
@@ -342,6 +424,56 @@ mod tests {
             rest, expected,
             "the first chunk was stored, the second kept"
         );
+    }
+
+    #[test]
+    fn a_bounded_round_goes_on_where_the_last_one_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spill = SpillFile::beside(&dir.path().join("m.db"), 0o600);
+        let n = 2 * REPLAY_CHUNK as i64 + 10;
+        spill
+            .append(&(0..n).map(thread).collect::<Vec<_>>())
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut round = |spill: &mut SpillFile, max| {
+            spill
+                .replay(max, |lines| {
+                    seen.extend(ids(lines));
+                    Ok::<_, ()>(0)
+                })
+                .unwrap()
+        };
+        assert!(!round(&mut spill, 1).finished);
+        // Appended between rounds: read in its turn, nothing twice.
+        spill.append(&[thread(n)]).unwrap();
+        assert!(!round(&mut spill, 1).finished);
+        assert!(round(&mut spill, 1).finished);
+        assert!(!spill.path().exists());
+        assert_eq!(seen, (0..=n).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_round_that_stored_stats_cuts_them_from_the_file() {
+        use crate::writer::rows::StatsRow;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("m.db");
+        let mut spill = SpillFile::beside(&db, 0o600);
+        let mut lines = vec![Line::Stats(StatsRow::default())];
+        lines.extend((0..REPLAY_CHUNK as i64).map(thread));
+        spill.append(&lines).unwrap();
+        let first = spill.replay(1, |_| Ok::<_, ()>(0)).unwrap();
+        assert!(!first.finished);
+        // Another process (no position in memory) reads only the rest: the
+        // stats row is not stored twice.
+        let mut other = SpillFile::beside(&db, 0o600);
+        let mut rest = Vec::new();
+        other
+            .replay(usize::MAX, |lines| {
+                rest.extend(ids(lines));
+                Ok::<_, ()>(0)
+            })
+            .unwrap();
+        assert_eq!(rest, [REPLAY_CHUNK as i64 - 1]);
     }
 
     #[cfg(unix)]
