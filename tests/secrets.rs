@@ -143,6 +143,21 @@ fn hand_recorded_fields_and_errors_are_scrubbed_and_cut() {
     );
 }
 
+#[monitor]
+fn explode_at_length(n: usize) {
+    panic!("{}", "p".repeat(n));
+}
+
+/// A panic message is cut to `max_value_len` as any captured text is.
+#[test]
+fn a_long_panic_message_is_cut() {
+    let s = session_with(|c| c.max_value_len(64));
+    let _ = std::panic::catch_unwind(|| explode_at_length(100_000));
+    let row = s.one("explode_at_length");
+    assert_eq!(row.status, "panic");
+    assert_eq!(row.error.unwrap(), format!("{}…", "p".repeat(64)));
+}
+
 #[monitor(args)]
 fn charge(customer: &str, note: &str, user_pin: u32, pinned: bool) -> Result<(), String> {
     let _ = (customer, user_pin, pinned);

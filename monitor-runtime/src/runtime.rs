@@ -55,6 +55,17 @@ pub(crate) fn deactivate(rt: &'static Runtime) {
     );
 }
 
+/// The runtime a span about to begin records into, if any. A span begun
+/// in a forked child, where recording is off, is counted.
+#[inline]
+pub(crate) fn for_new_span() -> Option<&'static Runtime> {
+    let rt = active();
+    if rt.is_none() {
+        fork::count_span();
+    }
+    rt
+}
+
 #[inline]
 pub(crate) fn active() -> Option<&'static Runtime> {
     let rt = ACTIVE.load(Ordering::Acquire);
@@ -107,6 +118,7 @@ mod at_exit {
         // that called `exit` is skipped rather than waited for.
         let _ = std::panic::catch_unwind(|| {
             if super::fork::in_child() {
+                super::fork::report_child_spans();
                 return;
             }
             let Ok(writer) = WRITER.try_lock() else {
@@ -212,16 +224,48 @@ mod shutdown {
 }
 
 /// `fork()` without `exec`: the child has none of the parent's threads, so
-/// recording is off there (its spans cost what spans cost without `init`),
-/// and its guard's `flush` and drop return at once. The parent's recording
-/// goes on as before.
+/// recording is off there (its spans cost what spans cost without `init`,
+/// and are counted), and its guard's `flush` and drop return at once. The
+/// parent's recording goes on as before. When the child drops its guard or
+/// exits, the count goes to the spill file for the parent's writer to store.
 mod fork {
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    use std::sync::Mutex;
 
     use super::ACTIVE;
 
     /// The process that called `init`; 0 before.
     static OWNER: AtomicU32 = AtomicU32::new(0);
+    /// Set in a forked child: spans begun here are counted.
+    static FORKED: AtomicBool = AtomicBool::new(false);
+    static CHILD_SPANS: AtomicU64 = AtomicU64::new(0);
+    /// Where the count goes: the database and its file mode.
+    static DB: Mutex<Option<(PathBuf, u32)>> = Mutex::new(None);
+
+    /// A span begins while recording is off.
+    #[inline]
+    pub(super) fn count_span() {
+        if FORKED.load(Ordering::Relaxed) {
+            CHILD_SPANS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Hands the child's count to the parent's writer, through the spill
+    /// file (`monitor_stats.dropped` and a `fork_child` event). Nothing is
+    /// waited for: a lock the parent's threads held at the fork is skipped.
+    pub(super) fn report_child_spans() {
+        let spans = CHILD_SPANS.swap(0, Ordering::Relaxed);
+        if spans == 0 {
+            return;
+        }
+        let Some((db, mode)) = DB.try_lock().ok().and_then(|db| db.clone()) else {
+            return;
+        };
+        if let Err(e) = crate::writer::spill_fork_losses(&db, mode, spans) {
+            eprintln!("monitor: {spans} spans of this forked child were not recorded, and the count could not be stored: {e}");
+        }
+    }
 
     /// Whether this process is a forked child of the one that called `init`.
     pub(super) fn in_child() -> bool {
@@ -229,14 +273,16 @@ mod fork {
         owner != 0 && owner != std::process::id()
     }
 
-    /// Notes the owner and, once per process, asks to hear of forks.
-    pub(super) fn watch() {
+    /// Notes the owner and its database and, once per process, asks to
+    /// hear of forks.
+    pub(super) fn watch(db: PathBuf, mode: u32) {
         OWNER.store(std::process::id(), Ordering::Relaxed);
+        *DB.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((db, mode));
         #[cfg(unix)]
         {
             static REGISTER: std::sync::Once = std::sync::Once::new();
             REGISTER.call_once(|| {
-                // SAFETY: `in_forked_child` only stores to an atomic, which
+                // SAFETY: `in_forked_child` only stores to atomics, which
                 // is async-signal-safe, as a handler run after fork must be.
                 unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
             });
@@ -247,6 +293,8 @@ mod fork {
     #[cfg(unix)]
     extern "C" fn in_forked_child() {
         ACTIVE.store(std::ptr::null_mut(), Ordering::Release);
+        CHILD_SPANS.store(0, Ordering::Relaxed);
+        FORKED.store(true, Ordering::Relaxed);
     }
 }
 
@@ -386,7 +434,7 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
         }
     };
     crate::panic::install_hook();
-    fork::watch();
+    fork::watch(config.db_path.clone(), config.file_mode);
     at_exit::watch(
         control.clone(),
         std::time::Duration::from_millis(config.shutdown_timeout_ms),
@@ -651,6 +699,9 @@ impl Drop for Guard {
         if fork::in_child() {
             // The threads, and any lock they held, stayed in the parent:
             // join nothing, lock nothing, leave the parent's file alone.
+            if self.running.is_some() {
+                fork::report_child_spans();
+            }
             std::mem::forget(self.running.take());
             return;
         }

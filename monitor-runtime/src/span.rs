@@ -391,7 +391,7 @@ impl Span {
     /// Opens a span whose parent is the current span.
     #[inline]
     pub fn new(callsite: &'static Callsite) -> Span {
-        match runtime::active() {
+        match runtime::for_new_span() {
             Some(rt) => Span::open_in(rt, callsite, current_span()),
             None => Span::none(),
         }
@@ -401,7 +401,7 @@ impl Span {
     /// handed to another thread or task.
     #[inline]
     pub fn with_parent(callsite: &'static Callsite, parent: Option<SpanIds>) -> Span {
-        match runtime::active() {
+        match runtime::for_new_span() {
             Some(rt) => Span::open_in(rt, callsite, parent),
             None => Span::none(),
         }
@@ -625,7 +625,7 @@ impl EnteredSpan {
     /// Opens a span under the current one and makes it current.
     #[inline]
     pub fn new(callsite: &'static Callsite) -> EnteredSpan {
-        let open = runtime::active().and_then(|rt| {
+        let open = runtime::for_new_span().and_then(|rt| {
             // One stack access reads the parent and pushes the new span.
             STACK
                 .try_with(|stack| {

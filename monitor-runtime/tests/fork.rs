@@ -1,4 +1,5 @@
-//! `fork()` without `exec`: the child records nothing and its guard's
+//! `fork()` without `exec`: the child records nothing (its spans are
+//! counted, and the count reaches the parent's file) and its guard's
 //! `flush` and drop return at once (they hung and panicked); the parent goes
 //! on recording. One test in its own binary, so that no other test's thread
 //! is running when it forks.
@@ -11,6 +12,9 @@ use std::time::Duration;
 
 use common::{count, temp_db, LEAF};
 use monitor_runtime::{Config, EnteredSpan};
+
+/// Spans the child begins.
+const CHILD_SPANS: usize = 3;
 
 #[test]
 fn a_forked_child_records_nothing_and_its_guard_returns_at_once() {
@@ -28,6 +32,9 @@ fn a_forked_child_records_nothing_and_its_guard_returns_at_once() {
             let span = EnteredSpan::new(&LEAF);
             let off = !span.is_recording() && !guard.is_enabled();
             drop(span);
+            for _ in 0..CHILD_SPANS - 1 {
+                drop(EnteredSpan::new(&LEAF));
+            }
             guard.flush();
             drop(guard);
             off
@@ -71,5 +78,11 @@ fn a_forked_child_records_nothing_and_its_guard_returns_at_once() {
         2,
         "the parent's spans"
     );
+    // The child's spans are counted as dropped, under its pid.
+    let dropped = format!("SELECT sum(dropped) FROM monitor_stats WHERE pid = {pid}");
+    assert_eq!(count(&path, &dropped), CHILD_SPANS as i64);
+    let events =
+        format!("SELECT count(*) FROM monitor_events WHERE kind = 'fork_child' AND pid = {pid}");
+    assert_eq!(count(&path, &events), 1);
     drop(guard);
 }

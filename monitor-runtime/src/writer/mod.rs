@@ -240,6 +240,36 @@ struct Writer {
     failure_reported: bool,
 }
 
+/// Appends a forked child's count of the spans it did not record (recording
+/// is off after `fork()` without `exec`) to the spill file, as a
+/// `monitor_stats` row of the child's pid (`enqueued` = `dropped`) and a
+/// `fork_child` event, for the parent's writer to replay.
+pub(crate) fn spill_fork_losses(db: &std::path::Path, mode: u32, spans: u64) -> io::Result<()> {
+    let pid = std::process::id();
+    let ts_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let message = format!(
+        "{spans} spans began in pid {pid}, a child forked without exec, where recording is off; they are not stored"
+    );
+    let lines = [
+        Line::Event(EventRow {
+            ts_ns,
+            pid,
+            kind: "fork_child".to_owned(),
+            message,
+        }),
+        Line::Stats(StatsRow {
+            ts_ns,
+            pid,
+            enqueued: spans,
+            dropped: spans,
+            ..StatsRow::default()
+        }),
+    ];
+    SpillFile::beside(db, mode).append(&lines)
+}
+
 /// Says something on stderr without ever panicking (stderr may be closed).
 pub(crate) fn report(message: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
@@ -377,18 +407,23 @@ impl Writer {
                 self.spill_pending = true;
             }
 
-            let _ = self.take_available(usize::MAX, usize::MAX);
+            // A chunk of the spill file, when one waits. While normal
+            // chunks wait too, it is this round's share of error records:
+            // the batch then takes none from the error lane.
+            let replayed = self.recover(1) > 0;
+            let errors = if replayed && !self.rt.queue.normal_rx.is_empty() {
+                0
+            } else {
+                usize::MAX
+            };
+            let _ = self.take_available(errors, usize::MAX);
             self.samples.extend(self.rt.queue.samples_rx.try_iter());
             let now = Instant::now();
             if now >= next_sweep {
                 self.rt.queue.sweep(&mut self.batch);
                 self.error_spill.append_buffered();
                 self.spill_pending |= self.error_spill.take_appended();
-                if !self.spill_pending && !self.spill_unreadable && self.fault.is_none() {
-                    // Another process sharing the file may have left one.
-                    self.spill_pending = self.spill.has_lines();
-                }
-                self.recover(1);
+                self.look_for_spill();
                 next_sweep = now + self.sweep_every;
             }
             if now >= next_stats {
@@ -400,6 +435,10 @@ impl Writer {
             }
             if !self.batch.is_empty() || !self.samples.is_empty() {
                 self.write_batch();
+                continue;
+            }
+            if replayed {
+                // More of the file may wait: no pause before the next chunk.
                 continue;
             }
             let mut select = Select::new();
@@ -451,6 +490,7 @@ impl Writer {
         self.rt.queue.sweep(&mut self.batch);
         self.error_spill.append_buffered();
         self.spill_pending |= self.error_spill.take_appended();
+        self.look_for_spill();
         let mut errors = self.rt.queue.errors_waiting();
         let mut chunks = self.rt.queue.normal_rx.len();
         self.samples.extend(self.rt.queue.samples_rx.try_iter());
@@ -462,6 +502,14 @@ impl Writer {
                 return;
             }
             self.write_batch();
+        }
+    }
+
+    /// Another process sharing the file (or a forked child) may have left
+    /// a spill file.
+    fn look_for_spill(&mut self) {
+        if !self.spill_pending && !self.spill_unreadable && self.fault.is_none() {
+            self.spill_pending = self.spill.has_lines();
         }
     }
 
@@ -716,7 +764,6 @@ impl Writer {
         if std::mem::take(&mut self.panic_next_batch) {
             panic!("injected panic with {rows} records in hand");
         }
-        self.recover(1);
         match self.try_database() {
             Ok(stored) => {
                 self.stats.written += stored.written;
