@@ -141,14 +141,14 @@ fn flush_within(control: &Sender<Control>, timeout: std::time::Duration) {
     if timeout.is_zero() {
         return;
     }
-    let now = std::time::Instant::now();
+    let deadline = std::time::Instant::now() + timeout * 3 / 4;
     // An insert already waiting for another process's lock must not use
-    // up the bound: it gives up, and the rest is spilled.
-    writer::stop_waiting_for_locks();
+    // up the bound: it gives up at the deadline, and the rest is spilled.
+    writer::stop_waiting_for_locks_at(deadline);
     let (ack, done) = crossbeam_channel::bounded(1);
     let flush = Control::Flush {
         ack,
-        deadline: Some(now + timeout * 3 / 4),
+        deadline: Some(deadline),
     };
     if control.send(flush).is_ok() {
         let _ = done.recv_timeout(timeout);
@@ -252,8 +252,9 @@ mod fork {
     }
 
     /// Hands the child's count to the parent's writer, through the spill
-    /// file (`monitor_stats.dropped` and a `fork_child` event). Nothing is
-    /// waited for: a lock the parent's threads held at the fork is skipped.
+    /// file (`monitor_stats.dropped` and a `fork_child` event). Little is
+    /// waited for: a mutex a parent thread held at the fork is skipped, and
+    /// the spill file's lock is waited for at most 100 ms.
     pub(super) fn report_child_spans() {
         let spans = CHILD_SPANS.swap(0, Ordering::Relaxed);
         if spans == 0 {
@@ -263,7 +264,20 @@ mod fork {
             return;
         };
         if let Err(e) = crate::writer::spill_fork_losses(&db, mode, spans) {
-            eprintln!("monitor: {spans} spans of this forked child were not recorded, and the count could not be stored: {e}");
+            // Not `eprintln!`: stderr's lock may have been held at the fork.
+            let message = format!(
+                "monitor: {spans} spans of this forked child were not recorded, and the count could not be stored: {e}\n"
+            );
+            // SAFETY: writes a live buffer to fd 2; a closed fd fails harmlessly.
+            unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+        }
+    }
+
+    /// The guard is gone: a later fork is of a process that records
+    /// nothing, and has nothing to count.
+    pub(super) fn forget() {
+        if let Ok(mut db) = DB.try_lock() {
+            *db = None;
         }
     }
 
@@ -292,9 +306,11 @@ mod fork {
     /// Runs in the child right after `fork()`: no span records from here.
     #[cfg(unix)]
     extern "C" fn in_forked_child() {
-        ACTIVE.store(std::ptr::null_mut(), Ordering::Release);
+        let was_recording = !ACTIVE
+            .swap(std::ptr::null_mut(), Ordering::AcqRel)
+            .is_null();
         CHILD_SPANS.store(0, Ordering::Relaxed);
-        FORKED.store(true, Ordering::Relaxed);
+        FORKED.store(was_recording, Ordering::Relaxed);
     }
 }
 
@@ -708,6 +724,7 @@ impl Drop for Guard {
         if let Some(mut running) = self.running.take() {
             // New spans stop recording; those already ended are drained.
             ACTIVE.store(ptr::null_mut(), Ordering::Release);
+            fork::forget();
             // Retention first: its pass may be waiting on the writer's lock.
             drop(running.retention.take());
             drop(running.sampler.take());

@@ -11,23 +11,30 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use common::{count, temp_db, LEAF};
-use monitor_runtime::{Config, EnteredSpan};
+use monitor_runtime::{Config, EnteredSpan, Guard};
 
-/// Spans the child begins.
+/// Spans each child begins.
 const CHILD_SPANS: usize = 3;
 
-#[test]
-fn a_forked_child_records_nothing_and_its_guard_returns_at_once() {
-    let (_dir, path) = temp_db();
-    let guard = monitor_runtime::init_with(Config::default().db_path(&path)).unwrap();
-    drop(EnteredSpan::new(&LEAF));
-    guard.flush();
+/// How a child leaves.
+#[derive(Clone, Copy)]
+enum Leaves {
+    /// Drops its guard, then `_exit` (no exit hooks).
+    DroppingTheGuard,
+    /// Keeps the guard and calls `exit`: the exit hook reports.
+    ByExit,
+}
 
-    // SAFETY: the child only ends spans, flushes and drops the guard (no
-    // lock another thread may hold), then leaves with `_exit`.
+/// Forks a child that begins `CHILD_SPANS` spans, flushes and leaves as
+/// told; checks that it recorded nothing and ended by itself, and returns
+/// its pid.
+fn run_child(guard: &mut Option<Guard>, leaves: Leaves) -> i32 {
+    // SAFETY: the child only ends spans, flushes and drops or leaks the
+    // guard (no lock another thread may hold), then leaves.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
+        let guard = guard.take().unwrap();
         let recording_off = catch_unwind(AssertUnwindSafe(|| {
             let span = EnteredSpan::new(&LEAF);
             let off = !span.is_recording() && !guard.is_enabled();
@@ -36,7 +43,6 @@ fn a_forked_child_records_nothing_and_its_guard_returns_at_once() {
                 drop(EnteredSpan::new(&LEAF));
             }
             guard.flush();
-            drop(guard);
             off
         }));
         let code = match recording_off {
@@ -44,8 +50,18 @@ fn a_forked_child_records_nothing_and_its_guard_returns_at_once() {
             Ok(false) => 2,
             Err(_) => 3,
         };
-        // SAFETY: ends the child without running the parent's exit hooks.
-        unsafe { libc::_exit(code) };
+        match leaves {
+            Leaves::DroppingTheGuard => {
+                drop(guard);
+                // SAFETY: ends the child without running the exit hooks.
+                unsafe { libc::_exit(code) };
+            }
+            Leaves::ByExit => {
+                std::mem::forget(guard);
+                // SAFETY: ends the child, running the exit hooks it has.
+                unsafe { libc::exit(code) };
+            }
+        }
     }
 
     // The child must end by itself: wait on another thread, with a bound.
@@ -61,7 +77,7 @@ fn a_forked_child_records_nothing_and_its_guard_returns_at_once() {
         Err(_) => {
             // SAFETY: kills our own hung child.
             unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("the child hung in flush or drop");
+            panic!("the child hung in flush, drop or exit");
         }
     };
     assert!(libc::WIFEXITED(status), "the child died: status {status}");
@@ -70,7 +86,22 @@ fn a_forked_child_records_nothing_and_its_guard_returns_at_once() {
         0,
         "2: the child recorded; 3: it panicked"
     );
+    pid
+}
 
+#[test]
+fn a_forked_child_records_nothing_and_its_guard_returns_at_once() {
+    let (_dir, path) = temp_db();
+    let mut guard = Some(monitor_runtime::init_with(Config::default().db_path(&path)).unwrap());
+    drop(EnteredSpan::new(&LEAF));
+    guard.as_ref().unwrap().flush();
+
+    let children = [
+        run_child(&mut guard, Leaves::DroppingTheGuard),
+        run_child(&mut guard, Leaves::ByExit),
+    ];
+
+    let guard = guard.unwrap();
     drop(EnteredSpan::new(&LEAF));
     guard.flush();
     assert_eq!(
@@ -78,11 +109,14 @@ fn a_forked_child_records_nothing_and_its_guard_returns_at_once() {
         2,
         "the parent's spans"
     );
-    // The child's spans are counted as dropped, under its pid.
-    let dropped = format!("SELECT sum(dropped) FROM monitor_stats WHERE pid = {pid}");
-    assert_eq!(count(&path, &dropped), CHILD_SPANS as i64);
-    let events =
-        format!("SELECT count(*) FROM monitor_events WHERE kind = 'fork_child' AND pid = {pid}");
-    assert_eq!(count(&path, &events), 1);
+    for pid in children {
+        // The child's spans are counted as dropped, under its pid.
+        let dropped = format!("SELECT sum(dropped) FROM monitor_stats WHERE pid = {pid}");
+        assert_eq!(count(&path, &dropped), CHILD_SPANS as i64, "pid {pid}");
+        let events = format!(
+            "SELECT count(*) FROM monitor_events WHERE kind = 'fork_child' AND pid = {pid}"
+        );
+        assert_eq!(count(&path, &events), 1, "pid {pid}");
+    }
     drop(guard);
 }

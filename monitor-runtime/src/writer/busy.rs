@@ -1,17 +1,25 @@
 //! The writer connection's busy handler: it waits for another connection's
-//! lock as SQLite's `busy_timeout` does, but gives up at once when the
-//! process is ending. A flush at exit must not spend its whole bound
-//! inside one insert that waits for a lock; given up, the insert fails
-//! and the writer spills the rest, which waits for no lock.
+//! lock as SQLite's `busy_timeout` does, but no later than the exit
+//! flush's deadline once the process is ending. That flush must not spend
+//! its whole bound inside one insert that waits for a lock, begun before
+//! the flush was asked for; given up, the insert fails and the writer
+//! spills the rest, which waits for no lock.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-/// Set when the process is ending: stop waiting for locks.
-static GIVE_UP: AtomicBool = AtomicBool::new(false);
+/// The exit deadline, in microseconds after [`base`]; `u64::MAX` while
+/// the process is not ending.
+static GIVE_UP_AT_US: AtomicU64 = AtomicU64::new(u64::MAX);
+
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
 
 thread_local! {
     /// How long a statement run on this thread waits for a lock. The
@@ -34,10 +42,11 @@ pub(crate) fn set_limit(limit: Duration) {
     LIMIT.with(|l| l.set(limit));
 }
 
-/// The process is ending: waits in progress end within a few milliseconds,
-/// and later statements do not wait.
-pub(crate) fn give_up() {
-    GIVE_UP.store(true, Ordering::Relaxed);
+/// The process is ending: waits for a lock end by `deadline` (within a
+/// few milliseconds), also one in progress.
+pub(crate) fn give_up_at(deadline: Instant) {
+    let us = deadline.saturating_duration_since(base()).as_micros() as u64;
+    GIVE_UP_AT_US.store(us, Ordering::Relaxed);
 }
 
 /// SQLite's busy callback: `true` to try again, `false` to fail with
@@ -52,7 +61,10 @@ fn wait(attempt: i32) -> bool {
     });
     let limit = LIMIT.with(Cell::get);
     let waited = now - since;
-    if GIVE_UP.load(Ordering::Relaxed) || waited >= limit {
+    let give_up_at = GIVE_UP_AT_US.load(Ordering::Relaxed);
+    let past_deadline = give_up_at != u64::MAX
+        && now.saturating_duration_since(base()).as_micros() as u64 >= give_up_at;
+    if past_deadline || waited >= limit {
         return false;
     }
     // Short sleeps at first (a lock held for a commit is gone in a few

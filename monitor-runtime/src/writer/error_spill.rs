@@ -6,7 +6,9 @@
 //! the spill file once full (the writer empties it every sweep and on
 //! `flush`). The writer replays those lines as it replays any spill, a
 //! chunk between batches. Each append carries the callsites and threads the
-//! lines name, so a spill left by a crash replays on its own.
+//! lines name, so a spill left by a crash replays on its own. The buffer's
+//! mutex is not held while appending: a thread waiting for the file's lock
+//! (a replay holds it for a chunk) holds up no other thread.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -38,11 +40,24 @@ struct Buffer {
     text: Vec<u8>,
     /// Records in `text`.
     records: u64,
-    /// Callsites of the registry already appended (the registry only grows).
+    /// Threads whose line is in `text`.
+    new_threads: Vec<u64>,
+    /// Callsites of the registry in the file (the registry only grows).
     callsites: usize,
+    /// Threads whose line is in the file.
     threads: HashSet<u64>,
     /// The first failure to append, for the writer to report once.
     failure: Option<String>,
+}
+
+/// Lines taken out of the buffer to append.
+struct Batch {
+    text: Vec<u8>,
+    records: u64,
+    new_threads: Vec<u64>,
+    /// The registry's length before this batch's callsites.
+    callsites_from: usize,
+    callsites_to: usize,
 }
 
 /// What the error spill did since the writer last asked.
@@ -68,10 +83,28 @@ impl ErrorSpill {
 
     /// Appends what is buffered (the writer, each sweep and on `flush`).
     pub(crate) fn append_buffered(&self) {
-        let mut buffer = self.buffer.lock().unwrap_or_else(PoisonError::into_inner);
-        if buffer.records > 0 {
-            self.append(&mut buffer);
+        let batch = {
+            let mut buffer = self.lock();
+            (buffer.records > 0).then(|| Self::take_batch(&mut buffer))
+        };
+        if let Some(batch) = batch {
+            self.append(batch);
         }
+    }
+
+    /// The spill file was replayed and removed: the next one needs every
+    /// callsite and thread line again.
+    pub(crate) fn file_replayed(&self) {
+        let mut buffer = self.lock();
+        buffer.callsites = 0;
+        buffer.threads.clear();
+        let pending = std::mem::take(&mut buffer.new_threads);
+        buffer.threads.extend(pending.iter().copied());
+        buffer.new_threads = pending;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buffer> {
+        self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether the file got lines since the previous call: the writer has
@@ -82,12 +115,7 @@ impl ErrorSpill {
 
     /// The counts since the previous call, for `monitor_stats`.
     pub(crate) fn take(&self) -> Taken {
-        let failure = self
-            .buffer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .failure
-            .take();
+        let failure = self.lock().failure.take();
         Taken {
             spilled: self.spilled.swap(0, Ordering::Relaxed),
             failed: self.failed.swap(0, Ordering::Relaxed),
@@ -95,25 +123,44 @@ impl ErrorSpill {
         }
     }
 
-    fn append(&self, buffer: &mut Buffer) {
-        // The callsites first, so that the spans after them are whole
-        // even when this file is all a later run gets.
+    /// Takes the buffered lines, with the callsites registered since the
+    /// last batch in front, so that the spans after them are whole even
+    /// when this file is all a later run gets.
+    fn take_batch(buffer: &mut Buffer) -> Batch {
         let callsites = crate::callsite::registered_since(buffer.callsites);
         let mut text = Vec::with_capacity(callsites.len() * 160 + buffer.text.len());
         for cs in &callsites {
             let _ = push_line(&mut text, &Line::Callsite(CallsiteRow::from(*cs)));
         }
-        text.extend_from_slice(&buffer.text);
-        let records = std::mem::take(&mut buffer.records);
-        buffer.text.clear();
-        match self.file.append_text(&text) {
+        text.append(&mut buffer.text);
+        let batch = Batch {
+            text,
+            records: std::mem::take(&mut buffer.records),
+            new_threads: std::mem::take(&mut buffer.new_threads),
+            callsites_from: buffer.callsites,
+            callsites_to: buffer.callsites + callsites.len(),
+        };
+        // Counted as in the file now; given back if the append fails.
+        buffer.callsites = batch.callsites_to;
+        batch
+    }
+
+    fn append(&self, batch: Batch) {
+        let records = batch.records;
+        match self.file.append_text(&batch.text) {
             Ok(()) => {
-                buffer.callsites += callsites.len();
                 self.spilled.fetch_add(records, Ordering::Relaxed);
                 self.appended.store(true, Ordering::Release);
             }
             Err(err) => {
                 self.failed.fetch_add(records, Ordering::Relaxed);
+                let mut buffer = self.lock();
+                // Those lines are not in the file: later ones must carry
+                // them again.
+                buffer.callsites = buffer.callsites.min(batch.callsites_from);
+                for id in &batch.new_threads {
+                    buffer.threads.remove(id);
+                }
                 buffer.failure.get_or_insert_with(|| {
                     format!(
                         "cannot append {records} error records past queue.error_max_bytes to {}: {err}",
@@ -127,9 +174,10 @@ impl ErrorSpill {
 
 impl ErrorOverflow for ErrorSpill {
     fn take(&self, record: Record) {
-        let mut buffer = self.buffer.lock().unwrap_or_else(PoisonError::into_inner);
-        let buffer = &mut *buffer;
+        let mut guard = self.lock();
+        let buffer = &mut *guard;
         if record.thread_id != 0 && buffer.threads.insert(record.thread_id) {
+            buffer.new_threads.push(record.thread_id);
             let row = ThreadRow {
                 id: record.thread_id as i64,
                 pid: self.pid,
@@ -145,7 +193,9 @@ impl ErrorOverflow for ErrorSpill {
         }
         buffer.records += 1;
         if buffer.text.len() >= APPEND_AT {
-            self.append(buffer);
+            let batch = Self::take_batch(buffer);
+            drop(guard);
+            self.append(batch);
         }
     }
 }

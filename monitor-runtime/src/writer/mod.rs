@@ -42,7 +42,7 @@ use crate::config::Config;
 use crate::record::Record;
 use crate::resources::Sample;
 use crate::runtime::Runtime;
-pub(crate) use busy::give_up as stop_waiting_for_locks;
+pub(crate) use busy::give_up_at as stop_waiting_for_locks_at;
 pub(crate) use error_spill::ErrorSpill;
 use rows::{CallsiteRow, EventRow, Inserter, Line, SampleRow, SpanRow, StatsRow, ThreadRow};
 pub use schema::SCHEMA_VERSION;
@@ -120,7 +120,7 @@ pub(crate) fn spawn(
         pid: std::process::id(),
         fault: None,
         deadline: None,
-        spilled_at_deadline: 0,
+        flushing: None,
         spill_pending: false,
         spill_failing: false,
         spill_full: false,
@@ -223,8 +223,8 @@ struct Writer {
     fault: Option<Fault>,
     /// The deadline of the flush being served, if it has one.
     deadline: Option<Instant>,
-    /// Records of that flush spilled because its deadline had passed.
-    spilled_at_deadline: u64,
+    /// The flush being served: done again if a panic interrupts it.
+    flushing: Option<(Sender<()>, Option<Instant>)>,
     /// Whether the spill file may hold lines to replay.
     spill_pending: bool,
     /// The spill file refused an append (said once until one works).
@@ -267,7 +267,7 @@ pub(crate) fn spill_fork_losses(db: &std::path::Path, mode: u32, spans: u64) -> 
             ..StatsRow::default()
         }),
     ];
-    SpillFile::beside(db, mode).append(&lines)
+    SpillFile::beside(db, mode).append_within(&lines, Duration::from_millis(100))
 }
 
 /// Says something on stderr without ever panicking (stderr may be closed).
@@ -355,28 +355,14 @@ impl Writer {
     fn serve(&mut self) {
         let mut next_sweep = Instant::now() + self.sweep_every;
         let mut next_stats = Instant::now() + STATS_EVERY;
+        // A flush a panic interrupted is done again: its caller still waits.
+        if let Some((ack, deadline)) = self.flushing.take() {
+            self.flush(ack, deadline);
+        }
         loop {
             loop {
                 match self.control.try_recv() {
-                    Ok(Control::Flush { ack, deadline }) => {
-                        self.deadline = deadline;
-                        // A flush is a moment to try a failing database.
-                        if let Some(fault) = &mut self.fault {
-                            fault.next_probe = Instant::now();
-                        }
-                        self.drain_all();
-                        self.replay_all();
-                        let late = std::mem::take(&mut self.spilled_at_deadline);
-                        if late > 0 {
-                            let message = format!(
-                                "{late} records the database had not taken by the exit flush's deadline (3/4 of shutdown_timeout_ms) went to the spill file, for the next run to replay"
-                            );
-                            self.event("exit_spill", message);
-                        }
-                        self.store_stats();
-                        self.deadline = None;
-                        let _ = ack.send(());
-                    }
+                    Ok(Control::Flush { ack, deadline }) => self.flush(ack, deadline),
                     Ok(Control::Hold { ack, held }) => {
                         let _ = ack.send(());
                         let _ = held.recv();
@@ -446,6 +432,31 @@ impl Writer {
             select.recv(&self.rt.queue.wake_rx);
             let _ = select.ready_timeout(next_sweep.saturating_duration_since(now));
         }
+    }
+
+    /// Commits everything enqueued so far (see [`Control::Flush`]), then
+    /// answers `ack`.
+    fn flush(&mut self, ack: Sender<()>, deadline: Option<Instant>) {
+        self.flushing = Some((ack.clone(), deadline));
+        self.deadline = deadline;
+        // A flush is a moment to try a failing database.
+        if let Some(fault) = &mut self.fault {
+            fault.next_probe = Instant::now();
+        }
+        let spilled_before = self.stats.spilled;
+        self.drain_all();
+        self.replay_all();
+        let spilled = self.stats.spilled - spilled_before;
+        if deadline.is_some() && spilled > 0 {
+            let message = format!(
+                "{spilled} records were not committed by the exit flush (the database refused them, or its deadline, 3/4 of shutdown_timeout_ms, passed) and went to the spill file, for the next run to replay"
+            );
+            self.event("exit_spill", message);
+        }
+        self.store_stats();
+        self.deadline = None;
+        self.flushing = None;
+        let _ = ack.send(());
     }
 
     /// Moves records from the lanes into the batch, errors first, taking at
@@ -619,7 +630,10 @@ impl Writer {
             .check_file()
             .and_then(|()| self.bounded_wait(|w| w.replay(max_chunks)));
         match result {
+            Ok(0) => 0,
             Ok(bytes) => {
+                // Only a replay that stored something shows the database
+                // takes writes; with nothing read, the next batch probes.
                 self.recovered();
                 bytes
             }
@@ -713,6 +727,7 @@ impl Writer {
                 if replayed.finished {
                     self.spill_pending = false;
                     self.spill_full = false;
+                    self.error_spill.file_replayed();
                     // The next spill starts a new file. The registry stays
                     // where the database has it: inserting a callsite twice
                     // is ignored, skipping one is not.
@@ -780,10 +795,8 @@ impl Writer {
                 }
             }
             Err(unavailable) => {
-                match unavailable {
-                    Unavailable::Failed(reason) => self.fail(reason),
-                    Unavailable::PastDeadline => self.spilled_at_deadline += rows,
-                    Unavailable::Waiting => {}
+                if let Unavailable::Failed(reason) = unavailable {
+                    self.fail(reason);
                 }
                 self.spill_batch();
             }

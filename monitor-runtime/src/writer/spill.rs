@@ -9,6 +9,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::rows::Line;
 
@@ -43,11 +44,19 @@ pub(crate) struct SpillFile {
 /// A replay round that stopped before the end: the lines before `offset`
 /// are stored, and only spans, callsites and threads were among them (a
 /// second insert of those is refused or ignored), so nothing is lost or
-/// stored twice if the next reader starts from the top instead.
+/// stored twice if the next reader starts from the top instead. The bytes
+/// before `offset` are kept to check that the file is still the one read:
+/// another process may have rewritten it in place, or removed it and a new
+/// one got the same inode.
 struct Resume {
     file: (u64, u64),
     offset: u64,
+    tail: Vec<u8>,
 }
+
+/// Bytes before a resume offset compared on resume: enough to hold a span
+/// id, which no two lines share.
+const RESUME_TAIL: u64 = 256;
 
 impl SpillFile {
     /// The spill file of the database at `db`, created with `mode`.
@@ -84,17 +93,32 @@ impl SpillFile {
 
     /// Appends lines already serialised with [`push_line`], in one write.
     pub(crate) fn append_text(&self, text: &[u8]) -> io::Result<()> {
-        let mut file = self.open_locked(true)?;
+        let mut file = self.open_locked(true, Wait::Forever)?;
         file.write_all(text)
+    }
+
+    /// [`append`](Self::append) that waits for the lock at most `wait`
+    /// (a forked child: the lock may be held by a thread it did not
+    /// inherit).
+    pub(crate) fn append_within(&self, lines: &[Line<'_>], wait: Duration) -> io::Result<()> {
+        let mut text = Vec::new();
+        for line in lines {
+            push_line(&mut text, line)?;
+        }
+        let mut file = self.open_locked(true, Wait::AtMost(wait))?;
+        file.write_all(&text)
     }
 
     /// Hands the file's lines to `store`, at most `REPLAY_CHUNK` at a time,
     /// then removes the file; `store` returns how many spans it stored.
-    /// After `max_chunks` chunks the round stops: the next one goes on
-    /// from there, so a long file is replayed between batches instead of
-    /// holding the writer (and the lock) for all of it. When `store` fails,
-    /// the lines it did not store stay in the file (those before are
-    /// committed) and its error is returned with what was replayed before.
+    /// After `max_chunks` chunks the round stops, if every line it stored
+    /// is one a second replay ignores, and the next round goes on from
+    /// there: a long file is replayed between batches instead of holding
+    /// the writer (and the lock) for all of it. A round that stored a stats,
+    /// event or sample line goes on to the end, so that no reader can store
+    /// it twice. When `store` fails, the lines it did not store stay in the
+    /// file (those before are committed) and its error is returned with
+    /// what was replayed before.
     pub(crate) fn replay<E>(
         &mut self,
         max_chunks: usize,
@@ -102,7 +126,7 @@ impl SpillFile {
     ) -> Result<Replayed, ReplayError<E>> {
         let mut replayed = Replayed::default();
         let resume = self.resume.take();
-        let mut file = match self.open_locked(false) {
+        let mut file = match self.open_locked(false, Wait::Forever) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 replayed.finished = true;
@@ -110,16 +134,14 @@ impl SpillFile {
             }
             Err(e) => return Err(ReplayError::Io(e)),
         };
-        let (identity, len) = identity_and_len(&file).map_err(ReplayError::Io)?;
-        // Where the first line of `chunk` starts, and where reading is.
         let start = match resume {
-            // Another process may have replayed and rewritten it since.
-            Some(r) if r.file == identity && r.offset <= len => r.offset,
+            Some(r) if r.still_fits(&file).map_err(ReplayError::Io)? => r.offset,
             _ => 0,
         };
         file.seek(SeekFrom::Start(start)).map_err(ReplayError::Io)?;
-        let mut reader = BufReader::new(&file);
+        let mut reader = BufReader::new(&*file);
         let mut chunk = Vec::new();
+        // Where the first line of `chunk` starts, and where reading is.
         let (mut chunk_start, mut offset) = (start, start);
         let (mut chunks, mut stored_twice_if_replayed) = (0, false);
         let mut text = String::new();
@@ -151,19 +173,10 @@ impl SpillFile {
                 chunk.clear();
                 chunk_start = offset;
                 chunks += 1;
-                if chunks >= max_chunks && !at_end {
+                if chunks >= max_chunks && !at_end && !stored_twice_if_replayed {
                     drop(reader);
                     replayed.bytes = offset - start;
-                    if stored_twice_if_replayed {
-                        // Rows a second replay would duplicate: cut them
-                        // off now rather than trust a position in memory.
-                        keep_from(&file, offset).map_err(ReplayError::Io)?;
-                    } else {
-                        self.resume = Some(Resume {
-                            file: identity,
-                            offset,
-                        });
-                    }
+                    self.resume = Some(Resume::at(&file, offset).map_err(ReplayError::Io)?);
                     return Ok(replayed);
                 }
             }
@@ -180,7 +193,7 @@ impl SpillFile {
 
     /// Opens the file with an exclusive lock on the inode the path names:
     /// to append (`create`), else to replay.
-    fn open_locked(&self, create: bool) -> io::Result<File> {
+    fn open_locked(&self, create: bool, wait: Wait) -> io::Result<Locked> {
         loop {
             let mut options = OpenOptions::new();
             // An appender appends; a replay (`create == false`) rewrites in
@@ -201,7 +214,7 @@ impl SpillFile {
                 }
                 opened => opened?,
             };
-            lock_exclusive(&file)?;
+            let file = Locked::take(file, wait)?;
             if still_at(&file, &self.path)? {
                 #[cfg(unix)]
                 if create {
@@ -297,27 +310,116 @@ fn write_at_offset(file: &File, bytes: &[u8], at: u64) -> io::Result<()> {
     std::os::windows::fs::FileExt::seek_write(file, bytes, at).map(|_| ())
 }
 
-#[cfg(unix)]
-fn lock_exclusive(file: &File) -> io::Result<()> {
-    use std::os::unix::io::AsRawFd;
-    loop {
-        // SAFETY: `flock` takes a descriptor this `File` owns and keeps open
-        // for the duration of the call; it touches no memory of ours.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc == 0 {
-            return Ok(());
+/// How long to wait for the file's lock.
+#[derive(Clone, Copy)]
+enum Wait {
+    Forever,
+    AtMost(Duration),
+}
+
+/// The open spill file under its exclusive `flock`, released on drop.
+///
+/// Released explicitly (`LOCK_UN`), not by closing: a child forked while
+/// the lock is held shares it through its copy of the descriptor, and
+/// closing ours would leave it held until the child exits.
+struct Locked(File);
+
+impl Locked {
+    #[cfg(unix)]
+    fn take(file: File, wait: Wait) -> io::Result<Locked> {
+        use std::os::unix::io::AsRawFd;
+        let deadline = match wait {
+            Wait::Forever => None,
+            Wait::AtMost(d) => Some(std::time::Instant::now() + d),
+        };
+        let flags = libc::LOCK_EX | if deadline.is_some() { libc::LOCK_NB } else { 0 };
+        loop {
+            // SAFETY: `flock` takes a descriptor this `File` owns and keeps
+            // open for the duration of the call; it touches no memory.
+            if unsafe { libc::flock(file.as_raw_fd(), flags) } == 0 {
+                return Ok(Locked(file));
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock
+                    if deadline.is_some_and(|d| std::time::Instant::now() < d) =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                _ => return Err(err),
+            }
         }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+    }
+
+    #[cfg(not(unix))]
+    fn take(file: File, _wait: Wait) -> io::Result<Locked> {
+        // One process per database file is the supported case here.
+        Ok(Locked(file))
+    }
+}
+
+impl std::ops::Deref for Locked {
+    type Target = File;
+    fn deref(&self) -> &File {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Locked {
+    fn deref_mut(&mut self) -> &mut File {
+        &mut self.0
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: as in `take`; unlocking a descriptor we own.
+            unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
         }
     }
 }
 
+impl Resume {
+    /// The position `offset` of `file`, with the bytes before it.
+    fn at(file: &File, offset: u64) -> io::Result<Resume> {
+        let (identity, _) = identity_and_len(file)?;
+        let from = offset.saturating_sub(RESUME_TAIL);
+        let mut tail = vec![0; (offset - from) as usize];
+        read_exact_at(file, &mut tail, from)?;
+        Ok(Resume {
+            file: identity,
+            offset,
+            tail,
+        })
+    }
+
+    /// Whether `file` is the file this position was taken in, unchanged up
+    /// to it.
+    fn still_fits(&self, file: &File) -> io::Result<bool> {
+        let (identity, len) = identity_and_len(file)?;
+        if identity != self.file || len < self.offset {
+            return Ok(false);
+        }
+        let from = self.offset - self.tail.len() as u64;
+        let mut tail = vec![0; self.tail.len()];
+        read_exact_at(file, &mut tail, from)?;
+        Ok(tail == self.tail)
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
 #[cfg(not(unix))]
-fn lock_exclusive(_file: &File) -> io::Result<()> {
-    // One process per database file is the supported case here.
-    Ok(())
+fn read_exact_at(mut file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+    file.seek(SeekFrom::Start(at))?;
+    file.read_exact(buf)
 }
 
 /// Whether `path` still names the file `file` has open.
@@ -453,27 +555,133 @@ mod tests {
     }
 
     #[test]
-    fn a_round_that_stored_stats_cuts_them_from_the_file() {
+    fn a_round_that_stored_stats_goes_on_to_the_end() {
         use crate::writer::rows::StatsRow;
+        let dir = tempfile::tempdir().unwrap();
+        let mut spill = SpillFile::beside(&dir.path().join("m.db"), 0o600);
+        let mut lines = vec![Line::Stats(StatsRow::default())];
+        lines.extend((0..2 * REPLAY_CHUNK as i64).map(thread));
+        spill.append(&lines).unwrap();
+        let round = spill.replay(1, |_| Ok::<_, ()>(0)).unwrap();
+        // A stats row stored and a position kept in memory only: another
+        // reader starting from the top would store it twice.
+        assert!(round.finished);
+        assert_eq!(round.lines, lines.len() as u64);
+        assert!(!spill.path().exists());
+    }
+
+    /// Rounds of a long file, with `other` (another process) doing
+    /// something to it between the first and the second.
+    fn resumed_after(other: impl FnOnce(&Path)) -> Vec<i64> {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("m.db");
         let mut spill = SpillFile::beside(&db, 0o600);
-        let mut lines = vec![Line::Stats(StatsRow::default())];
-        lines.extend((0..REPLAY_CHUNK as i64).map(thread));
-        spill.append(&lines).unwrap();
-        let first = spill.replay(1, |_| Ok::<_, ()>(0)).unwrap();
-        assert!(!first.finished);
-        // Another process (no position in memory) reads only the rest: the
-        // stats row is not stored twice.
-        let mut other = SpillFile::beside(&db, 0o600);
-        let mut rest = Vec::new();
-        other
-            .replay(usize::MAX, |lines| {
-                rest.extend(ids(lines));
+        let n = 3 * REPLAY_CHUNK as i64;
+        spill
+            .append(&(0..n).map(thread).collect::<Vec<_>>())
+            .unwrap();
+        let mut seen = Vec::new();
+        spill
+            .replay(1, |lines| {
+                seen.extend(ids(lines));
                 Ok::<_, ()>(0)
             })
             .unwrap();
-        assert_eq!(rest, [REPLAY_CHUNK as i64 - 1]);
+        other(&db);
+        spill
+            .replay(usize::MAX, |lines| {
+                seen.extend(ids(lines));
+                Ok::<_, ()>(0)
+            })
+            .unwrap();
+        seen
+    }
+
+    #[test]
+    fn a_file_rewritten_in_place_by_another_reader_is_read_from_the_top() {
+        // Another process stores the first chunk, fails on the second and
+        // cuts the first off: the file is the same inode, shifted.
+        let seen = resumed_after(|db| {
+            let mut calls = 0;
+            let _ = SpillFile::beside(db, 0o600).replay(usize::MAX, |_| {
+                calls += 1;
+                if calls == 2 {
+                    Err(())
+                } else {
+                    Ok(0)
+                }
+            });
+        });
+        let chunk = REPLAY_CHUNK as i64;
+        let mut expected: Vec<i64> = (0..chunk).collect();
+        expected.extend(chunk..3 * chunk);
+        assert_eq!(seen, expected, "no line skipped");
+    }
+
+    #[test]
+    fn a_new_file_at_the_same_inode_is_read_from_the_top() {
+        // Replayed to the end and removed by another process; a new spill
+        // of other lines (the same length) takes the same inode here.
+        let seen = resumed_after(|db| {
+            let path = crate::schema::spill_path(db);
+            let mut text = Vec::new();
+            for id in 0..3 * REPLAY_CHUNK as i64 {
+                push_line(&mut text, &thread(id + 1_000_000)).unwrap();
+            }
+            let file = OpenOptions::new().write(true).open(&path).unwrap();
+            file.set_len(0).unwrap();
+            // Longer than where the first round stopped: only the bytes
+            // before that position tell the files apart.
+            write_at_offset(&file, &text, 0).unwrap();
+        });
+        let chunk = REPLAY_CHUNK as i64;
+        assert_eq!(&seen[..chunk as usize], (0..chunk).collect::<Vec<_>>());
+        assert_eq!(seen[chunk as usize], 1_000_000, "the new file from its top");
+    }
+
+    /// A child forked while this process holds the lock must not keep it:
+    /// once we release it, the child (and anyone) can take it.
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_held_at_a_fork_is_released_for_the_child_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = SpillFile::beside(&dir.path().join("m.db"), 0o600);
+        spill.append(&[thread(1)]).unwrap();
+        let held = spill.open_locked(true, Wait::Forever).unwrap();
+        let (read_fd, write_fd) = {
+            let mut fds = [0; 2];
+            // SAFETY: `pipe` fills the two-element array we pass.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            (fds[0], fds[1])
+        };
+        // SAFETY: the child only takes a file lock, writes one byte to a
+        // pipe and leaves with `_exit`; it takes no lock another thread of
+        // this process may hold.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let ok = spill
+                .append_within(&[thread(2)], Duration::from_secs(10))
+                .is_ok();
+            let byte = [u8::from(ok)];
+            // SAFETY: writes one byte from a live buffer, then exits.
+            unsafe {
+                libc::write(write_fd, byte.as_ptr().cast(), 1);
+                libc::_exit(0);
+            }
+        }
+        // The child waits for the lock it shares with us, until we let go.
+        std::thread::sleep(Duration::from_millis(50));
+        drop(held);
+        let mut byte = [0u8];
+        // SAFETY: reads one byte into a live buffer; the fds are ours.
+        unsafe {
+            assert_eq!(libc::read(read_fd, byte.as_mut_ptr().cast(), 1), 1);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+            libc::close(read_fd);
+            libc::close(write_fd);
+        }
+        assert_eq!(byte, [1], "the child appended once the parent let go");
     }
 
     #[cfg(unix)]
