@@ -15,6 +15,9 @@ pub enum SpanKind {
     Stream,
     /// An `Iterator`, from creation to `None`.
     Iter,
+    /// A span of the `tracing` crate, from creation to close (with the
+    /// `tracing` feature's `MonitorLayer`).
+    Tracing,
 }
 
 impl SpanKind {
@@ -25,6 +28,7 @@ impl SpanKind {
             SpanKind::Async => "async",
             SpanKind::Stream => "stream",
             SpanKind::Iter => "iter",
+            SpanKind::Tracing => "tracing",
         }
     }
 }

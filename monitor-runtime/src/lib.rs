@@ -48,6 +48,8 @@ mod runtime;
 pub mod schema;
 mod secret;
 pub mod span;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 mod writer;
 
 #[doc(hidden)]

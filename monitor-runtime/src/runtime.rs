@@ -29,6 +29,10 @@ pub(crate) struct Runtime {
     pub(crate) latest_rss: LatestRss,
     /// `resources.thread_cpu`.
     pub(crate) thread_cpu: bool,
+    /// `tracing` spans recording into this runtime and not closed yet:
+    /// counted as dropped if still open when the guard drops.
+    #[cfg(feature = "tracing")]
+    pub(crate) open_tracing_spans: std::sync::atomic::AtomicU64,
 }
 
 /// The running runtime, or null: one acquire load on every span.
@@ -417,6 +421,8 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
         capture: CaptureRules::from_config(&config.capture)?,
         latest_rss: LatestRss::default(),
         thread_cpu: config.resources.thread_cpu,
+        #[cfg(feature = "tracing")]
+        open_tracing_spans: std::sync::atomic::AtomicU64::new(0),
     }));
     let (control, handle) =
         writer::spawn(opened, rt, error_spill, &config).map_err(Error::Thread)?;
@@ -725,6 +731,12 @@ impl Drop for Guard {
             // New spans stop recording; those already ended are drained.
             ACTIVE.store(ptr::null_mut(), Ordering::Release);
             fork::forget();
+            // `tracing` spans still open will never be stored: counted.
+            #[cfg(feature = "tracing")]
+            running.rt.queue.counters.dropped.fetch_add(
+                running.rt.open_tracing_spans.load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
             // Retention first: its pass may be waiting on the writer's lock.
             drop(running.retention.take());
             drop(running.sampler.take());

@@ -426,19 +426,54 @@ impl Span {
     /// to its `busy_ns`.
     #[inline]
     pub fn enter(&mut self) -> Entered<'_> {
-        let (enter_raw, unwinding_at_enter, usage) = match &self.open {
-            Some(open) => {
-                push_current(open.ids);
-                (raw_now(), PanicMark::now(), Usage::now(open.rt))
-            }
-            None => (0, PanicMark::UNUSED, Usage::NONE),
+        let unwinding_at_enter = match &self.open {
+            Some(_) => PanicMark::now(),
+            None => PanicMark::UNUSED,
         };
         Entered {
+            resumed: self.resume(),
             span: self,
-            enter_raw,
             unwinding_at_enter,
-            usage,
         }
+    }
+
+    /// Makes this span current and starts timing its busy time, for a
+    /// caller that pairs it with [`suspend`](Self::suspend) itself (a
+    /// `tracing` span's enter and exit).
+    #[inline]
+    pub(crate) fn resume(&self) -> Resumed {
+        match &self.open {
+            Some(open) => {
+                push_current(open.ids);
+                Resumed {
+                    enter_raw: raw_now(),
+                    usage: Usage::now(open.rt),
+                }
+            }
+            None => Resumed {
+                enter_raw: 0,
+                usage: Usage::NONE,
+            },
+        }
+    }
+
+    /// Ends what [`resume`](Self::resume) began: the span is no longer
+    /// current, and the time is added to its `busy_ns`.
+    #[inline]
+    pub(crate) fn suspend(&mut self, resumed: Resumed) {
+        if let Some(open) = &mut self.open {
+            open.state.busy_ns += raw_delta_ns(resumed.enter_raw, raw_now());
+            open.state
+                .used
+                .add(Usage::now(open.rt).since(resumed.usage));
+            pop_current(open.ids.span_id);
+        }
+    }
+
+    /// The runtime this span records into.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn runtime(&self) -> Option<&'static Runtime> {
+        self.open.as_ref().map(|open| open.rt)
     }
 
     /// Runs `f` with this span current, adding the time to its `busy_ns`
@@ -554,11 +589,16 @@ impl fmt::Debug for Span {
 /// Guard of [`Span::enter`]: the span is current until it drops.
 pub struct Entered<'a> {
     span: &'a mut Span,
-    enter_raw: u64,
+    resumed: Resumed,
     /// A panic already under way at `enter` (a poll from a `Drop` during
     /// unwinding) is not this poll's.
     unwinding_at_enter: PanicMark,
-    /// The thread's counters at `enter`.
+}
+
+/// When a span was made current, for [`Span::suspend`].
+pub(crate) struct Resumed {
+    enter_raw: u64,
+    /// The thread's counters then.
     usage: Usage,
 }
 
@@ -578,10 +618,15 @@ impl DerefMut for Entered<'_> {
 impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
+        let resumed = std::mem::replace(
+            &mut self.resumed,
+            Resumed {
+                enter_raw: 0,
+                usage: Usage::NONE,
+            },
+        );
+        self.span.suspend(resumed);
         if let Some(open) = &mut self.span.open {
-            open.state.busy_ns += raw_delta_ns(self.enter_raw, raw_now());
-            open.state.used.add(Usage::now(open.rt).since(self.usage));
-            pop_current(open.ids.span_id);
             // A panic out of a poll: the span keeps it even if the caller
             // catches it and drops the future later.
             if self.unwinding_at_enter.new_panic_since() {
@@ -709,11 +754,22 @@ fn start(
 fn finish(
     rt: &'static Runtime,
     ids: SpanIds,
-    state: State,
-    status: Status,
+    #[allow(unused_mut)] mut state: State,
+    #[allow(unused_mut)] mut status: Status,
     duration_ns: u64,
     busy_ns: u64,
 ) {
+    // An ERROR event of `tracing` inside the span, unless the span has an
+    // error of its own.
+    #[cfg(feature = "tracing")]
+    if crate::tracing::event_errors_pending() {
+        if let Some(message) = crate::tracing::take_event_error(ids.span_id) {
+            if status == Status::Ok {
+                status = Status::Error;
+                state.record_error(message);
+            }
+        }
+    }
     if !status.is_failure() && !state.keep.unwrap_or_else(|| state.callsite.keeps_sample()) {
         rt.queue
             .counters

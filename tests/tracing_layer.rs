@@ -1,0 +1,283 @@
+//! `tracing` spans in the same file through `MonitorLayer`: their rows,
+//! fields and errors, and parent links both ways with `#[monitor]` spans,
+//! across `tokio::spawn` and threads, with real instrumented libraries.
+
+mod common;
+
+use std::sync::Once;
+use std::time::Duration;
+
+use common::{session_with, Row, Session};
+use monitor_runtime::prelude::*;
+use monitor_runtime::tracing::MonitorLayer;
+use monitor_runtime::Config;
+use tracing::Instrument;
+use tracing_subscriber::layer::SubscriberExt;
+
+/// One subscriber for the whole binary (tokio's worker threads see only a
+/// global one): the registry with `MonitorLayer`, and `fmt` into nothing,
+/// to show that it composes.
+fn session() -> Session {
+    static SUBSCRIBER: Once = Once::new();
+    SUBSCRIBER.call_once(|| {
+        let subscriber = tracing_subscriber::registry()
+            .with(MonitorLayer::new())
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink));
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+    });
+    session_with(|c: Config| c.resource_interval(Duration::ZERO))
+}
+
+fn by_name<'a>(rows: &'a [Row], name: &str) -> &'a Row {
+    let found: Vec<&Row> = rows.iter().filter(|r| r.name == name).collect();
+    assert_eq!(found.len(), 1, "one span named {name}: {rows:#?}");
+    found[0]
+}
+
+/// Asserts that `child`'s parent is `parent`, in the same trace.
+fn assert_child(rows: &[Row], child: &str, parent: &str) {
+    let (c, p) = (by_name(rows, child), by_name(rows, parent));
+    assert_eq!(
+        c.parent_id,
+        Some(p.span_id),
+        "{child} under {parent}: {rows:#?}"
+    );
+    assert_eq!(c.trace_id, p.trace_id, "{child} in {parent}'s trace");
+}
+
+#[test]
+fn a_tracing_span_is_a_row_with_its_fields_level_and_busy_time() {
+    let s = session();
+    let line = line!() + 1;
+    let span = tracing::info_span!(
+        "load",
+        user_id = 7,
+        password = "hunter2",
+        cache = tracing::field::Empty
+    );
+    span.in_scope(|| std::thread::sleep(Duration::from_millis(20)));
+    std::thread::sleep(Duration::from_millis(30));
+    span.record("cache", "miss");
+    span.in_scope(|| std::thread::sleep(Duration::from_millis(20)));
+    drop(span);
+
+    let row = s.one("load");
+    assert_eq!((row.kind.as_str(), row.status.as_str()), ("tracing", "ok"));
+    assert_eq!(row.module, "tracing_layer", "the target");
+    assert!(row.file.ends_with("tracing_layer.rs"), "{}", row.file);
+    assert_eq!(row.line, i64::from(line));
+    let fields = row.fields.unwrap();
+    assert_eq!(fields["level"], "INFO");
+    assert_eq!(fields["user_id"], 7);
+    assert_eq!(fields["password"], "***", "the secret rule");
+    assert_eq!(fields["cache"], "miss", "recorded later");
+    // Busy while entered (about 40 ms), not the 70 ms from creation to close.
+    assert!(row.busy_ns >= 40_000_000 && row.busy_ns < row.duration_ns);
+    assert!(row.duration_ns >= 70_000_000);
+}
+
+#[monitor]
+fn monitored_leaf() -> u32 {
+    1
+}
+
+#[monitor]
+fn monitored_middle() -> u32 {
+    tracing::info_span!("inner").in_scope(monitored_leaf)
+}
+
+#[tracing::instrument]
+fn instrumented_outer() -> u32 {
+    monitored_middle()
+}
+
+#[test]
+fn parent_links_go_both_ways_in_one_trace() {
+    let s = session();
+    assert_eq!(instrumented_outer(), 1);
+    let rows = s.spans();
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    assert_eq!(by_name(&rows, "instrumented_outer").parent_id, None);
+    assert_child(&rows, "monitored_middle", "instrumented_outer");
+    assert_child(&rows, "inner", "monitored_middle");
+    assert_child(&rows, "monitored_leaf", "inner");
+}
+
+#[monitor]
+async fn fetch_row() -> u32 {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    2
+}
+
+#[tracing::instrument]
+async fn traced_handler() -> u32 {
+    // `tracing`'s own: the task keeps this `tracing` span.
+    tokio::spawn(Instrument::in_current_span(fetch_row()))
+        .await
+        .unwrap()
+}
+
+#[monitor]
+async fn handle_request() -> u32 {
+    // A task under a `tracing` span. (`fetch_row()` called out here would
+    // take this span as parent, as `#[instrument] async fn` does: an async
+    // span begins when its future is made.)
+    let spawned = tokio::spawn(async { fetch_row().await }.instrument(tracing::info_span!("task")));
+    // `monitor`'s `in_current_span`: the task keeps this `#[monitor]` span.
+    let kept = tokio::spawn(InCurrentSpan::in_current_span(async {
+        tracing::info_span!("kept").in_scope(|| 1)
+    }));
+    // A thread, with the span carried over explicitly.
+    let carried = tracing::info_span!("carried");
+    let thread = std::thread::spawn(move || carried.in_scope(monitored_leaf));
+    let traced = traced_handler().await;
+    spawned.await.unwrap() + kept.await.unwrap() + thread.join().unwrap() + traced
+}
+
+#[test]
+fn chains_stay_linked_across_spawn_and_threads() {
+    let s = session();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    assert_eq!(runtime.block_on(handle_request()), 6);
+    let rows = s.spans();
+    let root = by_name(&rows, "handle_request");
+    assert!(
+        rows.iter().all(|r| r.trace_id == root.trace_id),
+        "{rows:#?}"
+    );
+    assert_child(&rows, "task", "handle_request");
+    assert_child(&rows, "kept", "handle_request");
+    assert_child(&rows, "carried", "handle_request");
+    assert_child(&rows, "monitored_leaf", "carried");
+    assert_child(&rows, "traced_handler", "handle_request");
+    let fetches: Vec<&Row> = rows.iter().filter(|r| r.name == "fetch_row").collect();
+    assert_eq!(fetches.len(), 2);
+    let mut parents: Vec<_> = fetches.iter().map(|r| r.parent_id).collect();
+    parents.sort();
+    let mut expected = vec![
+        Some(by_name(&rows, "task").span_id),
+        Some(by_name(&rows, "traced_handler").span_id),
+    ];
+    expected.sort();
+    assert_eq!(parents, expected, "{rows:#?}");
+}
+
+#[tracing::instrument(err)]
+fn instrumented_failing(id: u32) -> Result<(), String> {
+    Err(format!("no row {id}"))
+}
+
+#[monitor]
+fn logs_an_error() -> Result<(), String> {
+    tracing::error!(table = "users", "database unreachable");
+    Ok(())
+}
+
+#[monitor]
+fn logs_and_fails() -> Result<(), String> {
+    tracing::error!("logged first");
+    Err("its own error".into())
+}
+
+#[monitor]
+fn logs_a_warning() {
+    tracing::warn!("only a warning");
+}
+
+#[test]
+fn error_events_mark_their_span_unless_it_has_an_error_of_its_own() {
+    let s = session();
+    let _ = instrumented_failing(3);
+    let _ = logs_an_error();
+    let _ = logs_and_fails();
+    logs_a_warning();
+    let rows = s.spans();
+    let failing = by_name(&rows, "instrumented_failing");
+    assert_eq!(failing.status, "error");
+    assert_eq!(failing.error.as_deref(), Some("error=no row 3"));
+    let logged = by_name(&rows, "logs_an_error");
+    assert_eq!(logged.status, "error");
+    assert_eq!(
+        logged.error.as_deref(),
+        Some("database unreachable table=users")
+    );
+    let own = by_name(&rows, "logs_and_fails");
+    assert_eq!(own.error.as_deref(), Some("its own error"));
+    assert_eq!(by_name(&rows, "logs_a_warning").status, "ok");
+}
+
+#[monitor]
+async fn lookup_user(id: u32) -> String {
+    format!("user {id}")
+}
+
+#[test]
+fn tower_http_requests_and_the_monitored_handler_are_one_tree() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    let s = session();
+    let app =
+        axum::Router::new()
+            .route(
+                "/users/{id}",
+                axum::routing::get(
+                    |axum::extract::Path(id): axum::extract::Path<u32>| async move {
+                        lookup_user(id).await
+                    },
+                ),
+            )
+            .layer(tower_http::trace::TraceLayer::new_for_http());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let response = runtime.block_on(async {
+        app.oneshot(Request::get("/users/42").body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    });
+    assert_eq!(response.status(), 200);
+    drop(response);
+    let rows = s.spans();
+    let request = by_name(&rows, "request");
+    assert_eq!(request.kind, "tracing");
+    assert_eq!(request.module, "tower_http::trace::make_span");
+    let fields = request.fields.as_ref().unwrap();
+    assert_eq!(fields["uri"], "/users/42");
+    assert_eq!(fields["method"], "GET");
+    assert_child(&rows, "lookup_user", "request");
+}
+
+/// A `tracing` span that never closes (its handle leaked) is not stored:
+/// it is counted as dropped when the guard drops.
+#[test]
+fn a_span_still_open_when_the_guard_drops_is_counted_as_dropped() {
+    let mut s = session();
+    std::mem::forget(tracing::info_span!("never_closed"));
+    let closed = tracing::info_span!("closed");
+    drop(closed);
+    // Drop the guard, keeping the session's serial lock and directory.
+    let disabled = monitor_runtime::init_with_or_disabled(
+        Config::default().db_path(s.path.join("not-a-dir").join("x.db")),
+    );
+    drop(std::mem::replace(&mut s.guard, disabled));
+    let conn = rusqlite::Connection::open(&s.path).unwrap();
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM spans")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(names, ["closed"]);
+    let dropped: i64 = conn
+        .query_row("SELECT sum(dropped) FROM monitor_stats", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(dropped, 1);
+}
