@@ -8,6 +8,8 @@
 //!     target/release/examples/instructions enabled     # or: off
 //! valgrind --tool=callgrind --toggle-collect='*run_args*' \
 //!     target/release/examples/instructions args        # or: unscrubbed
+//! valgrind --tool=callgrind --toggle-collect='*run_traced*' \
+//!     target/release/examples/instructions layer       # or: registry
 //! ```
 //!
 //! The totals (`callgrind_annotate`, "PROGRAM TOTALS") divided by the call
@@ -46,6 +48,17 @@ fn run_calls(n: u64) -> u64 {
     (0..n).map(|i| monitored(black_box(i))).sum()
 }
 
+#[tracing::instrument(skip_all)]
+#[inline(never)]
+fn traced(x: u64) -> u64 {
+    black_box(x).wrapping_mul(31)
+}
+
+#[inline(never)]
+fn run_traced(n: u64) -> u64 {
+    (0..n).map(|i| traced(black_box(i))).sum()
+}
+
 #[inline(never)]
 fn run_args(n: u64, scrub: bool) -> u64 {
     (0..n)
@@ -63,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "enabled".into());
     let guard = match mode.as_str() {
         "off" => None,
-        "enabled" | "args" | "unscrubbed" => {
+        "enabled" | "args" | "unscrubbed" | "layer" | "registry" => {
             let dir = tempfile::tempdir()?;
             let config = Config::default()
                 .db_path(dir.path().join("instructions.db"))
@@ -71,13 +84,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Some((monitor_runtime::init_with(config)?, dir))
         }
         other => {
-            return Err(format!("expected off, enabled, args or unscrubbed, got {other:?}").into())
+            return Err(format!(
+                "expected off, enabled, args, unscrubbed, layer or registry, got {other:?}"
+            )
+            .into())
         }
     };
     black_box(fallible(1)?);
     match mode.as_str() {
         "args" => black_box(run_args(20_000, true)),
         "unscrubbed" => black_box(run_args(20_000, false)),
+        "layer" => {
+            use tracing_subscriber::layer::SubscriberExt;
+            let subscriber =
+                tracing_subscriber::registry().with(monitor_runtime::tracing::MonitorLayer::new());
+            tracing::subscriber::with_default(subscriber, || black_box(run_traced(100_000)))
+        }
+        "registry" => tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+            black_box(run_traced(100_000))
+        }),
         _ => black_box(run_calls(100_000)),
     };
     if let Some((guard, _dir)) = guard {

@@ -15,13 +15,13 @@ use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// One subscriber for the whole binary (tokio's worker threads see only a
-/// global one): the registry with `MonitorLayer`, and `fmt` into nothing,
-/// to show that it composes.
+/// global one): the registry with `MonitorLayer` storing INFO events and
+/// above, and `fmt` into nothing, to show that it composes.
 fn session() -> Session {
     static SUBSCRIBER: Once = Once::new();
     SUBSCRIBER.call_once(|| {
         let subscriber = tracing_subscriber::registry()
-            .with(MonitorLayer::new())
+            .with(MonitorLayer::new().events(tracing::Level::INFO))
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink));
         tracing::subscriber::set_global_default(subscriber).unwrap();
     });
@@ -280,4 +280,65 @@ fn a_span_still_open_when_the_guard_drops_is_counted_as_dropped() {
         .query_row("SELECT sum(dropped) FROM monitor_stats", [], |r| r.get(0))
         .unwrap();
     assert_eq!(dropped, 1);
+}
+
+#[monitor]
+fn load_rows() {
+    tracing::info!(rows = 3, "loaded");
+    tracing::debug!("below the level: not stored");
+}
+
+/// (span_id, level, target, message, fields) of every stored event.
+type EventRow = (Option<i64>, String, String, Option<String>, Option<String>);
+
+#[test]
+fn events_at_the_chosen_level_are_rows_of_events_with_their_span() {
+    let s = session();
+    tracing::info_span!("job").in_scope(|| {
+        tracing::warn!(password = "hunter2", "slow disk");
+        load_rows();
+    });
+    tracing::info!("outside any span");
+    let rows = s.spans();
+    let conn = rusqlite::Connection::open(&s.path).unwrap();
+    let events: Vec<EventRow> = conn
+        .prepare("SELECT span_id, level, target, message, fields FROM events ORDER BY ts_ns")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let job = by_name(&rows, "job").span_id;
+    let load = by_name(&rows, "load_rows").span_id;
+    let text = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        events,
+        [
+            (
+                Some(job),
+                "WARN".into(),
+                "tracing_layer".into(),
+                text("slow disk"),
+                text(r#"{"password":"***"}"#)
+            ),
+            (
+                Some(load),
+                "INFO".into(),
+                "tracing_layer".into(),
+                text("loaded"),
+                text(r#"{"rows":3}"#)
+            ),
+            (
+                None,
+                "INFO".into(),
+                "tracing_layer".into(),
+                text("outside any span"),
+                None
+            ),
+        ]
+    );
+    // Events do not change their span's status below ERROR.
+    assert_eq!(by_name(&rows, "job").status, "ok");
 }

@@ -60,6 +60,9 @@ pub enum FieldValue {
     Bool(bool),
     /// Text, such as a `Debug` rendering.
     Str(String),
+    /// Text known for the whole program (a `tracing` level, the secret
+    /// mask), stored without a copy.
+    Static(&'static str),
 }
 
 macro_rules! field_from {
@@ -101,6 +104,7 @@ impl FieldValue {
             }
             FieldValue::Bool(v) => (*v).into(),
             FieldValue::Str(v) => v.as_str().into(),
+            FieldValue::Static(v) => (*v).into(),
         }
     }
 }
@@ -134,7 +138,23 @@ pub(crate) struct Record {
     pub(crate) cpu_ns: u64,
     pub(crate) alloc_bytes: u64,
     pub(crate) status: Status,
+    /// `0`: a span. `1..=5`: an event of `tracing` at ERROR, WARN, INFO,
+    /// DEBUG or TRACE, stored in `events`: `span_id` is the span it
+    /// happened in (`0` for none), `start_ns` its time, the error its
+    /// message.
+    pub(crate) event_level: u8,
     pub(crate) detail: Option<Box<Detail>>,
+}
+
+/// The `level` column of an event record.
+pub(crate) fn event_level_name(level: u8) -> &'static str {
+    match level {
+        1 => "ERROR",
+        2 => "WARN",
+        3 => "INFO",
+        4 => "DEBUG",
+        _ => "TRACE",
+    }
 }
 
 impl Record {

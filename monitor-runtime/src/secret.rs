@@ -10,7 +10,7 @@ pub(crate) const MASK: &str = "***";
 
 /// The value stored in place of a secret.
 pub fn masked() -> FieldValue {
-    FieldValue::Str(MASK.to_owned())
+    FieldValue::Static(MASK)
 }
 
 /// Words that make a name secret wherever they stand in it.

@@ -229,10 +229,13 @@ impl State {
     }
 
     fn record(&mut self, key: Cow<'static, str>, value: FieldValue) {
-        self.detail
-            .get_or_insert_with(Default::default)
-            .fields
-            .push((key, value));
+        let fields = &mut self.detail.get_or_insert_with(Default::default).fields;
+        if fields.capacity() == 0 {
+            // Room for a few at once: growing from empty goes through
+            // `Vec`'s general reallocation path, for each of 1, 2 and 4.
+            fields.reserve_exact(4);
+        }
+        fields.push((key, value));
     }
 }
 
@@ -799,6 +802,7 @@ fn finish(
         cpu_ns: state.used.cpu,
         alloc_bytes: state.used.alloc,
         status,
+        event_level: 0,
         detail,
     };
     rt.queue.push(record);

@@ -12,11 +12,18 @@
 //! event's message, unless that span has an error already (for a
 //! `#[monitor]` span: its own `Err`, which is recorded first at its end).
 //!
+//! Other events are not stored unless asked for with
+//! [`MonitorLayer::events`]: then each event at or above that level is a
+//! row of the `events` view, with the span it happened in. An event goes
+//! through the queue as a span does: ERROR events through the error lane,
+//! never dropped; the others bounded, every drop counted.
+//!
 //! A `tracing` span still open when the guard drops is not stored: it is
 //! counted in `monitor_stats.dropped`.
 
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 
@@ -57,22 +64,60 @@ use crate::span::{current_span, Resumed, Span, SpanIds};
 /// ```
 #[derive(Debug, Default)]
 pub struct MonitorLayer {
-    _private: (),
+    /// Events at this level or more severe are stored.
+    events: Option<Level>,
 }
 
 impl MonitorLayer {
     /// A layer storing every `tracing` span that closes while monitoring
-    /// runs.
+    /// runs; events only mark their span (ERROR), and are not stored.
     pub fn new() -> MonitorLayer {
         MonitorLayer::default()
+    }
+
+    /// Also stores events at `level` or more severe (`Level::WARN`: WARN and
+    /// ERROR) in the `events` view: `span_id, trace_id, ts_ns, level,
+    /// target, message, fields`, in the same hourly partitions and
+    /// retention as spans. `monitor tree` and `monitor tail` show them
+    /// under their span.
+    ///
+    /// ```
+    /// use monitor_runtime::tracing::MonitorLayer;
+    /// let layer = MonitorLayer::new().events(tracing_core::Level::INFO);
+    /// # let _ = layer;
+    /// ```
+    pub fn events(mut self, level: Level) -> MonitorLayer {
+        self.events = Some(level);
+        self
     }
 }
 
 /// What the layer keeps in a `tracing` span's extensions.
 struct Data {
     span: Span,
-    /// Enters not exited yet (a span may be entered again while entered).
-    entered: Vec<Resumed>,
+    /// Enters not exited yet: the first, and any made again while entered
+    /// (rare: kept apart so that the common span allocates no `Vec`).
+    entered: Option<Resumed>,
+    reentered: Vec<Resumed>,
+}
+
+impl Data {
+    fn enter(&mut self) {
+        let resumed = self.span.resume();
+        match self.entered {
+            None => self.entered = Some(resumed),
+            Some(_) => self.reentered.push(resumed),
+        }
+    }
+
+    /// Exits the latest enter; `false` when none is left.
+    fn exit(&mut self) -> bool {
+        let Some(resumed) = self.reentered.pop().or_else(|| self.entered.take()) else {
+            return false;
+        };
+        self.span.suspend(resumed);
+        true
+    }
 }
 
 impl<S> Layer<S> for MonitorLayer
@@ -92,13 +137,15 @@ where
         let Some(rt) = span.runtime() else {
             return;
         };
-        span.record("level", metadata.level().as_str());
+        // A constant of `tracing`: no secret to look for, nothing to copy.
+        span.__record_checked("level", FieldValue::Static(metadata.level().as_str()));
         attrs.record(&mut Fields(&mut span));
         if let Some(stored) = ctx.span(id) {
             rt.open_tracing_spans.fetch_add(1, Ordering::Relaxed);
             stored.extensions_mut().insert(Data {
                 span,
-                entered: Vec::new(),
+                entered: None,
+                reentered: Vec::new(),
             });
         }
     }
@@ -114,8 +161,7 @@ where
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         if let Some(stored) = ctx.span(id) {
             if let Some(data) = stored.extensions_mut().get_mut::<Data>() {
-                let resumed = data.span.resume();
-                data.entered.push(resumed);
+                data.enter();
             }
         }
     }
@@ -123,9 +169,7 @@ where
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         if let Some(stored) = ctx.span(id) {
             if let Some(data) = stored.extensions_mut().get_mut::<Data>() {
-                if let Some(resumed) = data.entered.pop() {
-                    data.span.suspend(resumed);
-                }
+                data.exit();
             }
         }
     }
@@ -138,9 +182,7 @@ where
             return;
         };
         // Closed while entered (a guard leaked): it is current no more.
-        while let Some(resumed) = data.entered.pop() {
-            data.span.suspend(resumed);
-        }
+        while data.exit() {}
         if let Some(rt) = data.span.runtime() {
             rt.open_tracing_spans.fetch_sub(1, Ordering::Relaxed);
         }
@@ -148,7 +190,9 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if *event.metadata().level() != Level::ERROR {
+        let level = *event.metadata().level();
+        let store = self.events.is_some_and(|at_least| level <= at_least);
+        if level != Level::ERROR && !store {
             return;
         }
         let target = if let Some(parent) = event.parent() {
@@ -158,11 +202,17 @@ where
         } else {
             None
         };
+        let mut message = Message::default();
+        event.record(&mut message);
+        if store {
+            store_event(event, target, &message);
+        }
         let Some(target) = target else {
             return;
         };
-        let mut message = Message::default();
-        event.record(&mut message);
+        if level != Level::ERROR {
+            return;
+        }
         let message = message.text();
         // The innermost current span is a `tracing` span: its data is here.
         if let Some(stored) = ctx.event_span(event) {
@@ -182,6 +232,96 @@ where
     }
 }
 
+/// Queues `event` as a record of the `events` view, in the span `span`.
+fn store_event(event: &Event<'_>, span: Option<SpanIds>, message: &Message) {
+    let Some(rt) = crate::runtime::active() else {
+        return;
+    };
+    let metadata = event.metadata();
+    let level = *metadata.level();
+    let mut fields = EventFields(Vec::new());
+    event.record(&mut fields);
+    let detail = crate::record::Detail {
+        error: (!message.message.is_empty()).then(|| rt.capture.text(&message.message)),
+        fields: fields.0,
+    };
+    let event_level = match level {
+        Level::ERROR => 1,
+        Level::WARN => 2,
+        Level::INFO => 3,
+        Level::DEBUG => 4,
+        _ => 5,
+    };
+    rt.queue.push(crate::record::Record {
+        span_id: span.map_or(0, |s| s.span_id),
+        parent_id: 0,
+        trace_id: span.map_or(0, |s| s.trace_id),
+        callsite_id: callsite_of(metadata).id(),
+        thread_id: 0,
+        start_ns: rt.clock.now_ns(),
+        duration_ns: 0,
+        busy_ns: 0,
+        items: crate::record::NULL,
+        rss_bytes: crate::record::NULL,
+        cpu_ns: crate::record::NULL,
+        alloc_bytes: crate::record::NULL,
+        // ERROR events go through the error lane, never dropped.
+        status: if level == Level::ERROR {
+            crate::record::Status::Error
+        } else {
+            crate::record::Status::Ok
+        },
+        event_level,
+        detail: Some(Box::new(detail)),
+    });
+}
+
+/// An event's fields but its message, with the secret rule and
+/// `capture.max_value_len` applied.
+struct EventFields(Vec<(std::borrow::Cow<'static, str>, FieldValue)>);
+
+impl EventFields {
+    fn push(&mut self, field: &Field, value: FieldValue) {
+        if field.name() == "message" {
+            return;
+        }
+        let rules = crate::runtime::capture_rules();
+        let value = if rules.redactor.is_secret(field.name()) {
+            crate::secret::masked()
+        } else {
+            match value {
+                FieldValue::Str(text) => FieldValue::Str(rules.text(&text)),
+                other => other,
+            }
+        };
+        self.0.push((field.name().into(), value));
+    }
+}
+
+impl Visit for EventFields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.push(field, FieldValue::Str(format!("{value:?}")));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.push(field, value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.push(field, value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.push(field, value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.push(field, value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.push(field, value.into());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.push(field, FieldValue::Str(value.to_string()));
+    }
+}
+
 /// The monitor ids of the `tracing` span `id`, if it records.
 fn ids_of<S>(ctx: &Context<'_, S>, id: &Id) -> Option<SpanIds>
 where
@@ -195,7 +335,8 @@ where
 /// The monitor callsite of a `tracing` callsite, made (and leaked) once:
 /// `tracing` callsites are statics, so there are as many as the program has.
 fn callsite_of(metadata: &'static Metadata<'static>) -> &'static Callsite {
-    static CALLSITES: RwLock<Option<HashMap<usize, &'static Callsite>>> = RwLock::new(None);
+    type ByAddress = HashMap<usize, &'static Callsite, BuildHasherDefault<AddressHasher>>;
+    static CALLSITES: RwLock<Option<ByAddress>> = RwLock::new(None);
     let key = metadata as *const Metadata<'static> as usize;
     if let Some(callsite) = CALLSITES
         .read()
@@ -206,7 +347,7 @@ fn callsite_of(metadata: &'static Metadata<'static>) -> &'static Callsite {
         return callsite;
     }
     let mut map = CALLSITES.write().unwrap_or_else(PoisonError::into_inner);
-    map.get_or_insert_with(HashMap::new)
+    map.get_or_insert_with(ByAddress::default)
         .entry(key)
         .or_insert_with(|| {
             Box::leak(Box::new(Callsite::new(
@@ -218,6 +359,25 @@ fn callsite_of(metadata: &'static Metadata<'static>) -> &'static Callsite {
                 SpanKind::Tracing,
             )))
         })
+}
+
+/// Hashes an address: one multiply, as keys are distinct static addresses
+/// that no one chooses (SipHash's defence against chosen keys buys nothing).
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 /// Records a `tracing` span's fields into its monitor span.
@@ -256,10 +416,10 @@ struct Message {
 }
 
 impl Message {
-    fn text(self) -> String {
+    fn text(&self) -> String {
         match (self.message.is_empty(), self.fields.is_empty()) {
-            (_, true) => self.message,
-            (true, false) => self.fields,
+            (_, true) => self.message.clone(),
+            (true, false) => self.fields.clone(),
             (false, false) => format!("{} {}", self.message, self.fields),
         }
     }

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use super::rows::{CallsiteRow, Line, SpanRow, ThreadRow};
+use super::rows::{CallsiteRow, Line, ThreadRow};
 use super::spill::{push_line, SpillFile};
 use crate::queue::ErrorOverflow;
 use crate::record::Record;
@@ -185,7 +185,7 @@ impl ErrorOverflow for ErrorSpill {
             };
             let _ = push_line(&mut buffer.text, &Line::Thread(row));
         }
-        if push_line(&mut buffer.text, &Line::Span(SpanRow::from(&record))).is_err() {
+        if push_line(&mut buffer.text, &Line::of(&record)).is_err() {
             // Serialising into memory fails only on a non-string map key,
             // which a span row has none of.
             self.failed.fetch_add(1, Ordering::Relaxed);

@@ -867,7 +867,18 @@ impl Writer {
             self.callsites.stored,
             &self.threads[self.thread_progress.stored..],
         )?;
-        let stored = insert.spans(self.batch.iter().map(SpanRow::from))?;
+        let mut stored = insert.spans(
+            self.batch
+                .iter()
+                .filter(|r| r.event_level == 0)
+                .map(SpanRow::from),
+        )?;
+        stored.written += insert.tracing_events(
+            self.batch
+                .iter()
+                .filter(|r| r.event_level != 0)
+                .map(rows::TracingEventRow::from),
+        )?;
         for event in &self.events {
             insert.event(event)?;
         }
@@ -935,7 +946,7 @@ impl Writer {
                 .map(Line::Thread),
         );
         lines.extend(self.events.drain(..).map(Line::Event));
-        lines.extend(self.batch.iter().map(|r| Line::Span(SpanRow::from(r))));
+        lines.extend(self.batch.iter().map(Line::of));
         lines.extend(
             self.samples
                 .iter()
@@ -1103,11 +1114,20 @@ fn replay_chunk(
     // Partitions may have come and gone since the lines were spilled.
     tables.clear();
     let mut insert = Inserter::new(&tx, tables);
+    let mut events = 0;
     for line in lines {
         match line {
             Line::Callsite(row) => insert.callsites([row])?,
             Line::Thread(row) => insert.threads([row])?,
             Line::Span(_) => {}
+            Line::TracingEvent(row) => {
+                events += insert.tracing_events([rows::TracingEventRow {
+                    level: std::borrow::Cow::Borrowed(&row.level),
+                    message: row.message.as_deref().map(std::borrow::Cow::Borrowed),
+                    fields: row.fields.clone(),
+                    ..*row
+                }])?;
+            }
             Line::Sample(row) => insert.samples([row])?,
             Line::Stats(row) => insert.stats(row)?,
             Line::Event(row) => insert.event(row)?,
@@ -1125,5 +1145,5 @@ fn replay_chunk(
     }))?;
     insert.finish()?;
     tx.commit()?;
-    Ok(stored.written)
+    Ok(stored.written + events)
 }

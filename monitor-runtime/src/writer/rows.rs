@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use rusqlite::{params, Transaction};
 use serde::{Deserialize, Serialize};
 
-use super::schema::{self, RESOURCE_SAMPLES, SPANS};
+use super::schema::{self, Family, EVENTS, RESOURCE_SAMPLES, SPANS};
 use crate::callsite::Callsite;
 use crate::record::{Record, NULL};
 use crate::resources::Sample;
@@ -98,6 +98,34 @@ impl SpanRow<'_> {
     }
 }
 
+/// A row of an `events_*` partition: an event of `tracing`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct TracingEventRow<'a> {
+    pub(crate) span_id: Option<i64>,
+    pub(crate) trace_id: Option<i64>,
+    pub(crate) callsite_id: i64,
+    pub(crate) thread_id: i64,
+    pub(crate) ts_ns: u64,
+    pub(crate) level: Cow<'a, str>,
+    pub(crate) message: Option<Cow<'a, str>>,
+    pub(crate) fields: Option<String>,
+}
+
+impl<'a> From<&'a Record> for TracingEventRow<'a> {
+    fn from(r: &'a Record) -> Self {
+        TracingEventRow {
+            span_id: (r.span_id != 0).then_some(r.span_id as i64),
+            trace_id: (r.span_id != 0).then_some(r.trace_id as i64),
+            callsite_id: r.callsite_id as i64,
+            thread_id: r.thread_id as i64,
+            ts_ns: r.start_ns,
+            level: Cow::Borrowed(crate::record::event_level_name(r.event_level)),
+            message: r.error().map(Cow::Borrowed),
+            fields: r.fields_json(),
+        }
+    }
+}
+
 /// A row of a `resource_samples_*` partition.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SampleRow {
@@ -167,6 +195,18 @@ pub(crate) enum Line<'a> {
     Sample(SampleRow),
     Stats(StatsRow),
     Event(EventRow),
+    TracingEvent(TracingEventRow<'a>),
+}
+
+impl<'a> Line<'a> {
+    /// The line of a record: a span, or an event of `tracing`.
+    pub(crate) fn of(record: &'a Record) -> Line<'a> {
+        if record.event_level == 0 {
+            Line::Span(SpanRow::from(record))
+        } else {
+            Line::TracingEvent(TracingEventRow::from(record))
+        }
+    }
 }
 
 /// What a run of span inserts did.
@@ -186,8 +226,8 @@ pub(crate) struct Inserter<'t, 'c> {
     /// Partition names by hour known to exist (kept across transactions by
     /// the writer; cleared when the schema changes under it).
     tables: &'t mut HashMap<u64, String>,
-    spans_views_stale: bool,
-    samples_views_stale: bool,
+    /// Families with a partition created in this transaction.
+    stale: Vec<&'static Family>,
 }
 
 impl<'t, 'c> Inserter<'t, 'c> {
@@ -195,9 +235,18 @@ impl<'t, 'c> Inserter<'t, 'c> {
         Inserter {
             tx,
             tables,
-            spans_views_stale: false,
-            samples_views_stale: false,
+            stale: Vec::new(),
         }
+    }
+
+    /// Creates `table` of `family` if missing.
+    fn partition(&mut self, family: &'static Family, table: &str) -> rusqlite::Result<()> {
+        if family.create_partition(self.tx, table)?
+            && !self.stale.iter().any(|f| f.view == family.view)
+        {
+            self.stale.push(family);
+        }
+        Ok(())
     }
 
     pub(crate) fn callsites<'r>(
@@ -253,7 +302,7 @@ impl<'t, 'c> Inserter<'t, 'c> {
                         Some(table) => table.clone(),
                         None => {
                             let table = SPANS.table_for(row.start_ns);
-                            self.spans_views_stale |= SPANS.create_partition(self.tx, &table)?;
+                            self.partition(&SPANS, &table)?;
                             self.tables.insert(hour, table.clone());
                             table
                         }
@@ -288,7 +337,7 @@ impl<'t, 'c> Inserter<'t, 'c> {
     ) -> rusqlite::Result<()> {
         for s in rows {
             let table = RESOURCE_SAMPLES.table_for(s.ts_ns);
-            self.samples_views_stale |= RESOURCE_SAMPLES.create_partition(self.tx, &table)?;
+            self.partition(&RESOURCE_SAMPLES, &table)?;
             let int = |v: Option<u64>| v.map(|n| n as i64);
             self.tx
                 .prepare_cached(&format!(
@@ -309,6 +358,36 @@ impl<'t, 'c> Inserter<'t, 'c> {
         Ok(())
     }
 
+    /// Inserts events of `tracing` into their hours' partitions; returns
+    /// how many.
+    pub(crate) fn tracing_events<'r>(
+        &mut self,
+        rows: impl IntoIterator<Item = TracingEventRow<'r>>,
+    ) -> rusqlite::Result<u64> {
+        let mut written = 0;
+        for e in rows {
+            let table = EVENTS.table_for(e.ts_ns);
+            self.partition(&EVENTS, &table)?;
+            self.tx
+                .prepare_cached(&format!(
+                    "INSERT INTO \"{table}\" (span_id, trace_id, callsite_id, thread_id, ts_ns, level, \
+                     message, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                ))?
+                .execute(params![
+                    e.span_id,
+                    e.trace_id,
+                    e.callsite_id,
+                    e.thread_id,
+                    e.ts_ns as i64,
+                    e.level,
+                    e.message,
+                    e.fields,
+                ])?;
+            written += 1;
+        }
+        Ok(written)
+    }
+
     pub(crate) fn stats(&mut self, s: &StatsRow) -> rusqlite::Result<()> {
         insert_stats(self.tx, s)
     }
@@ -324,11 +403,8 @@ impl<'t, 'c> Inserter<'t, 'c> {
 
     /// Rebuilds the views over partitions this inserter created.
     pub(crate) fn finish(self) -> rusqlite::Result<()> {
-        if self.spans_views_stale {
-            SPANS.rebuild_views(self.tx)?;
-        }
-        if self.samples_views_stale {
-            RESOURCE_SAMPLES.rebuild_views(self.tx)?;
+        for family in self.stale {
+            family.rebuild_views(self.tx)?;
         }
         Ok(())
     }

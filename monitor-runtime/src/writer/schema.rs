@@ -114,7 +114,26 @@ pub(crate) const RESOURCE_SAMPLES: Family = Family {
         system_memory_used_bytes, system_memory_total_bytes FROM \"{table}\"",
 };
 
-pub(crate) const FAMILIES: [&Family; 2] = [&SPANS, &RESOURCE_SAMPLES];
+/// Events of `tracing` (`MonitorLayer::events`), with the span they
+/// happened in.
+pub(crate) const EVENTS: Family = Family {
+    prefix: "events_",
+    view: "events",
+    columns_ddl: "span_id INTEGER, trace_id INTEGER, callsite_id INTEGER NOT NULL, \
+        thread_id INTEGER NOT NULL, ts_ns INTEGER NOT NULL, level TEXT NOT NULL, message TEXT, \
+        fields TEXT",
+    view_columns: &[
+        "span_id", "trace_id", "ts_ns", "level", "target", "message", "fields", "file", "line",
+        "thread", "pid",
+    ],
+    view_term: "SELECT e.span_id AS span_id, e.trace_id AS trace_id, e.ts_ns AS ts_ns, \
+        e.level AS level, c.module AS target, e.message AS message, e.fields AS fields, \
+        c.file AS file, c.line AS line, t.name AS thread, t.pid AS pid \
+        FROM \"{table}\" AS e LEFT JOIN callsites AS c ON c.id = e.callsite_id \
+        LEFT JOIN threads AS t ON t.id = e.thread_id",
+};
+
+pub(crate) const FAMILIES: [&Family; 3] = [&SPANS, &RESOURCE_SAMPLES, &EVENTS];
 
 impl Family {
     /// The partition table holding the hour that contains `unix_ns`.
@@ -580,6 +599,18 @@ fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
             family.rebuild_views(&tx)?;
         }
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+    }
+    // A family added since the file was made (`events`) gets its view:
+    // readers query every view whether or not rows were written.
+    for family in FAMILIES {
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = ?1)",
+            [family.view],
+            |row| row.get(0),
+        )?;
+        if !exists {
+            family.rebuild_views(&tx)?;
+        }
     }
     tx.commit()
 }

@@ -166,9 +166,12 @@ impl SpillFile {
                         return Err(ReplayError::Store(e, replayed));
                     }
                 }
-                stored_twice_if_replayed |= chunk
-                    .iter()
-                    .any(|line| matches!(line, Line::Stats(_) | Line::Event(_) | Line::Sample(_)));
+                stored_twice_if_replayed |= chunk.iter().any(|line| {
+                    matches!(
+                        line,
+                        Line::Stats(_) | Line::Event(_) | Line::Sample(_) | Line::TracingEvent(_)
+                    )
+                });
                 replayed.lines += chunk.len() as u64;
                 chunk.clear();
                 chunk_start = offset;

@@ -1,0 +1,93 @@
+//! The `tracing` bridge's cost per span, side by side in one run, each
+//! case on the same trivial `#[tracing::instrument]` function:
+//! - `monitor_layer`: `registry()` with `MonitorLayer`, the writer running
+//!   (bursts of 100,000 with an untimed `flush` between them; every span
+//!   is checked stored);
+//! - `registry_alone`: `registry()` with no layer (spans are made and
+//!   closed, nothing is kept): the floor for any layer;
+//! - `fmt_file`: `fmt` logging span closes into a non-blocking file writer
+//!   that blocks rather than drops;
+//! - `monitor`: `#[monitor]` on the same function, the writer running.
+//!
+//! Run: `cargo bench --bench tracing_layer`. Figures go in BENCHMARKS.md.
+
+mod common;
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use common::bursts;
+use criterion::{criterion_group, criterion_main, Criterion};
+use monitor_runtime::tracing::MonitorLayer;
+use monitor_runtime::{monitor, Config};
+use tracing_subscriber::layer::SubscriberExt;
+
+#[tracing::instrument(skip_all)]
+#[inline(never)]
+fn traced(x: u64) -> u64 {
+    black_box(x).wrapping_mul(31)
+}
+
+#[monitor]
+#[inline(never)]
+fn monitored(x: u64) -> u64 {
+    black_box(x).wrapping_mul(31)
+}
+
+fn tracing_layer(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tracing_layer");
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(4));
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = dir.path().join("layer.db");
+        let guard = monitor_runtime::init_with(Config::default().db_path(&db)).unwrap();
+        let subscriber = tracing_subscriber::registry().with(MonitorLayer::new());
+        let mut calls = 0;
+        tracing::subscriber::with_default(subscriber, || {
+            group.bench_function("monitor_layer", |b| {
+                b.iter_custom(|iters| {
+                    calls += iters;
+                    bursts(iters, &guard, traced)
+                })
+            });
+        });
+        guard.flush();
+        common::assert_all_stored(&db, calls);
+    }
+    tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+        group.bench_function("registry_alone", |b| b.iter(|| traced(black_box(7))));
+    });
+    {
+        let file = std::fs::File::create(dir.path().join("tracing.log")).unwrap();
+        let (writer, _flush_on_drop) =
+            tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(false)
+                .finish(file);
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(writer)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            group.bench_function("fmt_file", |b| b.iter(|| traced(black_box(7))));
+        });
+    }
+    {
+        let db = dir.path().join("monitor.db");
+        let guard = monitor_runtime::init_with(Config::default().db_path(&db)).unwrap();
+        let mut calls = 0;
+        group.bench_function("monitor", |b| {
+            b.iter_custom(|iters| {
+                calls += iters;
+                bursts(iters, &guard, monitored)
+            })
+        });
+        guard.flush();
+        common::assert_all_stored(&db, calls);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, tracing_layer);
+criterion_main!(benches);
