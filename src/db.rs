@@ -231,6 +231,104 @@ impl Db {
     }
 }
 
+/// One row of the `events` view: an event of `tracing`
+/// (`MonitorLayer::events`).
+#[derive(Clone, Debug)]
+pub struct EventRow {
+    pub span_id: Option<i64>,
+    pub ts_ns: i64,
+    pub level: String,
+    pub target: Option<String>,
+    pub message: Option<String>,
+    pub fields: Option<String>,
+}
+
+impl EventRow {
+    /// The row as a JSON object; `fields` is embedded as JSON, not text.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "span_id": self.span_id,
+            "ts_ns": self.ts_ns,
+            "level": self.level,
+            "target": self.target,
+            "message": self.message,
+            "fields": self.fields.as_deref().map(embedded_json),
+        })
+    }
+
+    /// `LEVEL message {fields}`, for people (control characters escaped).
+    pub fn describe(&self) -> String {
+        let mut text = self.level.clone();
+        for part in [&self.message, &self.fields].into_iter().flatten() {
+            text.push(' ');
+            text.push_str(part);
+        }
+        crate::render::text(&text)
+    }
+}
+
+/// Stored JSON text as JSON, or as a string if it is not JSON.
+fn embedded_json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::from(text))
+}
+
+impl Db {
+    /// The events of `tracing` matching `filter` (an SQL condition on the
+    /// `events` view's columns with `?` parameters `params`), oldest first;
+    /// none in a file written before the view existed.
+    pub fn events(&self, filter: &str, params: &[Value]) -> Result<Vec<EventRow>, Failure> {
+        let has_view: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = 'events')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.fail(e))?;
+        if !has_view {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT span_id, ts_ns, level, target, message, fields FROM events \
+             WHERE {filter} ORDER BY ts_ns"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                Ok(EventRow {
+                    span_id: r.get(0)?,
+                    ts_ns: r.get(1)?,
+                    level: r.get(2)?,
+                    target: r.get(3)?,
+                    message: r.get(4)?,
+                    fields: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.fail(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
+    }
+
+    /// The events of the spans `span_ids`, by span.
+    pub fn events_of(
+        &self,
+        span_ids: impl IntoIterator<Item = i64>,
+    ) -> Result<std::collections::HashMap<i64, Vec<EventRow>>, Failure> {
+        let ids: Vec<i64> = span_ids.into_iter().collect();
+        let mut by_span: std::collections::HashMap<i64, Vec<EventRow>> = Default::default();
+        // Within SQLite's limit on parameters per statement.
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let params: Vec<Value> = chunk.iter().map(|&id| Value::Integer(id)).collect();
+            for event in self.events(&format!("span_id IN ({marks})"), &params)? {
+                if let Some(span_id) = event.span_id {
+                    by_span.entry(span_id).or_default().push(event);
+                }
+            }
+        }
+        Ok(by_span)
+    }
+}
+
 impl SpanRow {
     /// The row as a JSON object; `fields` is embedded as JSON, not text.
     pub fn to_json(&self) -> serde_json::Value {

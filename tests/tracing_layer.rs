@@ -342,3 +342,77 @@ fn events_at_the_chosen_level_are_rows_of_events_with_their_span() {
     // Events do not change their span's status below ERROR.
     assert_eq!(by_name(&rows, "job").status, "ok");
 }
+
+/// Runs `monitor --db path args`; it must succeed.
+fn cli(path: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))
+        .args(["--db", path.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn tree_and_tail_show_a_spans_events_under_it() {
+    use std::io::BufRead;
+
+    let s = session();
+    tracing::info_span!("job").in_scope(|| {
+        tracing::warn!(attempt = 2, "retrying\u{1b}]0;title\u{7}");
+        load_rows();
+    });
+    let rows = s.spans();
+    let trace = by_name(&rows, "job").trace_id.to_string();
+
+    let text = cli(&s.path, &["tree", &trace]);
+    let lines: Vec<&str> = text.lines().collect();
+    let job = lines.iter().position(|l| l.starts_with("job ")).unwrap();
+    // Under its span, control characters escaped.
+    assert!(
+        lines[job + 1].ends_with(r#"· WARN retrying\u{1b}]0;title\u{7} {"attempt":2}"#),
+        "{text}"
+    );
+    assert!(lines[job + 2].contains("load_rows"), "{text}");
+    assert!(
+        lines[job + 3].ends_with(r#"· INFO loaded {"rows":3}"#),
+        "{text}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&cli(&s.path, &["--json", "tree", &trace])).unwrap();
+    let load = json["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "load_rows")
+        .unwrap();
+    assert_eq!(load["events"][0]["message"], "loaded");
+    assert_eq!(load["events"][0]["fields"]["rows"], 3);
+
+    // `tail`: spans written after it starts, each with its events.
+    let mut tail = std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))
+        .args(["--db", s.path.to_str().unwrap()])
+        .args(["--json", "tail", "--max", "1", "--interval-ms", "20"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufReader::new(tail.stderr.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert!(ready.starts_with("following"), "{ready}");
+    load_rows();
+    s.guard.flush();
+    let out = tail.wait_with_output().unwrap();
+    let span: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(span["name"], "load_rows");
+    assert_eq!(span["events"][0]["level"], "INFO");
+    assert_eq!(span["events"][0]["target"], "tracing_layer");
+}

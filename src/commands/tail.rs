@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::db::{Db, SpanRow};
+use crate::db::{Db, EventRow, SpanRow};
 use crate::render::{self, Out};
 use crate::Failure;
 
@@ -23,9 +23,13 @@ fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-fn print(out: &Out, span: &SpanRow) {
+fn print(out: &Out, span: &SpanRow, events: &[EventRow]) {
     if out.json {
-        println!("{}", span.to_json());
+        let mut json = span.to_json();
+        if !events.is_empty() {
+            json["events"] = events.iter().map(EventRow::to_json).collect();
+        }
+        println!("{json}");
         return;
     }
     let status = render::text(&match &span.error {
@@ -39,6 +43,9 @@ fn print(out: &Out, span: &SpanRow) {
         render::duration(span.duration_ns),
         span.trace_id
     );
+    for event in events {
+        println!("    · {}", event.describe());
+    }
 }
 
 pub fn run(
@@ -88,9 +95,14 @@ pub fn run(
             },
         )?;
         fresh.sort_by_key(SpanRow::end_ns);
+        let mut events = db.events_of(fresh.iter().map(|s| s.span_id))?;
         for span in fresh {
             seen.insert(span.span_id, span.end_ns());
-            print(out, &span);
+            print(
+                out,
+                &span,
+                &events.remove(&span.span_id).unwrap_or_default(),
+            );
             shown += 1;
             if max.is_some_and(|m| shown >= m) {
                 return Ok(());

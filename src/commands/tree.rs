@@ -126,6 +126,8 @@ pub fn run(db: &Db, out: &Out, trace_id: Option<i64>, name: Option<&str>) -> Res
     }
     spans.sort_by_key(|s| (s.start_ns, s.span_id));
     let lines = layout(&spans);
+    let events = db.events_of(spans.iter().map(|s| s.span_id))?;
+    let events_of = |span: &SpanRow| events.get(&span.span_id).map_or(&[][..], Vec::as_slice);
 
     // Flat, in tree order, with each span's depth: a nested document would
     // be as deep as the user's recursion, and JSON tools recurse.
@@ -133,8 +135,13 @@ pub fn run(db: &Db, out: &Out, trace_id: Option<i64>, name: Option<&str>) -> Res
         "trace_id": trace_id,
         "spans": spans.len(),
         "nodes": lines.iter().map(|line| {
-            let mut node = spans[line.index].to_json();
+            let span = &spans[line.index];
+            let mut node = span.to_json();
             node["depth"] = json!(line.depth);
+            let span_events = events_of(span);
+            if !span_events.is_empty() {
+                node["events"] = span_events.iter().map(|e| e.to_json()).collect();
+            }
             node["root_share"] =
                 json!(spans[line.index].duration_ns as f64 / line.root_ns.max(1) as f64);
             node
@@ -180,6 +187,11 @@ pub fn run(db: &Db, out: &Out, trace_id: Option<i64>, name: Option<&str>) -> Res
                 render::bar(share, BAR_WIDTH),
                 100.0 * share,
             );
+            // Its events (`MonitorLayer::events`), under its name.
+            let indent = " ".repeat(3 * line.depth.min(MAX_INDENT));
+            for event in events_of(span) {
+                println!("{indent}   · {}", event.describe());
+            }
         }
     });
     Ok(())

@@ -115,8 +115,8 @@ impl SpillFile {
     /// is one a second replay ignores, and the next round goes on from
     /// there: a long file is replayed between batches instead of holding
     /// the writer (and the lock) for all of it. A round that stored a stats,
-    /// event or sample line goes on to the end, so that no reader can store
-    /// it twice. When `store` fails, the lines it did not store stay in the
+    /// event, sample or `tracing` event line goes on to the end, so that no
+    /// reader can store it twice. When `store` fails, the lines it did not store stay in the
     /// file (those before are committed) and its error is returned with
     /// what was replayed before.
     pub(crate) fn replay<E>(
