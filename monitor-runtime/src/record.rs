@@ -94,7 +94,31 @@ impl From<String> for FieldValue {
     }
 }
 
+/// Fields serialised as one JSON object.
+struct JsonObject<'a>(&'a [&'a (Cow<'static, str>, FieldValue)]);
+
+impl serde::Serialize for JsonObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k.as_ref(), v)))
+    }
+}
+
+impl serde::Serialize for FieldValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FieldValue::I64(v) => serializer.serialize_i64(*v),
+            FieldValue::U64(v) => serializer.serialize_u64(*v),
+            FieldValue::F64(v) if v.is_finite() => serializer.serialize_f64(*v),
+            FieldValue::F64(_) => serializer.serialize_unit(),
+            FieldValue::Bool(v) => serializer.serialize_bool(*v),
+            FieldValue::Str(v) => serializer.serialize_str(v),
+            FieldValue::Static(v) => serializer.serialize_str(v),
+        }
+    }
+}
+
 impl FieldValue {
+    #[cfg(test)]
     pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
             FieldValue::I64(v) => (*v).into(),
@@ -164,12 +188,19 @@ impl Record {
         if detail.fields.is_empty() {
             return None;
         }
-        let map: serde_json::Map<String, serde_json::Value> = detail
-            .fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_json()))
-            .collect();
-        Some(serde_json::Value::Object(map).to_string())
+        // Keys sorted and the last value of a key kept, as an object built
+        // key by key holds them, but written straight out: no map and no
+        // copy of each key and value (the writer does this for every row).
+        let mut fields: Vec<&(Cow<'static, str>, FieldValue)> = detail.fields.iter().collect();
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        fields.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
+        serde_json::to_string(&JsonObject(&fields)).ok()
     }
 
     pub(crate) fn error(&self) -> Option<&str> {
@@ -204,5 +235,52 @@ impl Detail {
                     key + text(value)
                 })
                 .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(fields: Vec<(&'static str, FieldValue)>) -> Record {
+        Record {
+            span_id: 1,
+            parent_id: 0,
+            trace_id: 1,
+            callsite_id: 1,
+            thread_id: 1,
+            start_ns: 0,
+            duration_ns: 0,
+            busy_ns: 0,
+            items: NULL,
+            rss_bytes: NULL,
+            cpu_ns: NULL,
+            alloc_bytes: NULL,
+            status: Status::Ok,
+            event_level: 0,
+            detail: Some(Box::new(Detail {
+                error: None,
+                fields: fields.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+            })),
+        }
+    }
+
+    #[test]
+    fn fields_are_the_object_a_map_built_key_by_key_would_be() {
+        let fields = vec![
+            ("zeta", FieldValue::I64(-1)),
+            ("alpha", FieldValue::Str("a \"quoted\"\n text".into())),
+            ("nan", FieldValue::F64(f64::NAN)),
+            ("alpha", FieldValue::Static("last one wins")),
+            ("flag", FieldValue::Bool(true)),
+            ("big", FieldValue::U64(u64::MAX)),
+        ];
+        let by_map: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_json()))
+            .collect();
+        let expected = serde_json::Value::Object(by_map).to_string();
+        assert_eq!(record(fields).fields_json().unwrap(), expected);
+        assert_eq!(record(Vec::new()).fields_json(), None);
     }
 }
