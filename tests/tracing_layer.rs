@@ -416,3 +416,42 @@ fn tree_and_tail_show_a_spans_events_under_it() {
     assert_eq!(span["events"][0]["level"], "INFO");
     assert_eq!(span["events"][0]["target"], "tracing_layer");
 }
+
+/// A file made before the `events` view existed: the CLI reads it as having
+/// no events, and the next `init` adds the (empty) view.
+#[test]
+fn a_file_without_the_events_view_reads_and_gets_it_back() {
+    let mut s = session();
+    load_rows();
+    let rows = s.spans();
+    let trace = by_name(&rows, "load_rows").trace_id.to_string();
+    let disabled = monitor_runtime::init_with_or_disabled(
+        Config::default().db_path(s.path.join("not-a-dir").join("x.db")),
+    );
+    drop(std::mem::replace(&mut s.guard, disabled));
+    let conn = rusqlite::Connection::open(&s.path).unwrap();
+    conn.execute_batch("DROP VIEW events; DROP VIEW IF EXISTS events_union_0;")
+        .unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE name GLOB 'events_*' AND type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for table in tables {
+        conn.execute_batch(&format!("DROP TABLE \"{table}\""))
+            .unwrap();
+    }
+    drop(conn);
+
+    let text = cli(&s.path, &["tree", &trace]);
+    assert!(text.contains("load_rows") && !text.contains('·'), "{text}");
+
+    s.guard = monitor_runtime::init_with(Config::default().db_path(&s.path)).unwrap();
+    let count: i64 = rusqlite::Connection::open(&s.path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 0, "the view is back, empty");
+}
