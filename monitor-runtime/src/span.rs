@@ -229,13 +229,15 @@ impl State {
     }
 
     fn record(&mut self, key: Cow<'static, str>, value: FieldValue) {
-        let fields = &mut self.detail.get_or_insert_with(Default::default).fields;
-        if fields.capacity() == 0 {
-            // Room for a few at once: growing from empty goes through
-            // `Vec`'s general reallocation path, for each of 1, 2 and 4.
-            fields.reserve_exact(4);
-        }
-        fields.push((key, value));
+        // Room for a few at once, allocated directly: growing from empty
+        // goes through `Vec`'s general reallocation path for 1, 2 and 4.
+        let detail = self.detail.get_or_insert_with(|| {
+            Box::new(Detail {
+                error: None,
+                fields: Vec::with_capacity(4),
+            })
+        });
+        detail.fields.push((key, value));
     }
 }
 
