@@ -184,6 +184,21 @@ fn logs_and_fails() -> Result<(), String> {
 }
 
 #[monitor]
+async fn logs_while_polled() {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    tracing::error!("failed between polls");
+}
+
+#[monitor]
+fn logs_a_secret() {
+    tracing::error!(
+        password = "correct horse battery",
+        user = "ann",
+        "login failed"
+    );
+}
+
+#[monitor]
 fn logs_a_warning() {
     tracing::warn!("only a warning");
 }
@@ -195,7 +210,24 @@ fn error_events_mark_their_span_unless_it_has_an_error_of_its_own() {
     let _ = logs_an_error();
     let _ = logs_and_fails();
     logs_a_warning();
+    logs_a_secret();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+        .block_on(logs_while_polled());
     let rows = s.spans();
+    let polled = by_name(&rows, "logs_while_polled");
+    assert_eq!(
+        (polled.status.as_str(), polled.error.as_deref()),
+        ("error", Some("failed between polls")),
+        "an async span takes the event of the poll it happened in"
+    );
+    assert_eq!(
+        by_name(&rows, "logs_a_secret").error.as_deref(),
+        Some("login failed password=*** user=\"ann\""),
+        "the secret rule applies to an event's fields in the message"
+    );
     let failing = by_name(&rows, "instrumented_failing");
     assert_eq!(failing.status, "error");
     assert_eq!(failing.error.as_deref(), Some("error=no row 3"));
@@ -203,7 +235,7 @@ fn error_events_mark_their_span_unless_it_has_an_error_of_its_own() {
     assert_eq!(logged.status, "error");
     assert_eq!(
         logged.error.as_deref(),
-        Some("database unreachable table=users")
+        Some("database unreachable table=\"users\"")
     );
     let own = by_name(&rows, "logs_and_fails");
     assert_eq!(own.error.as_deref(), Some("its own error"));
@@ -245,7 +277,13 @@ fn tower_http_requests_and_the_monitored_handler_are_one_tree() {
     assert_eq!(response.status(), 200);
     drop(response);
     let rows = s.spans();
+    assert_eq!(
+        rows.len(),
+        2,
+        "the request and the handler's call: {rows:#?}"
+    );
     let request = by_name(&rows, "request");
+    assert_eq!(request.parent_id, None, "the request is the root");
     assert_eq!(request.kind, "tracing");
     assert_eq!(request.module, "tower_http::trace::make_span");
     let fields = request.fields.as_ref().unwrap();
@@ -254,12 +292,13 @@ fn tower_http_requests_and_the_monitored_handler_are_one_tree() {
     assert_child(&rows, "lookup_user", "request");
 }
 
-/// A `tracing` span that never closes (its handle leaked) is not stored:
-/// it is counted as dropped when the guard drops.
+/// A `tracing` span still open when the guard drops (its handle leaked, or
+/// closed later) is not stored: it is counted as dropped, once.
 #[test]
 fn a_span_still_open_when_the_guard_drops_is_counted_as_dropped() {
     let mut s = session();
     std::mem::forget(tracing::info_span!("never_closed"));
+    let closes_late = tracing::info_span!("closes_late");
     let closed = tracing::info_span!("closed");
     drop(closed);
     // Drop the guard, keeping the session's serial lock and directory.
@@ -267,6 +306,8 @@ fn a_span_still_open_when_the_guard_drops_is_counted_as_dropped() {
         Config::default().db_path(s.path.join("not-a-dir").join("x.db")),
     );
     drop(std::mem::replace(&mut s.guard, disabled));
+    // Counted when the guard dropped: not stored, nor counted again.
+    drop(closes_late);
     let conn = rusqlite::Connection::open(&s.path).unwrap();
     let names: Vec<String> = conn
         .prepare("SELECT name FROM spans")
@@ -279,7 +320,7 @@ fn a_span_still_open_when_the_guard_drops_is_counted_as_dropped() {
     let dropped: i64 = conn
         .query_row("SELECT sum(dropped) FROM monitor_stats", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(dropped, 1);
+    assert_eq!(dropped, 2);
 }
 
 #[monitor]
@@ -410,7 +451,20 @@ fn tree_and_tail_show_a_spans_events_under_it() {
     assert!(ready.starts_with("following"), "{ready}");
     load_rows();
     s.guard.flush();
+    // A tail that never prints must fail the test, not hang it.
+    let pid = tail.id();
+    let (done, finished) = crossbeam_channel::bounded::<()>(1);
+    std::thread::spawn(move || {
+        if let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+            finished.recv_timeout(Duration::from_secs(60))
+        {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+        }
+    });
     let out = tail.wait_with_output().unwrap();
+    drop(done);
     let span: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(span["name"], "load_rows");
     assert_eq!(span["events"][0]["level"], "INFO");

@@ -49,6 +49,7 @@ impl fmt::Display for Status {
 /// assert_eq!(FieldValue::from("x"), FieldValue::Str("x".into()));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum FieldValue {
     /// A signed integer.
     I64(i64),
@@ -139,6 +140,10 @@ impl FieldValue {
 pub(crate) struct Detail {
     pub(crate) error: Option<String>,
     pub(crate) fields: Vec<(Cow<'static, str>, FieldValue)>,
+    /// The first ERROR event of `tracing` while the span was current: its
+    /// error at the end, unless it has one of its own by then.
+    #[cfg(feature = "tracing")]
+    pub(crate) event_error: Option<String>,
 }
 
 /// Stands for SQL NULL in a record's optional figures: a plain `u64` keeps
@@ -259,8 +264,8 @@ mod tests {
             status: Status::Ok,
             event_level: 0,
             detail: Some(Box::new(Detail {
-                error: None,
                 fields: fields.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+                ..Detail::default()
             })),
         }
     }

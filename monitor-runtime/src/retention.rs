@@ -290,7 +290,8 @@ fn archive(conn: &Connection, table: &str, file: &Path) -> Result<u64, String> {
          INSERT OR IGNORE INTO archive.{quoted} SELECT * FROM main.{quoted}
             EXCEPT SELECT * FROM archive.{quoted};"
     );
-    if family_of(table).prefix == schema::SPANS.prefix {
+    // Spans and events name callsites and threads; samples do not.
+    if family_of(table).prefix != schema::RESOURCE_SAMPLES.prefix {
         copy += &format!(
             "INSERT OR IGNORE INTO archive.callsites SELECT * FROM main.callsites
                 WHERE id IN (SELECT callsite_id FROM main.{quoted});
@@ -300,7 +301,7 @@ fn archive(conn: &Connection, table: &str, file: &Path) -> Result<u64, String> {
     }
     copy += "COMMIT;";
     let copied = conn.execute_batch(&copy).and_then(|()| {
-        conn.query_row(&format!("SELECT count(*) FROM archive.{quoted}"), [], |r| {
+        conn.query_row(&rows_sql(&format!("archive.{quoted}")), [], |r| {
             r.get::<_, i64>(0)
         })
     });
@@ -318,6 +319,13 @@ fn archive(conn: &Connection, table: &str, file: &Path) -> Result<u64, String> {
     Ok(archived as u64)
 }
 
+/// Counts the distinct rows of a partition: the copy compares rows whole
+/// (`EXCEPT`), so two identical rows (samples and events have no key) are
+/// one in the archive, and a count of all rows would never match.
+fn rows_sql(table: &str) -> String {
+    format!("SELECT count(*) FROM (SELECT DISTINCT * FROM {table})")
+}
+
 /// Drops the partitions in one transaction, except an archived one that
 /// gained rows since its copy (a late span): it waits for the next pass.
 /// Returns the tables dropped.
@@ -331,8 +339,7 @@ fn drop_partitions(
     for (partition, archived) in expired.iter().zip(archived) {
         let quoted = schema::quote_ident(&partition.table);
         if let Some(archived) = archived {
-            let rows: i64 =
-                tx.query_row(&format!("SELECT count(*) FROM {quoted}"), [], |r| r.get(0))?;
+            let rows: i64 = tx.query_row(&rows_sql(&quoted), [], |r| r.get(0))?;
             if rows as u64 != *archived {
                 continue;
             }

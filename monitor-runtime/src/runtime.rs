@@ -734,7 +734,7 @@ impl Drop for Guard {
             // `tracing` spans still open will never be stored: counted.
             #[cfg(feature = "tracing")]
             running.rt.queue.counters.dropped.fetch_add(
-                running.rt.open_tracing_spans.load(Ordering::Relaxed),
+                crate::tracing::count_open_spans(running.rt),
                 Ordering::Relaxed,
             );
             // Retention first: its pass may be waiting on the writer's lock.

@@ -82,6 +82,26 @@ fn pop_current(span_id: u64) {
     });
 }
 
+/// Moves the message of an ERROR event of `tracing` that happened while
+/// `span_id` was current on this thread (it is leaving this thread's
+/// stack) into `state`, if there is one. One load without such events.
+#[cfg(feature = "tracing")]
+#[inline]
+fn take_event_error(span_id: u64, state: Option<&mut State>) {
+    if crate::tracing::event_errors_waiting() {
+        if let Some(message) = crate::tracing::take_event_error(span_id) {
+            if let Some(state) = state {
+                let detail = state.detail.get_or_insert_with(Default::default);
+                detail.event_error.get_or_insert(message);
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "tracing"))]
+#[inline(always)]
+fn take_event_error(_span_id: u64, _state: Option<&mut State>) {}
+
 /// Makes a span current (without timing it) until dropped: for futures
 /// that carry their parent's ids.
 pub(crate) struct CurrentGuard(u64);
@@ -97,6 +117,9 @@ impl CurrentGuard {
 impl Drop for CurrentGuard {
     #[inline]
     fn drop(&mut self) {
+        // The span is owned elsewhere (and may have ended): an ERROR event
+        // meant for it here cannot reach it.
+        take_event_error(self.0, None);
         pop_current(self.0);
     }
 }
@@ -233,11 +256,16 @@ impl State {
         // goes through `Vec`'s general reallocation path for 1, 2 and 4.
         let detail = self.detail.get_or_insert_with(|| {
             Box::new(Detail {
-                error: None,
                 fields: Vec::with_capacity(4),
+                ..Detail::default()
             })
         });
-        detail.fields.push((key, value));
+        // A key recorded again replaces its value: a long-lived span that
+        // records a counter in a loop must not grow.
+        match detail.fields.iter_mut().find(|(k, _)| *k == key) {
+            Some(field) => field.1 = value,
+            None => detail.fields.push((key, value)),
+        }
     }
 }
 
@@ -471,6 +499,7 @@ impl Span {
             open.state
                 .used
                 .add(Usage::now(open.rt).since(resumed.usage));
+            take_event_error(open.ids.span_id, Some(&mut open.state));
             pop_current(open.ids.span_id);
         }
     }
@@ -705,6 +734,7 @@ impl Drop for EnteredSpan {
         if let Some(mut open) = self.open.take() {
             let end_ns = open.rt.clock.now_ns();
             open.state.used = Usage::now(open.rt).since(open.state.start_usage);
+            take_event_error(open.ids.span_id, Some(&mut open.state));
             pop_current(open.ids.span_id);
             let status = if open.state.panicked() {
                 Status::Panic
@@ -767,12 +797,10 @@ fn finish(
     // An ERROR event of `tracing` inside the span, unless the span has an
     // error of its own.
     #[cfg(feature = "tracing")]
-    if crate::tracing::event_errors_pending() {
-        if let Some(message) = crate::tracing::take_event_error(ids.span_id) {
-            if status == Status::Ok {
-                status = Status::Error;
-                state.record_error(message);
-            }
+    if let Some(message) = state.detail.as_mut().and_then(|d| d.event_error.take()) {
+        if status == Status::Ok {
+            status = Status::Error;
+            state.record_error(message);
         }
     }
     if !status.is_failure() && !state.keep.unwrap_or_else(|| state.callsite.keeps_sample()) {

@@ -24,8 +24,8 @@
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{PoisonError, RwLock};
 
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
@@ -125,6 +125,10 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if crate::runtime::active().is_none() {
+            // Not recording: no callsite to find (nor its lock to take).
+            return;
+        }
         let parent = if let Some(parent) = attrs.parent() {
             ids_of(&ctx, parent)
         } else if attrs.is_contextual() {
@@ -141,7 +145,11 @@ where
         span.__record_checked("level", FieldValue::Static(metadata.level().as_str()));
         attrs.record(&mut Fields(&mut span));
         if let Some(stored) = ctx.span(id) {
-            rt.open_tracing_spans.fetch_add(1, Ordering::Relaxed);
+            if rt.open_tracing_spans.fetch_add(1, Ordering::Relaxed) & GUARD_DROPPED != 0 {
+                // The guard is gone: this span would not be stored.
+                rt.open_tracing_spans.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
             stored.extensions_mut().insert(Data {
                 span,
                 entered: None,
@@ -183,10 +191,15 @@ where
         };
         // Closed while entered (a guard leaked): it is current no more.
         while data.exit() {}
-        if let Some(rt) = data.span.runtime() {
-            rt.open_tracing_spans.fetch_sub(1, Ordering::Relaxed);
+        let counted = data.span.runtime().is_some_and(|rt| {
+            rt.open_tracing_spans.fetch_sub(1, Ordering::Relaxed) & GUARD_DROPPED != 0
+        });
+        if counted {
+            // Open when the guard dropped: counted as dropped then.
+            data.span.discard();
+        } else {
+            data.span.end();
         }
-        data.span.end();
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -244,6 +257,7 @@ fn store_event(event: &Event<'_>, span: Option<SpanIds>, message: &Message) {
     let detail = crate::record::Detail {
         error: (!message.message.is_empty()).then(|| rt.capture.text(&message.message)),
         fields: fields.0,
+        event_error: None,
     };
     let event_level = match level {
         Level::ERROR => 1,
@@ -285,25 +299,31 @@ impl EventFields {
         if field.name() == "message" {
             return;
         }
-        let rules = crate::runtime::capture_rules();
-        let value = if rules.redactor.is_secret(field.name()) {
+        let value = if crate::runtime::capture_rules()
+            .redactor
+            .is_secret(field.name())
+        {
             crate::secret::masked()
         } else {
-            match value {
-                FieldValue::Str(text) => FieldValue::Str(rules.text(&text)),
-                other => other,
-            }
+            value
         };
         self.0.push((field.name().into(), value));
+    }
+
+    fn text(&mut self, field: &Field, value: fmt::Arguments<'_>) {
+        if field.name() != "message" {
+            self.0
+                .push((field.name().into(), checked_text(field, value)));
+        }
     }
 }
 
 impl Visit for EventFields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.push(field, FieldValue::Str(format!("{value:?}")));
+        self.text(field, format_args!("{value:?}"));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.push(field, value.into());
+        self.text(field, format_args!("{value}"));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.push(field, value.into());
@@ -318,8 +338,20 @@ impl Visit for EventFields {
         self.push(field, value.into());
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.push(field, FieldValue::Str(value.to_string()));
+        self.text(field, format_args!("{value}"));
     }
+}
+
+/// Set in `Runtime::open_tracing_spans` when the guard drops: the spans
+/// still open were counted as dropped, and are not stored when they close.
+pub(crate) const GUARD_DROPPED: u64 = 1 << 63;
+
+/// The guard of `rt` is dropping: the `tracing` spans still open, counted
+/// once, as dropped.
+pub(crate) fn count_open_spans(rt: &crate::runtime::Runtime) -> u64 {
+    rt.open_tracing_spans
+        .fetch_or(GUARD_DROPPED, Ordering::Relaxed)
+        & !GUARD_DROPPED
 }
 
 /// The monitor ids of the `tracing` span `id`, if it records.
@@ -383,12 +415,31 @@ impl Hasher for AddressHasher {
 /// Records a `tracing` span's fields into its monitor span.
 struct Fields<'a>(&'a mut Span);
 
+impl Fields<'_> {
+    /// Text, formatted only up to `max_value_len`, secrets masked.
+    fn text(&mut self, field: &Field, value: fmt::Arguments<'_>) {
+        self.0
+            .__record_checked(field.name(), checked_text(field, value));
+    }
+}
+
+/// A field's text as the capture rules store it: masked when its name is
+/// secret, else formatted up to `max_value_len` with secrets inside masked.
+fn checked_text(field: &Field, value: fmt::Arguments<'_>) -> FieldValue {
+    let rules = crate::runtime::capture_rules();
+    if rules.redactor.is_secret(field.name()) {
+        crate::secret::masked()
+    } else {
+        FieldValue::Str(rules.format(value))
+    }
+}
+
 impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.record(field.name(), format!("{value:?}"));
+        self.text(field, format_args!("{value:?}"));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.record(field.name(), value);
+        self.text(field, format_args!("{value}"));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.0.record(field.name(), value);
@@ -403,8 +454,7 @@ impl Visit for Fields<'_> {
         self.0.record(field.name(), value);
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0
-            .record(field.name(), FieldValue::Str(value.to_string()));
+        self.text(field, format_args!("{value}"));
     }
 }
 
@@ -429,48 +479,67 @@ impl Visit for Message {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == "message" {
             let _ = write!(self.message, "{value:?}");
+            return;
+        }
+        if !self.fields.is_empty() {
+            self.fields.push(' ');
+        }
+        // The secret rule by name, as for fields; text values keep their
+        // quotes (`Debug`), so the scrubber sees where a value ends.
+        if crate::runtime::capture_rules()
+            .redactor
+            .is_secret(field.name())
+        {
+            let _ = write!(self.fields, "{}={}", field.name(), crate::secret::MASK);
         } else {
-            if !self.fields.is_empty() {
-                self.fields.push(' ');
-            }
             let _ = write!(self.fields, "{}={value:?}", field.name());
         }
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        // Without the quotes `Debug` would add.
-        self.record_debug(field, &format_args!("{value}"));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.record_debug(field, &format_args!("{value}"));
     }
 }
 
-/// ERROR events for `#[monitor]` spans, by span id, until the span ends.
-static EVENT_ERRORS: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
-/// Whether `EVENT_ERRORS` may hold any: the only cost to a span's end.
-static EVENT_ERRORS_PENDING: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// ERROR events for `#[monitor]` spans current on this thread, by span
+    /// id: the span takes the message when it stops being current here
+    /// (its guard owns its state). Thread-local, so no lock, and emptied
+    /// whenever a span leaves this thread's stack.
+    static EVENT_ERRORS: std::cell::RefCell<Vec<(u64, String)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Messages waiting in any thread's `EVENT_ERRORS`: the only cost to a
+/// span that leaves the stack while none wait.
+static EVENT_ERRORS_WAITING: AtomicUsize = AtomicUsize::new(0);
 
 fn mark_event_error(span_id: u64, message: String) {
-    let mut errors = EVENT_ERRORS.lock().unwrap_or_else(PoisonError::into_inner);
-    if !errors.iter().any(|(id, _)| *id == span_id) {
-        errors.push((span_id, message));
-        EVENT_ERRORS_PENDING.store(true, Ordering::Release);
-    }
+    let _ = EVENT_ERRORS.try_with(|errors| {
+        let mut errors = errors.borrow_mut();
+        if !errors.iter().any(|(id, _)| *id == span_id) {
+            errors.push((span_id, message));
+            EVENT_ERRORS_WAITING.fetch_add(1, Ordering::Relaxed);
+        }
+    });
 }
 
+/// Whether any ERROR event waits for its span.
 #[inline]
-pub(crate) fn event_errors_pending() -> bool {
-    EVENT_ERRORS_PENDING.load(Ordering::Acquire)
+pub(crate) fn event_errors_waiting() -> bool {
+    EVENT_ERRORS_WAITING.load(Ordering::Relaxed) != 0
 }
 
-/// The ERROR event's message for the span `span_id`, which is ending.
+/// The ERROR event's message for the span `span_id`, which is leaving this
+/// thread's stack.
 #[cold]
 pub(crate) fn take_event_error(span_id: u64) -> Option<String> {
-    let mut errors = EVENT_ERRORS.lock().unwrap_or_else(PoisonError::into_inner);
-    let at = errors.iter().position(|(id, _)| *id == span_id)?;
-    let (_, message) = errors.swap_remove(at);
-    if errors.is_empty() {
-        EVENT_ERRORS_PENDING.store(false, Ordering::Release);
-    }
-    Some(message)
+    EVENT_ERRORS
+        .try_with(|errors| {
+            let mut errors = errors.borrow_mut();
+            let at = errors.iter().position(|(id, _)| *id == span_id)?;
+            EVENT_ERRORS_WAITING.fetch_sub(1, Ordering::Relaxed);
+            Some(errors.swap_remove(at).1)
+        })
+        .ok()
+        .flatten()
 }

@@ -126,7 +126,12 @@ pub fn run(db: &Db, out: &Out, trace_id: Option<i64>, name: Option<&str>) -> Res
     }
     spans.sort_by_key(|s| (s.start_ns, s.span_id));
     let lines = layout(&spans);
-    let events = db.events_of(spans.iter().map(|s| s.span_id))?;
+    let mut events: HashMap<i64, Vec<crate::db::EventRow>> = HashMap::new();
+    for event in db.events("trace_id = ?", &[Value::Integer(trace_id)])? {
+        if let Some(span_id) = event.span_id {
+            events.entry(span_id).or_default().push(event);
+        }
+    }
     let events_of = |span: &SpanRow| events.get(&span.span_id).map_or(&[][..], Vec::as_slice);
 
     // Flat, in tree order, with each span's depth: a nested document would

@@ -68,6 +68,8 @@ pub(crate) struct Family {
     view_columns: &'static [&'static str],
     /// One term of the view; `{table}` is replaced by a partition's name.
     view_term: &'static str,
+    /// Columns indexed in each partition (beyond its primary key).
+    indexes: &'static [&'static str],
 }
 
 pub(crate) const SPANS: Family = Family {
@@ -91,6 +93,7 @@ pub(crate) const SPANS: Family = Family {
         s.cpu_ns AS cpu_ns, s.alloc_bytes AS alloc_bytes, s.thread_id AS thread_id \
         FROM \"{table}\" AS s LEFT JOIN callsites AS c ON c.id = s.callsite_id \
         LEFT JOIN threads AS t ON t.id = s.thread_id",
+    indexes: &[],
 };
 
 pub(crate) const RESOURCE_SAMPLES: Family = Family {
@@ -112,6 +115,7 @@ pub(crate) const RESOURCE_SAMPLES: Family = Family {
     ],
     view_term: "SELECT ts_ns, pid, cpu_percent, rss_bytes, virtual_bytes, threads, \
         system_memory_used_bytes, system_memory_total_bytes FROM \"{table}\"",
+    indexes: &[],
 };
 
 /// Events of `tracing` (`MonitorLayer::events`), with the span they
@@ -131,6 +135,8 @@ pub(crate) const EVENTS: Family = Family {
         c.file AS file, c.line AS line, t.name AS thread, t.pid AS pid \
         FROM \"{table}\" AS e LEFT JOIN callsites AS c ON c.id = e.callsite_id \
         LEFT JOIN threads AS t ON t.id = e.thread_id",
+    // Readers look events up by their span and trace (`monitor tree`).
+    indexes: &["span_id", "trace_id"],
 };
 
 pub(crate) const FAMILIES: [&Family; 3] = [&SPANS, &RESOURCE_SAMPLES, &EVENTS];
@@ -197,6 +203,11 @@ impl Family {
         )?;
         if !exists {
             conn.execute_batch(&format!("CREATE TABLE \"{table}\" ({})", self.columns_ddl))?;
+            for column in self.indexes {
+                conn.execute_batch(&format!(
+                    "CREATE INDEX \"{table}_{column}\" ON \"{table}\" ({column})"
+                ))?;
+            }
         }
         Ok(!exists)
     }
