@@ -18,6 +18,10 @@ use tracing_subscriber::layer::SubscriberExt;
 /// global one): the registry with `MonitorLayer` storing INFO events and
 /// above, and `fmt` into nothing, to show that it composes.
 fn session() -> Session {
+    session_configured(|c| c)
+}
+
+fn session_configured(configure: impl FnOnce(Config) -> Config) -> Session {
     static SUBSCRIBER: Once = Once::new();
     SUBSCRIBER.call_once(|| {
         let subscriber = tracing_subscriber::registry()
@@ -25,7 +29,7 @@ fn session() -> Session {
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink));
         tracing::subscriber::set_global_default(subscriber).unwrap();
     });
-    session_with(|c: Config| c.resource_interval(Duration::ZERO))
+    session_with(|c: Config| configure(c.resource_interval(Duration::ZERO)))
 }
 
 fn by_name<'a>(rows: &'a [Row], name: &str) -> &'a Row {
@@ -508,4 +512,83 @@ fn a_file_without_the_events_view_reads_and_gets_it_back() {
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
         .unwrap();
     assert_eq!(count, 0, "the view is back, empty");
+}
+
+/// A span entered on two threads at once: each thread's calls are its
+/// children, and each thread leaves it behind when it exits.
+#[test]
+fn a_span_entered_on_two_threads_at_once_parents_both() {
+    let s = session();
+    let shared = tracing::info_span!("shared");
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                shared.in_scope(|| {
+                    // Both threads inside at once.
+                    barrier.wait();
+                    monitored_leaf();
+                    barrier.wait();
+                });
+                // Not current any more on this thread.
+                monitored_middle_free();
+            });
+        }
+    });
+    drop(shared);
+    let rows = s.spans();
+    let shared = by_name(&rows, "shared");
+    let leaves: Vec<&Row> = rows.iter().filter(|r| r.name == "monitored_leaf").collect();
+    assert_eq!(leaves.len(), 2);
+    assert!(
+        leaves.iter().all(|r| r.parent_id == Some(shared.span_id)),
+        "{rows:#?}"
+    );
+    let free: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.name == "monitored_middle_free")
+        .collect();
+    assert_eq!(free.len(), 2);
+    assert!(free.iter().all(|r| r.parent_id.is_none()), "{rows:#?}");
+}
+
+#[monitor]
+fn monitored_middle_free() {}
+
+/// Events (and spans) of `tracing` that meet a locked database go to the
+/// spill file and are replayed once it takes writes, each once.
+#[test]
+fn events_spilled_while_the_database_is_locked_are_replayed() {
+    let s = session_configured(|c| c.busy_timeout(Duration::from_millis(50)));
+    load_rows();
+    s.guard.flush();
+    let holder = rusqlite::Connection::open(&s.path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    tracing::info_span!("while_locked").in_scope(|| {
+        tracing::error!("disk on fire");
+        tracing::info!(n = 1, "still going");
+    });
+    s.guard.flush();
+    let spill = std::fs::read_to_string(monitor_runtime::schema::spill_path(&s.path)).unwrap();
+    assert_eq!(spill.matches("{\"tracing_event\"").count(), 2, "{spill}");
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    s.guard.flush();
+    let conn = rusqlite::Connection::open(&s.path).unwrap();
+    let messages: Vec<String> = conn
+        .prepare(
+            "SELECT e.message FROM events e JOIN spans s ON s.span_id = e.span_id \
+             WHERE s.name = 'while_locked' ORDER BY e.ts_ns",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(messages, ["disk on fire", "still going"]);
+    let row = s.one("while_locked");
+    assert_eq!(
+        (row.status.as_str(), row.error.as_deref()),
+        ("error", Some("disk on fire"))
+    );
 }

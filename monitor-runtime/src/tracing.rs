@@ -95,24 +95,38 @@ impl MonitorLayer {
 /// What the layer keeps in a `tracing` span's extensions.
 struct Data {
     span: Span,
-    /// Enters not exited yet: the first, and any made again while entered
-    /// (rare: kept apart so that the common span allocates no `Vec`).
-    entered: Option<Resumed>,
-    reentered: Vec<Resumed>,
+    /// Enters not exited yet, with the thread of each: the first, and any
+    /// made again while entered, here or on another thread at once (rare:
+    /// kept apart so that the common span allocates no `Vec`).
+    entered: Option<(usize, Resumed)>,
+    reentered: Vec<(usize, Resumed)>,
+}
+
+/// A key for the calling thread: the address of a thread-local.
+fn this_thread() -> usize {
+    thread_local!(static KEY: u8 = const { 0 });
+    KEY.with(|key| key as *const u8 as usize)
 }
 
 impl Data {
     fn enter(&mut self) {
-        let resumed = self.span.resume();
+        let resumed = (this_thread(), self.span.resume());
         match self.entered {
             None => self.entered = Some(resumed),
             Some(_) => self.reentered.push(resumed),
         }
     }
 
-    /// Exits the latest enter; `false` when none is left.
+    /// Exits this thread's latest enter (or, if it has none here, the
+    /// latest of any thread); `false` when none is left.
     fn exit(&mut self) -> bool {
-        let Some(resumed) = self.reentered.pop().or_else(|| self.entered.take()) else {
+        let thread = this_thread();
+        let resumed = match self.reentered.iter().rposition(|(t, _)| *t == thread) {
+            Some(at) => Some(self.reentered.remove(at)),
+            None if self.entered.as_ref().is_some_and(|(t, _)| *t == thread) => self.entered.take(),
+            None => self.reentered.pop().or_else(|| self.entered.take()),
+        };
+        let Some((_, resumed)) = resumed else {
             return false;
         };
         self.span.suspend(resumed);
@@ -354,14 +368,17 @@ pub(crate) fn count_open_spans(rt: &crate::runtime::Runtime) -> u64 {
         & !GUARD_DROPPED
 }
 
-/// The monitor ids of the `tracing` span `id`, if it records.
+/// The monitor ids of the `tracing` span `id`, or of its nearest ancestor
+/// that records.
 fn ids_of<S>(ctx: &Context<'_, S>, id: &Id) -> Option<SpanIds>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let stored = ctx.span(id)?;
-    let extensions = stored.extensions();
-    extensions.get::<Data>()?.span.ids()
+    // The nearest that records: a parent this layer holds nothing for
+    // (made before `init`, or filtered out for it) passes its own parent on.
+    ctx.span(id)?
+        .scope()
+        .find_map(|span| span.extensions().get::<Data>()?.span.ids())
 }
 
 /// The monitor callsite of a `tracing` callsite, made (and leaked) once:

@@ -365,24 +365,33 @@ impl<'t, 'c> Inserter<'t, 'c> {
         rows: impl IntoIterator<Item = TracingEventRow<'r>>,
     ) -> rusqlite::Result<u64> {
         let mut written = 0;
+        // The partition is looked up (and its statement prepared) once per
+        // hour the rows reach, not per row.
+        let mut current: Option<(u64, rusqlite::CachedStatement<'_>)> = None;
         for e in rows {
-            let table = EVENTS.table_for(e.ts_ns);
-            self.partition(&EVENTS, &table)?;
-            self.tx
-                .prepare_cached(&format!(
-                    "INSERT INTO \"{table}\" (span_id, trace_id, callsite_id, thread_id, ts_ns, level, \
-                     message, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-                ))?
-                .execute(params![
-                    e.span_id,
-                    e.trace_id,
-                    e.callsite_id,
-                    e.thread_id,
-                    e.ts_ns as i64,
-                    e.level,
-                    e.message,
-                    e.fields,
-                ])?;
+            let hour = e.ts_ns / schema::HOUR_NS;
+            let stmt = match &mut current {
+                Some((h, stmt)) if *h == hour => stmt,
+                _ => {
+                    let table = EVENTS.table_for(e.ts_ns);
+                    self.partition(&EVENTS, &table)?;
+                    let sql = format!(
+                        "INSERT INTO \"{table}\" (span_id, trace_id, callsite_id, thread_id, ts_ns, \
+                         level, message, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                    );
+                    &mut current.insert((hour, self.tx.prepare_cached(&sql)?)).1
+                }
+            };
+            stmt.execute(params![
+                e.span_id,
+                e.trace_id,
+                e.callsite_id,
+                e.thread_id,
+                e.ts_ns as i64,
+                e.level,
+                e.message,
+                e.fields,
+            ])?;
             written += 1;
         }
         Ok(written)
