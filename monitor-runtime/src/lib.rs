@@ -42,6 +42,7 @@ mod panic;
 mod queue;
 mod record;
 mod redact;
+mod report;
 pub mod resources;
 pub mod retention;
 mod runtime;

@@ -397,7 +397,7 @@ impl RetentionThread {
                     match &result {
                         Err(e) if !failing => {
                             failing = true;
-                            crate::writer::report(format_args!(
+                            crate::report::report(format_args!(
                                 "retention pass failed, retrying every {}s: {e}",
                                 every.as_secs()
                             ));

@@ -197,7 +197,7 @@ impl SamplerThread {
             }));
             let Ok(reading) = read else {
                 if !std::mem::replace(&mut reported, true) {
-                    crate::writer::report(format_args!(
+                    crate::report::report(format_args!(
                         "the resource sampler panicked; it is asked again at each interval"
                     ));
                 }
