@@ -439,6 +439,9 @@ fn tree_and_tail_show_a_spans_events_under_it() {
         .unwrap();
     assert_eq!(load["events"][0]["message"], "loaded");
     assert_eq!(load["events"][0]["fields"]["rows"], 3);
+    // `monitor stats` lists the events partitions with the others.
+    let stats = cli(&s.path, &["--json", "stats"]);
+    assert!(stats.contains("\"events_20"), "{stats}");
 
     // `tail`: spans written after it starts, each with its events.
     let mut tail = std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))

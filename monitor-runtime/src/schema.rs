@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-use crate::writer::schema::{Family, RESOURCE_SAMPLES, SPANS};
+use crate::writer::schema::{Family, EVENTS, RESOURCE_SAMPLES, SPANS};
 pub use crate::writer::schema::{HOUR_NS, SCHEMA_VERSION};
 
 /// The spill file of the database at `db`: JSON lines, one record each,
@@ -51,7 +51,8 @@ pub fn spill_path(db: &Path) -> PathBuf {
 /// One hourly table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Partition {
-    /// Its name, `spans_YYYYMMDDHH` or `resource_samples_YYYYMMDDHH`.
+    /// Its name, `spans_YYYYMMDDHH`, `resource_samples_YYYYMMDDHH` or
+    /// `events_YYYYMMDDHH`.
     pub table: String,
     /// The start of its UTC hour, in Unix nanoseconds.
     pub hour_start_ns: u64,
@@ -86,6 +87,11 @@ pub fn span_partitions(conn: &Connection) -> rusqlite::Result<Vec<Partition>> {
 /// The `resource_samples_*` partitions, oldest first.
 pub fn resource_partitions(conn: &Connection) -> rusqlite::Result<Vec<Partition>> {
     partitions(&RESOURCE_SAMPLES, conn)
+}
+
+/// The `events_*` partitions (events of `tracing`), oldest first.
+pub fn event_partitions(conn: &Connection) -> rusqlite::Result<Vec<Partition>> {
+    partitions(&EVENTS, conn)
 }
 
 /// A `SELECT` of one spans partition with the `spans` view's columns.

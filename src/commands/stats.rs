@@ -74,7 +74,11 @@ pub fn run(db: &Db, out: &Out) -> Result<(), Failure> {
     // Rows and bytes per partition; `dbstat` is compiled into the bundled SQLite.
     let mut partitions = Vec::new();
     let all = schema::span_partitions(&db.conn)
-        .and_then(|s| Ok(s.into_iter().chain(schema::resource_partitions(&db.conn)?)))
+        .and_then(|s| {
+            Ok(s.into_iter()
+                .chain(schema::resource_partitions(&db.conn)?)
+                .chain(schema::event_partitions(&db.conn)?))
+        })
         .map_err(|e| db.fail(e))?;
     for partition in all {
         // A table name cannot be a parameter; it comes from sqlite_master
