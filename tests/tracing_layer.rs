@@ -215,12 +215,20 @@ fn error_events_mark_their_span_unless_it_has_an_error_of_its_own() {
     let _ = logs_and_fails();
     logs_a_warning();
     logs_a_secret();
+    // An explicit parent, not entered anywhere: it gets the error.
+    let detached = tracing::info_span!("detached");
+    tracing::error!(parent: &detached, "failed elsewhere");
+    drop(detached);
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap()
         .block_on(logs_while_polled());
     let rows = s.spans();
+    assert_eq!(
+        by_name(&rows, "detached").error.as_deref(),
+        Some("failed elsewhere")
+    );
     let polled = by_name(&rows, "logs_while_polled");
     assert_eq!(
         (polled.status.as_str(), polled.error.as_deref()),

@@ -241,21 +241,29 @@ where
             return;
         }
         let message = message.text();
-        // The innermost current span is a `tracing` span: its data is here.
-        if let Some(stored) = ctx.event_span(event) {
-            if let Some(data) = stored.extensions_mut().get_mut::<Data>() {
+        // An explicit parent is a `tracing` span (or, if it records
+        // nothing, its nearest ancestor that does), whose data is here; so
+        // is the innermost current span when it is a `tracing` span.
+        let held = match event.parent() {
+            Some(parent) => ctx.span(parent),
+            None => ctx.event_span(event),
+        };
+        for span in held.into_iter().flat_map(|span| span.scope()) {
+            if let Some(data) = span.extensions_mut().get_mut::<Data>() {
                 if data.span.ids() == Some(target) {
                     data.span.record_error(message);
                     return;
                 }
             }
         }
-        // A `#[monitor]` span: its guard owns it, so the error waits for
-        // its end.
-        mark_event_error(
-            target.span_id,
-            crate::runtime::capture_rules().text(&message),
-        );
+        // A `#[monitor]` span current on this thread: its guard owns it,
+        // so the message waits until it leaves this thread's stack.
+        if event.parent().is_none() {
+            mark_event_error(
+                target.span_id,
+                crate::runtime::capture_rules().text(&message),
+            );
+        }
     }
 }
 
