@@ -123,6 +123,17 @@ fn child() {
     let guard = monitor_runtime::init_with(config).unwrap();
     match scenario.as_str() {
         "reopen" => drop(guard),
+        "tracing_exit" => {
+            use tracing_subscriber::layer::SubscriberExt;
+            let subscriber =
+                tracing_subscriber::registry().with(monitor_runtime::tracing::MonitorLayer::new());
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+            drop(tracing::info_span!("closed_before_exit"));
+            std::mem::forget(tracing::info_span!("open_at_exit"));
+            // No drop of the guard: the exit hook counts the open span.
+            std::mem::forget(guard);
+            std::process::exit(0);
+        }
         "locked_exit" => {
             // Another connection holds the file's lock past the program's
             // end: the writer's first insert waits for it.
@@ -394,6 +405,28 @@ fn an_exit_while_the_database_is_locked_spills_every_span_for_the_next_run() {
         )
         .unwrap();
     assert_eq!(exit_spills, 1, "the exit says what it spilled");
+}
+
+/// A `tracing` span still open when the process exits without dropping the
+/// guard is counted as dropped by the exit hook; the closed one is stored.
+#[test]
+fn a_tracing_span_open_at_exit_is_counted_as_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("monitor.db");
+    run_child("tracing_exit", &db);
+    let conn = Connection::open(&db).unwrap();
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM spans")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(names, ["closed_before_exit"]);
+    let dropped: i64 = conn
+        .query_row("SELECT sum(dropped) FROM monitor_stats", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(dropped, 1);
 }
 
 /// With `flush_on_signals`, a SIGTERM from a supervisor stores every span

@@ -603,3 +603,24 @@ fn events_spilled_while_the_database_is_locked_are_replayed() {
         ("error", Some("disk on fire"))
     );
 }
+
+/// An events partition that refuses rows costs the events (counted as
+/// failed), not the spans of their batch.
+#[test]
+fn an_events_table_that_refuses_rows_does_not_sink_the_spans() {
+    // 2026-01-01 00:00 UTC: the hour's partition name is known.
+    let t0 = 1_767_225_600_000_000_000;
+    let s = session_configured(|c| c.clock(monitor_runtime::Clock::starting_at(t0)));
+    rusqlite::Connection::open(&s.path)
+        .unwrap()
+        .execute_batch("CREATE VIEW events_2026010100 AS SELECT 1 AS x")
+        .unwrap();
+    tracing::info_span!("with_event").in_scope(|| tracing::warn!("cannot be stored"));
+    let rows = s.spans();
+    assert_eq!(by_name(&rows, "with_event").status, "ok");
+    let failed: i64 = rusqlite::Connection::open(&s.path)
+        .unwrap()
+        .query_row("SELECT sum(failed) FROM monitor_stats", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(failed, 1, "the event, counted");
+}

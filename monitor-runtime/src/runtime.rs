@@ -132,6 +132,14 @@ mod at_exit {
                 return;
             };
             drop(writer);
+            // `tracing` spans still open will never close now: counted.
+            #[cfg(feature = "tracing")]
+            if let Some(rt) = super::active() {
+                rt.queue.counters.dropped.fetch_add(
+                    crate::tracing::count_open_spans(rt),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
             super::flush_within(&control, timeout);
         });
     }

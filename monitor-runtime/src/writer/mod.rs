@@ -647,12 +647,26 @@ impl Writer {
                 .filter(|r| r.event_level == 0)
                 .map(SpanRow::from),
         )?;
-        stored.written += insert.tracing_events(
-            self.batch
-                .iter()
-                .filter(|r| r.event_level != 0)
-                .map(rows::TracingEventRow::from),
-        )?;
+        // Events in a savepoint of their own, as samples: a bad events
+        // table must not sink the spans of the batch.
+        let events = self.batch.iter().filter(|r| r.event_level != 0);
+        let n_events = events.clone().count() as u64;
+        if n_events > 0 {
+            tx.execute_batch("SAVEPOINT tracing_events")?;
+            match insert.tracing_events(events.map(rows::TracingEventRow::from)) {
+                Ok(written) => {
+                    tx.execute_batch("RELEASE tracing_events")?;
+                    stored.written += written;
+                }
+                Err(err) => {
+                    tx.execute_batch("ROLLBACK TO tracing_events; RELEASE tracing_events")?;
+                    stored.rejected += n_events;
+                    stored.first_rejection.get_or_insert_with(|| {
+                        format!("cannot write {n_events} events of tracing: {err}")
+                    });
+                }
+            }
+        }
         for event in &self.events {
             insert.event(event)?;
         }
