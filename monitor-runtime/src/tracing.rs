@@ -162,6 +162,7 @@ where
             if rt.open_tracing_spans.fetch_add(1, Ordering::Relaxed) & GUARD_DROPPED != 0 {
                 // The guard is gone: this span would not be stored.
                 rt.open_tracing_spans.fetch_sub(1, Ordering::Relaxed);
+                span.discard();
                 return;
             }
             stored.extensions_mut().insert(Data {
