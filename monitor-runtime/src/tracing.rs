@@ -201,19 +201,25 @@ where
         let Some(stored) = ctx.span(&id) else {
             return;
         };
-        let Some(mut data) = stored.extensions_mut().remove::<Data>() else {
-            return;
+        // Taken out of the data, which the registry frees with the span's
+        // slot (cheaper than removing it from the extensions here).
+        let span = {
+            let mut extensions = stored.extensions_mut();
+            let Some(data) = extensions.get_mut::<Data>() else {
+                return;
+            };
+            // Closed while entered (a guard leaked): it is current no more.
+            while data.exit() {}
+            std::mem::replace(&mut data.span, Span::none())
         };
-        // Closed while entered (a guard leaked): it is current no more.
-        while data.exit() {}
-        let counted = data.span.runtime().is_some_and(|rt| {
+        let counted = span.runtime().is_some_and(|rt| {
             rt.open_tracing_spans.fetch_sub(1, Ordering::Relaxed) & GUARD_DROPPED != 0
         });
         if counted {
             // Open when the guard dropped: counted as dropped then.
-            data.span.discard();
+            span.discard();
         } else {
-            data.span.end();
+            span.end();
         }
     }
 
