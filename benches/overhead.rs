@@ -84,17 +84,7 @@ fn overhead(c: &mut Criterion) {
     }
 
     {
-        let file = std::fs::File::create(dir.path().join("tracing.log")).unwrap();
-        // Not lossy: a lossy writer drops lines once its buffer fills, and
-        // the bench would time the drops.
-        let (writer, _flush_on_drop) =
-            tracing_appender::non_blocking::NonBlockingBuilder::default()
-                .lossy(false)
-                .finish(file);
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(writer)
-            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-            .finish();
+        let (subscriber, _flush_on_drop) = common::fmt_to_file(&dir.path().join("tracing.log"));
         tracing::subscriber::with_default(subscriber, || {
             group.bench_function("tracing_file", |b| b.iter(|| traced(black_box(7))));
         });

@@ -60,15 +60,7 @@ fn tracing_layer(c: &mut Criterion) {
         group.bench_function("registry_alone", |b| b.iter(|| traced(black_box(7))));
     });
     {
-        let file = std::fs::File::create(dir.path().join("tracing.log")).unwrap();
-        let (writer, _flush_on_drop) =
-            tracing_appender::non_blocking::NonBlockingBuilder::default()
-                .lossy(false)
-                .finish(file);
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(writer)
-            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-            .finish();
+        let (subscriber, _flush_on_drop) = common::fmt_to_file(&dir.path().join("tracing.log"));
         tracing::subscriber::with_default(subscriber, || {
             group.bench_function("fmt_file", |b| b.iter(|| traced(black_box(7))));
         });

@@ -414,19 +414,8 @@ fn a_tracing_span_open_at_exit_is_counted_as_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("monitor.db");
     run_child("tracing_exit", &db);
-    let conn = Connection::open(&db).unwrap();
-    let names: Vec<String> = conn
-        .prepare("SELECT name FROM spans")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(names, ["closed_before_exit"]);
-    let dropped: i64 = conn
-        .query_row("SELECT sum(dropped) FROM monitor_stats", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(dropped, 1);
+    assert_eq!(common::span_names(&db), ["closed_before_exit"]);
+    assert_eq!(common::stats_sum(&db, "dropped"), 1);
 }
 
 /// With `flush_on_signals`, a SIGTERM from a supervisor stores every span

@@ -320,19 +320,8 @@ fn a_span_still_open_when_the_guard_drops_is_counted_as_dropped() {
     drop(std::mem::replace(&mut s.guard, disabled));
     // Counted when the guard dropped: not stored, nor counted again.
     drop(closes_late);
-    let conn = rusqlite::Connection::open(&s.path).unwrap();
-    let names: Vec<String> = conn
-        .prepare("SELECT name FROM spans")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(names, ["closed"]);
-    let dropped: i64 = conn
-        .query_row("SELECT sum(dropped) FROM monitor_stats", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(dropped, 2);
+    assert_eq!(common::span_names(&s.path), ["closed"]);
+    assert_eq!(common::stats_sum(&s.path, "dropped"), 2);
 }
 
 #[monitor]
@@ -618,9 +607,9 @@ fn an_events_table_that_refuses_rows_does_not_sink_the_spans() {
     tracing::info_span!("with_event").in_scope(|| tracing::warn!("cannot be stored"));
     let rows = s.spans();
     assert_eq!(by_name(&rows, "with_event").status, "ok");
-    let failed: i64 = rusqlite::Connection::open(&s.path)
-        .unwrap()
-        .query_row("SELECT sum(failed) FROM monitor_stats", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(failed, 1, "the event, counted");
+    assert_eq!(
+        common::stats_sum(&s.path, "failed"),
+        1,
+        "the event, counted"
+    );
 }

@@ -26,6 +26,27 @@ pub fn bursts(iters: u64, guard: &Guard, call: impl Fn(u64) -> u64) -> Duration 
     total
 }
 
+/// A `fmt` subscriber logging span closes into a non-blocking writer over
+/// the file `path`, and the guard that flushes it. Not lossy: a lossy
+/// writer drops lines once its buffer fills, and a bench would time the
+/// drops.
+pub fn fmt_to_file(
+    path: &std::path::Path,
+) -> (
+    impl tracing::Subscriber + Send + Sync,
+    tracing_appender::non_blocking::WorkerGuard,
+) {
+    let file = std::fs::File::create(path).unwrap();
+    let (writer, flush_on_drop) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(file);
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .finish();
+    (subscriber, flush_on_drop)
+}
+
 /// Asserts that the file at `db` stored `calls` spans and dropped none: a
 /// bench must time stored spans, not drops.
 pub fn assert_all_stored(db: &std::path::Path, calls: u64) {

@@ -80,6 +80,30 @@ impl Session {
     }
 }
 
+/// The names of the spans in the file, in no order.
+pub fn span_names(path: &Path) -> Vec<String> {
+    let conn = Connection::open(path).expect("open");
+    let mut stmt = conn.prepare("SELECT name FROM spans").expect("prepare");
+    let names = stmt
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    names
+}
+
+/// `sum(column)` of `monitor_stats` (0 without rows).
+pub fn stats_sum(path: &Path, column: &str) -> i64 {
+    Connection::open(path)
+        .expect("open")
+        .query_row(
+            &format!("SELECT coalesce(sum({column}), 0) FROM monitor_stats"),
+            [],
+            |r| r.get(0),
+        )
+        .expect(column)
+}
+
 pub fn read_spans(path: &Path) -> Vec<Row> {
     let conn = Connection::open(path).expect("open");
     let mut stmt = conn
