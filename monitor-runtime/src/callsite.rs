@@ -64,6 +64,9 @@ pub struct Callsite {
     kind: SpanKind,
     /// Non-error spans are kept when a random `u64` falls below this.
     keep_below: u64,
+    /// A `level` every span of this callsite has (a `tracing` span's),
+    /// written into `fields` by the writer instead of held by each span.
+    level: Option<&'static str>,
     id: AtomicU64,
 }
 
@@ -89,8 +92,21 @@ impl Callsite {
             line,
             kind,
             keep_below: u64::MAX,
+            level: None,
             id: AtomicU64::new(0),
         }
+    }
+
+    /// Gives every span of this callsite `level` in its `fields`.
+    #[cfg(feature = "tracing")]
+    pub(crate) const fn with_level(mut self, level: &'static str) -> Self {
+        self.level = Some(level);
+        self
+    }
+
+    /// The `level` every span of this callsite has, if any.
+    pub(crate) fn level(&self) -> Option<&'static str> {
+        self.level
     }
 
     /// Keeps only about `rate` (0.0 to 1.0) of this function's spans that

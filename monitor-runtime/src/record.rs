@@ -157,7 +157,7 @@ pub(crate) struct Record {
     pub(crate) span_id: u64,
     pub(crate) parent_id: u64,
     pub(crate) trace_id: u64,
-    pub(crate) callsite_id: u64,
+    pub(crate) callsite: &'static crate::callsite::Callsite,
     pub(crate) thread_id: u64,
     pub(crate) start_ns: u64,
     pub(crate) duration_ns: u64,
@@ -189,14 +189,24 @@ pub(crate) fn event_level_name(level: u8) -> &'static str {
 impl Record {
     /// The `fields` column: a JSON object, or NULL when nothing was recorded.
     pub(crate) fn fields_json(&self) -> Option<String> {
-        let detail = self.detail.as_ref()?;
-        if detail.fields.is_empty() {
+        // The callsite's `level` first: a field of the span's own with that
+        // name comes later and wins.
+        let level = self
+            .callsite
+            .level()
+            .filter(|_| self.event_level == 0)
+            .map(|level| (Cow::Borrowed("level"), FieldValue::Static(level)));
+        let own = self
+            .detail
+            .as_ref()
+            .map_or(&[][..], |d| d.fields.as_slice());
+        if level.is_none() && own.is_empty() {
             return None;
         }
         // Keys sorted and the last value of a key kept, as an object built
         // key by key holds them, but written straight out: no map and no
         // copy of each key and value (the writer does this for every row).
-        let mut fields: Vec<&(Cow<'static, str>, FieldValue)> = detail.fields.iter().collect();
+        let mut fields: Vec<&(Cow<'static, str>, FieldValue)> = level.iter().chain(own).collect();
         fields.sort_by(|a, b| a.0.cmp(&b.0));
         fields.dedup_by(|later, kept| {
             let same = later.0 == kept.0;
@@ -247,12 +257,15 @@ impl Detail {
 mod tests {
     use super::*;
 
+    static TEST_CALLSITE: crate::callsite::Callsite =
+        crate::callsite::Callsite::new("t", "m", "m", "f.rs", 1, crate::callsite::SpanKind::Sync);
+
     fn record(fields: Vec<(&'static str, FieldValue)>) -> Record {
         Record {
             span_id: 1,
             parent_id: 0,
             trace_id: 1,
-            callsite_id: 1,
+            callsite: &TEST_CALLSITE,
             thread_id: 1,
             start_ns: 0,
             duration_ns: 0,
@@ -287,5 +300,31 @@ mod tests {
         let expected = serde_json::Value::Object(by_map).to_string();
         assert_eq!(record(fields).fields_json().unwrap(), expected);
         assert_eq!(record(Vec::new()).fields_json(), None);
+    }
+
+    #[cfg(feature = "tracing")]
+    #[test]
+    fn a_callsites_level_is_a_field_unless_the_span_has_its_own() {
+        static LEVELED: crate::callsite::Callsite = crate::callsite::Callsite::new(
+            "t",
+            "m",
+            "m",
+            "f.rs",
+            1,
+            crate::callsite::SpanKind::Tracing,
+        )
+        .with_level("INFO");
+        let mut r = record(Vec::new());
+        r.callsite = &LEVELED;
+        r.detail = None;
+        assert_eq!(r.fields_json().unwrap(), r#"{"level":"INFO"}"#);
+        let mut r = record(vec![
+            ("level", FieldValue::Static("mine")),
+            ("a", 1u8.into()),
+        ]);
+        r.callsite = &LEVELED;
+        assert_eq!(r.fields_json().unwrap(), r#"{"a":1,"level":"mine"}"#);
+        r.event_level = 3;
+        assert_eq!(r.fields_json().unwrap(), r#"{"a":1,"level":"mine"}"#);
     }
 }

@@ -822,7 +822,7 @@ fn finish(
         span_id: ids.span_id,
         parent_id: state.parent_id,
         trace_id: ids.trace_id,
-        callsite_id: state.callsite.id(),
+        callsite: state.callsite,
         thread_id: 0,
         start_ns: state.start_ns,
         duration_ns,

@@ -155,8 +155,6 @@ where
         let Some(rt) = span.runtime() else {
             return;
         };
-        // A constant of `tracing`: no secret to look for, nothing to copy.
-        span.__record_checked("level", FieldValue::Static(metadata.level().as_str()));
         attrs.record(&mut Fields(&mut span));
         if let Some(stored) = ctx.span(id) {
             if rt.open_tracing_spans.fetch_add(1, Ordering::Relaxed) & GUARD_DROPPED != 0 {
@@ -299,7 +297,7 @@ fn store_event(event: &Event<'_>, span: Option<SpanIds>, message: &Message) {
         span_id: span.map_or(0, |s| s.span_id),
         parent_id: 0,
         trace_id: span.map_or(0, |s| s.trace_id),
-        callsite_id: callsite_of(metadata).id(),
+        callsite: callsite_of(metadata),
         thread_id: 0,
         start_ns: rt.clock.now_ns(),
         duration_ns: 0,
@@ -414,14 +412,22 @@ fn callsite_of(metadata: &'static Metadata<'static>) -> &'static Callsite {
     map.get_or_insert_with(ByAddress::default)
         .entry(key)
         .or_insert_with(|| {
-            Box::leak(Box::new(Callsite::new(
+            let callsite = Callsite::new(
                 metadata.name(),
                 metadata.target(),
                 metadata.target(),
                 metadata.file().unwrap_or(""),
                 metadata.line().unwrap_or(0),
                 SpanKind::Tracing,
-            )))
+            );
+            // A span's level is its callsite's: written by the writer, not
+            // held by each span. (An event's has a column of its own.)
+            let callsite = if metadata.is_span() {
+                callsite.with_level(metadata.level().as_str())
+            } else {
+                callsite
+            };
+            Box::leak(Box::new(callsite))
         })
 }
 

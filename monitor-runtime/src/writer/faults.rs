@@ -250,6 +250,7 @@ impl Writer {
         if self.spill.len() >= self.spill_max_bytes {
             self.keep_failures_only();
         }
+        super::register_callsites(&self.batch);
         let from = self.callsites.stored.max(self.callsites.spilled);
         let new_callsites = callsite::registered_since(from);
         let threads_from = self

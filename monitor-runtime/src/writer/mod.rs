@@ -540,6 +540,7 @@ impl Writer {
     /// Writes the batch to the database, or to the spill file when the
     /// database is failing.
     fn write_batch(&mut self) {
+        register_callsites(&self.batch);
         let new_threads = self.rt.queue.take_new_threads();
         let pid = self.pid;
         self.threads
@@ -776,6 +777,15 @@ impl Writer {
         tx.commit()?;
         self.events.clear();
         Ok(())
+    }
+}
+
+/// Registers the callsites of `records` not registered yet (a span's
+/// callsite gets its id here, off the hot path), so that the registry
+/// written with them holds them.
+fn register_callsites(records: &[Record]) {
+    for record in records {
+        record.callsite.id();
     }
 }
 

@@ -76,7 +76,7 @@ impl<'a> From<&'a Record> for SpanRow<'a> {
             span_id: r.span_id as i64,
             parent_id: (r.parent_id != 0).then_some(r.parent_id as i64),
             trace_id: r.trace_id as i64,
-            callsite_id: r.callsite_id as i64,
+            callsite_id: r.callsite.id() as i64,
             thread_id: r.thread_id as i64,
             status: r.status as u8,
             error: r.error().map(Cow::Borrowed),
@@ -116,7 +116,7 @@ impl<'a> From<&'a Record> for TracingEventRow<'a> {
         TracingEventRow {
             span_id: (r.span_id != 0).then_some(r.span_id as i64),
             trace_id: (r.span_id != 0).then_some(r.trace_id as i64),
-            callsite_id: r.callsite_id as i64,
+            callsite_id: r.callsite.id() as i64,
             thread_id: r.thread_id as i64,
             ts_ns: r.start_ns,
             level: Cow::Borrowed(crate::record::event_level_name(r.event_level)),
