@@ -1,4 +1,5 @@
-//! `monitor tail`: prints spans as they are written, until Ctrl-C.
+//! `monitor tail`: prints spans as they are written, until Ctrl-C. A span
+//! is printed one poll after it is found, with its events of `tracing`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +49,29 @@ fn print(out: &Out, span: &SpanRow, events: &[EventRow]) {
     }
 }
 
+/// Prints `spans` with their events; `true` once `max` spans are shown.
+fn print_all(
+    db: &Db,
+    out: &Out,
+    spans: Vec<SpanRow>,
+    shown: &mut usize,
+    max: Option<usize>,
+) -> Result<bool, Failure> {
+    let mut events = db.events_of(spans.iter().map(|s| s.span_id))?;
+    for span in spans {
+        print(
+            out,
+            &span,
+            &events.remove(&span.span_id).unwrap_or_default(),
+        );
+        *shown += 1;
+        if max.is_some_and(|m| *shown >= m) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 pub fn run(
     db: &Db,
     out: &Out,
@@ -72,6 +96,7 @@ pub fn run(
     // as `LOOK_BACK` before it (they reach the file a flush after they end).
     let mut watermark = started;
     let mut seen: HashMap<i64, i64> = HashMap::new();
+    let mut held: Vec<SpanRow> = Vec::new();
     let mut shown = 0usize;
     eprintln!("following {} (Ctrl-C to stop)", db.path.display());
     while !stop.load(Ordering::Relaxed) {
@@ -95,18 +120,15 @@ pub fn run(
             },
         )?;
         fresh.sort_by_key(SpanRow::end_ns);
-        let mut events = db.events_of(fresh.iter().map(|s| s.span_id))?;
-        for span in fresh {
+        for span in &fresh {
             seen.insert(span.span_id, span.end_ns());
-            print(
-                out,
-                &span,
-                &events.remove(&span.span_id).unwrap_or_default(),
-            );
-            shown += 1;
-            if max.is_some_and(|m| shown >= m) {
-                return Ok(());
-            }
+        }
+        // The spans found by the previous poll are printed now, with their
+        // events: an event written in a later batch than its span (from
+        // another thread's buffer) has had a poll to arrive.
+        let ready = std::mem::replace(&mut held, fresh);
+        if print_all(db, out, ready, &mut shown, max)? {
+            return Ok(());
         }
         seen.retain(|_, end| *end >= floor);
         watermark = poll_started;
@@ -115,5 +137,8 @@ pub fn run(
             std::thread::sleep(Duration::from_millis(10).min(wake - Instant::now()));
         }
     }
+    // Stopped: what the last poll found, with what has arrived since.
+    db.refresh()?;
+    print_all(db, out, held, &mut shown, max)?;
     Ok(())
 }
