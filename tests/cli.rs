@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{session_with, Session};
+use common::{following, monitor_ok as ok, session_with, Session};
 use monitor_runtime::resources::{ResourceReading, ScriptedSampler};
 use monitor_runtime::{Callsite, Clock, EnteredSpan, SpanKind};
 use serde_json::Value;
@@ -36,19 +35,6 @@ fn monitor(args: &[&str]) -> Output {
         .expect("run monitor")
 }
 
-/// Runs `monitor` with `--db path` and `args`; it must succeed.
-fn ok(path: &Path, args: &[&str]) -> String {
-    let mut all = vec!["--db", path.to_str().unwrap()];
-    all.extend_from_slice(args);
-    let out = monitor(&all);
-    assert!(
-        out.status.success(),
-        "monitor {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// Unix nanoseconds now, from the system clock.
 fn real_now() -> u64 {
     std::time::SystemTime::now()
@@ -66,24 +52,6 @@ fn chrome_export(path: &Path) -> Value {
         &["export", "--format", "chrome", "-o", file.to_str().unwrap()],
     );
     serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap()
-}
-
-/// Starts `monitor --db path args` (a `tail`) and returns once it says it
-/// is following the file.
-fn following(path: &Path, args: &[&str]) -> std::process::Child {
-    let mut tail = Command::new(env!("CARGO_BIN_EXE_monitor"))
-        .args(["--db", path.to_str().unwrap()])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(tail.stderr.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    assert!(ready.starts_with("following"), "{ready}");
-    tail
 }
 
 fn json(path: &Path, args: &[&str]) -> Value {

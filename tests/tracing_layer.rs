@@ -7,7 +7,7 @@ mod common;
 use std::sync::Once;
 use std::time::Duration;
 
-use common::{session_with, Row, Session};
+use common::{following, monitor_ok as cli, session_with, Row, Session};
 use monitor_runtime::prelude::*;
 use monitor_runtime::tracing::MonitorLayer;
 use monitor_runtime::Config;
@@ -385,25 +385,8 @@ fn events_at_the_chosen_level_are_rows_of_events_with_their_span() {
     assert_eq!(by_name(&rows, "job").status, "ok");
 }
 
-/// Runs `monitor --db path args`; it must succeed.
-fn cli(path: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))
-        .args(["--db", path.to_str().unwrap()])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[test]
 fn tree_and_tail_show_a_spans_events_under_it() {
-    use std::io::BufRead;
-
     let s = session();
     tracing::info_span!("job").in_scope(|| {
         tracing::warn!(attempt = 2, "retrying\u{1b}]0;title\u{7}");
@@ -441,18 +424,10 @@ fn tree_and_tail_show_a_spans_events_under_it() {
     assert!(stats.contains("\"events_20"), "{stats}");
 
     // `tail`: spans written after it starts, each with its events.
-    let mut tail = std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))
-        .args(["--db", s.path.to_str().unwrap()])
-        .args(["--json", "tail", "--max", "1", "--interval-ms", "20"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    std::io::BufReader::new(tail.stderr.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    assert!(ready.starts_with("following"), "{ready}");
+    let tail = following(
+        &s.path,
+        &["--json", "tail", "--max", "1", "--interval-ms", "20"],
+    );
     load_rows();
     s.guard.flush();
     // A tail that never prints must fail the test, not hang it.

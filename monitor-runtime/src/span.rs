@@ -82,9 +82,17 @@ fn pop_current(span_id: u64) {
     });
 }
 
-/// Moves the message of an ERROR event of `tracing` that happened while
-/// `span_id` was current on this thread (it is leaving this thread's
-/// stack) into `state`, if there is one. One load without such events.
+/// `span_id` leaves this thread's stack: off the stack, with the message
+/// of an ERROR event of `tracing` that happened while it was current moved
+/// into `state` (`None`: a copy of a span owned elsewhere, which the
+/// message cannot reach).
+#[inline]
+fn leave_stack(span_id: u64, state: Option<&mut State>) {
+    take_event_error(span_id, state);
+    pop_current(span_id);
+}
+
+/// Moves that message, if there is one. One load without such events.
 #[cfg(feature = "tracing")]
 #[inline]
 fn take_event_error(span_id: u64, state: Option<&mut State>) {
@@ -119,8 +127,7 @@ impl Drop for CurrentGuard {
     fn drop(&mut self) {
         // The span is owned elsewhere (and may have ended): an ERROR event
         // meant for it here cannot reach it.
-        take_event_error(self.0, None);
-        pop_current(self.0);
+        leave_stack(self.0, None);
     }
 }
 
@@ -499,8 +506,7 @@ impl Span {
             open.state
                 .used
                 .add(Usage::now(open.rt).since(resumed.usage));
-            take_event_error(open.ids.span_id, Some(&mut open.state));
-            pop_current(open.ids.span_id);
+            leave_stack(open.ids.span_id, Some(&mut open.state));
         }
     }
 
@@ -630,6 +636,7 @@ pub struct Entered<'a> {
 }
 
 /// When a span was made current, for [`Span::suspend`].
+#[derive(Clone, Copy)]
 pub(crate) struct Resumed {
     enter_raw: u64,
     /// The thread's counters then.
@@ -652,14 +659,7 @@ impl DerefMut for Entered<'_> {
 impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
-        let resumed = std::mem::replace(
-            &mut self.resumed,
-            Resumed {
-                enter_raw: 0,
-                usage: Usage::NONE,
-            },
-        );
-        self.span.suspend(resumed);
+        self.span.suspend(self.resumed);
         if let Some(open) = &mut self.span.open {
             // A panic out of a poll: the span keeps it even if the caller
             // catches it and drops the future later.
@@ -734,8 +734,7 @@ impl Drop for EnteredSpan {
         if let Some(mut open) = self.open.take() {
             let end_ns = open.rt.clock.now_ns();
             open.state.used = Usage::now(open.rt).since(open.state.start_usage);
-            take_event_error(open.ids.span_id, Some(&mut open.state));
-            pop_current(open.ids.span_id);
+            leave_stack(open.ids.span_id, Some(&mut open.state));
             let status = if open.state.panicked() {
                 Status::Panic
             } else {

@@ -143,13 +143,7 @@ where
             // Not recording: no callsite to find (nor its lock to take).
             return;
         }
-        let parent = if let Some(parent) = attrs.parent() {
-            ids_of(&ctx, parent)
-        } else if attrs.is_contextual() {
-            current_span()
-        } else {
-            None
-        };
+        let parent = parent_ids(&ctx, attrs.parent(), attrs.is_contextual());
         let metadata = attrs.metadata();
         let mut span = Span::with_parent(callsite_of(metadata), parent);
         let Some(rt) = span.runtime() else {
@@ -227,13 +221,7 @@ where
         if level != Level::ERROR && !store {
             return;
         }
-        let target = if let Some(parent) = event.parent() {
-            ids_of(&ctx, parent)
-        } else if event.is_contextual() {
-            current_span()
-        } else {
-            None
-        };
+        let target = parent_ids(&ctx, event.parent(), event.is_contextual());
         let mut message = Message::default();
         event.record(&mut message);
         if store {
@@ -379,6 +367,20 @@ pub(crate) fn count_open_spans(rt: &crate::runtime::Runtime) -> u64 {
     rt.open_tracing_spans
         .fetch_or(GUARD_DROPPED, Ordering::Relaxed)
         & !GUARD_DROPPED
+}
+
+/// The span a new span or an event belongs to: an explicit parent (see
+/// [`ids_of`]), else for a contextual one the innermost current span of
+/// either kind, else none (an explicit root).
+fn parent_ids<S>(ctx: &Context<'_, S>, explicit: Option<&Id>, contextual: bool) -> Option<SpanIds>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    match explicit {
+        Some(parent) => ids_of(ctx, parent),
+        None if contextual => current_span(),
+        None => None,
+    }
 }
 
 /// The monitor ids of the `tracing` span `id`, or of its nearest ancestor

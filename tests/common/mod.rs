@@ -153,3 +153,38 @@ pub fn depth(rows: &[Row], row: &Row) -> usize {
     }
     depth
 }
+
+/// Runs the `monitor` CLI with `--db path` and `args`; it must succeed.
+/// Returns its stdout.
+pub fn monitor_ok(path: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))
+        .args(["--db", path.to_str().unwrap()])
+        .args(args)
+        .output()
+        .expect("run monitor");
+    assert!(
+        out.status.success(),
+        "monitor {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Starts `monitor --db path args` (a `tail`) and returns once it says it
+/// is following the file.
+pub fn following(path: &Path, args: &[&str]) -> std::process::Child {
+    use std::io::BufRead;
+    let mut tail = std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))
+        .args(["--db", path.to_str().unwrap()])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufReader::new(tail.stderr.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert!(ready.starts_with("following"), "{ready}");
+    tail
+}
