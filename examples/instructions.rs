@@ -9,7 +9,7 @@
 //! valgrind --tool=callgrind --toggle-collect='*run_args*' \
 //!     target/release/examples/instructions args        # or: unscrubbed
 //! valgrind --tool=callgrind --toggle-collect='*run_traced*' \
-//!     target/release/examples/instructions layer       # or: registry
+//!     target/release/examples/instructions layer       # or: registry, floor
 //! ```
 //!
 //! The totals (`callgrind_annotate`, "PROGRAM TOTALS") divided by the call
@@ -76,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "enabled".into());
     let guard = match mode.as_str() {
         "off" => None,
-        "enabled" | "args" | "unscrubbed" | "layer" | "registry" => {
+        "enabled" | "args" | "unscrubbed" | "layer" | "registry" | "floor" => {
             let dir = tempfile::tempdir()?;
             let config = Config::default()
                 .db_path(dir.path().join("instructions.db"))
@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => {
             return Err(format!(
-                "expected off, enabled, args, unscrubbed, layer or registry, got {other:?}"
+                "expected off, enabled, args, unscrubbed, layer, registry or floor, got {other:?}"
             )
             .into())
         }
@@ -103,6 +103,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "registry" => tracing::subscriber::with_default(tracing_subscriber::registry(), || {
             black_box(run_traced(100_000))
         }),
+        "floor" => {
+            use tracing_subscriber::layer::SubscriberExt;
+            let subscriber =
+                tracing_subscriber::registry().with(tracing_subscriber::layer::Identity::new());
+            tracing::subscriber::with_default(subscriber, || black_box(run_traced(100_000)))
+        }
         _ => black_box(run_calls(100_000)),
     };
     if let Some((guard, _dir)) = guard {

@@ -588,3 +588,47 @@ fn an_events_table_that_refuses_rows_does_not_sink_the_spans() {
         "the event, counted"
     );
 }
+
+/// A span whose last handle goes while it is entered closes then: with the
+/// time entered so far, and no longer current on this thread.
+#[test]
+fn a_span_closed_while_entered_keeps_its_busy_time_and_leaves_the_stack() {
+    let s = session();
+    let span = tracing::info_span!("let_go");
+    let id = span.id().expect("enabled");
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    dispatch.enter(&id);
+    monitored_leaf();
+    // The registry holds no reference for an enter: this closes the span.
+    drop(span);
+    monitored_middle_free();
+    dispatch.exit(&id);
+    let rows = s.spans();
+    assert_child(&rows, "monitored_leaf", "let_go");
+    let let_go = by_name(&rows, "let_go");
+    assert!(
+        let_go.busy_ns > 0 && let_go.busy_ns <= let_go.duration_ns,
+        "{let_go:#?}"
+    );
+    assert_eq!(by_name(&rows, "monitored_middle_free").parent_id, None);
+}
+
+/// Two subscribers number their spans alike: a span of one is never taken
+/// for the other's span of the same id.
+#[test]
+fn spans_of_two_subscribers_with_the_same_id_stay_apart() {
+    let s = session();
+    let second = tracing::Dispatch::new(tracing_subscriber::registry().with(MonitorLayer::new()));
+    let first = tracing::Dispatch::new(tracing_subscriber::registry().with(MonitorLayer::new()));
+    let in_second = tracing::dispatcher::with_default(&second, || tracing::info_span!("in_second"));
+    let in_first = tracing::dispatcher::with_default(&first, || tracing::info_span!("in_first"));
+    assert_eq!(in_first.id(), in_second.id(), "the case under test");
+    in_second.in_scope(monitored_leaf);
+    in_first.in_scope(monitored_middle_free);
+    drop((in_first, in_second));
+    let rows = s.spans();
+    assert_child(&rows, "monitored_leaf", "in_second");
+    assert_child(&rows, "monitored_middle_free", "in_first");
+    assert!(by_name(&rows, "in_second").busy_ns > 0);
+    assert!(by_name(&rows, "in_first").busy_ns > 0);
+}

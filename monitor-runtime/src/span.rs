@@ -483,13 +483,7 @@ impl Span {
     #[inline]
     pub(crate) fn resume(&self) -> Resumed {
         match &self.open {
-            Some(open) => {
-                push_current(open.ids);
-                Resumed {
-                    enter_raw: raw_now(),
-                    usage: Usage::now(open.rt),
-                }
-            }
+            Some(open) => resume(open.ids, open.rt),
             None => Resumed {
                 enter_raw: 0,
                 usage: Usage::NONE,
@@ -502,18 +496,27 @@ impl Span {
     #[inline]
     pub(crate) fn suspend(&mut self, resumed: Resumed) {
         if let Some(open) = &mut self.open {
-            open.state.busy_ns += raw_delta_ns(resumed.enter_raw, raw_now());
-            open.state
-                .used
-                .add(Usage::now(open.rt).since(resumed.usage));
+            open.state.add(Elapsed::since(open.rt, resumed));
             leave_stack(open.ids.span_id, Some(&mut open.state));
         }
     }
 
-    /// The runtime this span records into.
+    /// What a thread that does not own this span needs to make it current
+    /// and time that ([`Entry::resume`]): a `tracing` span's enters.
     #[cfg(feature = "tracing")]
-    pub(crate) fn runtime(&self) -> Option<&'static Runtime> {
-        self.open.as_ref().map(|open| open.rt)
+    pub(crate) fn entry(&self) -> Option<Entry> {
+        self.open.as_ref().map(|open| Entry {
+            ids: open.ids,
+            rt: open.rt,
+        })
+    }
+
+    /// Adds time spent current, measured through an [`Entry`].
+    #[cfg(feature = "tracing")]
+    pub(crate) fn add_elapsed(&mut self, elapsed: Elapsed) {
+        if let Some(open) = &mut self.open {
+            open.state.add(elapsed);
+        }
     }
 
     /// Runs `f` with this span current, adding the time to its `busy_ns`
@@ -641,6 +644,86 @@ pub(crate) struct Resumed {
     enter_raw: u64,
     /// The thread's counters then.
     usage: Usage,
+}
+
+#[inline]
+fn resume(ids: SpanIds, rt: &Runtime) -> Resumed {
+    push_current(ids);
+    Resumed {
+        enter_raw: raw_now(),
+        usage: Usage::now(rt),
+    }
+}
+
+/// Time a span spent current, and what the thread used meanwhile (`NULL`
+/// where not measured).
+#[derive(Clone, Copy)]
+pub(crate) struct Elapsed {
+    pub(crate) busy_ns: u64,
+    pub(crate) alloc: u64,
+    pub(crate) cpu: u64,
+}
+
+impl Elapsed {
+    #[inline]
+    fn since(rt: &Runtime, resumed: Resumed) -> Elapsed {
+        let used = Usage::now(rt).since(resumed.usage);
+        Elapsed {
+            busy_ns: raw_delta_ns(resumed.enter_raw, raw_now()),
+            alloc: used.alloc,
+            cpu: used.cpu,
+        }
+    }
+}
+
+impl State {
+    #[inline]
+    fn add(&mut self, elapsed: Elapsed) {
+        self.busy_ns += elapsed.busy_ns;
+        self.used.add(Usage {
+            alloc: elapsed.alloc,
+            cpu: elapsed.cpu,
+        });
+    }
+}
+
+/// A recording span's ids and runtime, copied out so that a thread can
+/// make the span current and time that while another owns it (a `tracing`
+/// span, owned by the registry).
+#[cfg(feature = "tracing")]
+#[derive(Clone, Copy)]
+pub(crate) struct Entry {
+    pub(crate) ids: SpanIds,
+    rt: &'static Runtime,
+}
+
+#[cfg(feature = "tracing")]
+impl Entry {
+    /// Makes the span current on this thread and starts timing.
+    #[inline]
+    pub(crate) fn resume(self) -> Resumed {
+        resume(self.ids, self.rt)
+    }
+
+    /// Ends what `resume` began: the span leaves this thread's stack. The
+    /// time is returned for the owner to add, with the message of an ERROR
+    /// event that waited for the span here, if any.
+    #[inline]
+    pub(crate) fn suspend(self, resumed: Resumed) -> (Elapsed, Option<String>) {
+        let elapsed = Elapsed::since(self.rt, resumed);
+        let message = if crate::tracing::event_errors_waiting() {
+            crate::tracing::take_event_error(self.ids.span_id)
+        } else {
+            None
+        };
+        pop_current(self.ids.span_id);
+        (elapsed, message)
+    }
+
+    /// The runtime the span records into.
+    pub(crate) fn runtime(self) -> &'static Runtime {
+        self.rt
+    }
 }
 
 impl Deref for Entered<'_> {
