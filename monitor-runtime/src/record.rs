@@ -186,23 +186,40 @@ pub(crate) fn event_level_name(level: u8) -> &'static str {
     }
 }
 
+/// The `fields` of a span with only its callsite's `level`.
+fn level_only_json(level: &str) -> Option<&'static str> {
+    Some(match level {
+        "ERROR" => r#"{"level":"ERROR"}"#,
+        "WARN" => r#"{"level":"WARN"}"#,
+        "INFO" => r#"{"level":"INFO"}"#,
+        "DEBUG" => r#"{"level":"DEBUG"}"#,
+        "TRACE" => r#"{"level":"TRACE"}"#,
+        _ => return None,
+    })
+}
+
 impl Record {
     /// The `fields` column: a JSON object, or NULL when nothing was recorded.
-    pub(crate) fn fields_json(&self) -> Option<String> {
-        // The callsite's `level` first: a field of the span's own with that
-        // name comes later and wins.
-        let level = self
-            .callsite
-            .level()
-            .filter(|_| self.event_level == 0)
-            .map(|level| (Cow::Borrowed("level"), FieldValue::Static(level)));
+    pub(crate) fn fields_json(&self) -> Option<Cow<'static, str>> {
+        let level = self.callsite.level().filter(|_| self.event_level == 0);
         let own = self
             .detail
             .as_ref()
             .map_or(&[][..], |d| d.fields.as_slice());
-        if level.is_none() && own.is_empty() {
-            return None;
+        match (level, own.is_empty()) {
+            (None, true) => return None,
+            // Most `tracing` spans: no fields but the level, the same text
+            // for every span of the callsite (no allocation per row).
+            (Some(level), true) => {
+                if let Some(json) = level_only_json(level) {
+                    return Some(Cow::Borrowed(json));
+                }
+            }
+            _ => {}
         }
+        // The callsite's `level` first: a field of the span's own with that
+        // name comes later and wins.
+        let level = level.map(|level| (Cow::Borrowed("level"), FieldValue::Static(level)));
         // Keys sorted and the last value of a key kept, as an object built
         // key by key holds them, but written straight out: no map and no
         // copy of each key and value (the writer does this for every row).
@@ -215,7 +232,9 @@ impl Record {
             }
             same
         });
-        serde_json::to_string(&JsonObject(&fields)).ok()
+        serde_json::to_string(&JsonObject(&fields))
+            .ok()
+            .map(Cow::Owned)
     }
 
     pub(crate) fn error(&self) -> Option<&str> {
@@ -326,5 +345,19 @@ mod tests {
         assert_eq!(r.fields_json().unwrap(), r#"{"a":1,"level":"mine"}"#);
         r.event_level = 3;
         assert_eq!(r.fields_json().unwrap(), r#"{"a":1,"level":"mine"}"#);
+    }
+
+    /// The texts kept for a level alone are what the JSON writer makes.
+    #[test]
+    fn a_level_alone_is_the_same_json_as_written_field_by_field() {
+        for level in ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"] {
+            let fields = [(Cow::Borrowed("level"), FieldValue::Static(level))];
+            let refs: Vec<_> = fields.iter().collect();
+            assert_eq!(
+                level_only_json(level),
+                serde_json::to_string(&JsonObject(&refs)).ok().as_deref()
+            );
+        }
+        assert_eq!(level_only_json("custom"), None);
     }
 }

@@ -63,7 +63,7 @@ pub(crate) struct SpanRow<'a> {
     pub(crate) duration_ns: i64,
     pub(crate) busy_ns: i64,
     pub(crate) items: Option<i64>,
-    pub(crate) fields: Option<String>,
+    pub(crate) fields: Option<Cow<'a, str>>,
     pub(crate) rss_bytes: Option<i64>,
     pub(crate) cpu_ns: Option<i64>,
     pub(crate) alloc_bytes: Option<i64>,
@@ -108,7 +108,7 @@ pub(crate) struct TracingEventRow<'a> {
     pub(crate) ts_ns: u64,
     pub(crate) level: Cow<'a, str>,
     pub(crate) message: Option<Cow<'a, str>>,
-    pub(crate) fields: Option<String>,
+    pub(crate) fields: Option<Cow<'a, str>>,
 }
 
 impl<'a> From<&'a Record> for TracingEventRow<'a> {
