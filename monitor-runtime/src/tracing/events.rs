@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tracing_core::{Event, Level};
 
 use super::callsites::callsite_of;
-use super::fields::{EventFields, Message};
+use super::fields::{Fields, Message};
 use crate::span::SpanIds;
 
 /// Queues `event` as a record of the `events` view, in the span `span`.
@@ -16,11 +16,15 @@ pub(super) fn store_event(event: &Event<'_>, span: Option<SpanIds>, message: &Me
     };
     let metadata = event.metadata();
     let level = *metadata.level();
-    let mut fields = EventFields(Vec::new());
+    let mut fields = Fields::of_event();
     event.record(&mut fields);
     let detail = crate::record::Detail {
         error: (!message.message.is_empty()).then(|| rt.capture.text(&message.message)),
-        fields: fields.0,
+        fields: fields
+            .values
+            .into_iter()
+            .map(|(key, value)| (key.into(), value))
+            .collect(),
         event_error: None,
     };
     let event_level = match level {

@@ -8,14 +8,55 @@ use tracing_core::field::{Field, Visit};
 use crate::record::FieldValue;
 use crate::span::Span;
 
-/// Records a `tracing` span's fields into its monitor span.
-pub(super) struct Fields<'a>(pub(super) &'a mut Span);
+/// A span's or an event's fields, with the secret rule and
+/// `capture.max_value_len` applied: gathered first, so that no user
+/// `Debug` runs while a span's lock is held.
+#[derive(Default)]
+pub(super) struct Fields {
+    pub(super) values: Vec<(&'static str, FieldValue)>,
+    /// An event's `message` is its text, kept apart ([`Message`]).
+    skip_message: bool,
+}
 
-impl Fields<'_> {
+impl Fields {
+    pub(super) fn of_event() -> Fields {
+        Fields {
+            values: Vec::new(),
+            skip_message: true,
+        }
+    }
+
+    /// Records them into `span`.
+    pub(super) fn apply(self, span: &mut Span) {
+        for (key, value) in self.values {
+            span.__record_checked(key, value);
+        }
+    }
+
+    fn keeps(&self, field: &Field) -> bool {
+        !(self.skip_message && field.name() == "message")
+    }
+
+    fn push(&mut self, field: &Field, value: FieldValue) {
+        if !self.keeps(field) {
+            return;
+        }
+        let value = if crate::runtime::capture_rules()
+            .redactor
+            .is_secret(field.name())
+        {
+            crate::secret::masked()
+        } else {
+            value
+        };
+        self.values.push((field.name(), value));
+    }
+
     /// Text, formatted only up to `max_value_len`, secrets masked.
     fn text(&mut self, field: &Field, value: fmt::Arguments<'_>) {
-        self.0
-            .__record_checked(field.name(), checked_text(field, value));
+        if self.keeps(field) {
+            self.values.push((field.name(), checked_text(field, value)));
+        }
     }
 }
 
@@ -30,59 +71,7 @@ fn checked_text(field: &Field, value: fmt::Arguments<'_>) -> FieldValue {
     }
 }
 
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.text(field, format_args!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.text(field, format_args!("{value}"));
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.record(field.name(), value);
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.record(field.name(), value);
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.record(field.name(), value);
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.record(field.name(), value);
-    }
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.text(field, format_args!("{value}"));
-    }
-}
-
-/// An event's fields but its message, with the secret rule and
-/// `capture.max_value_len` applied.
-pub(super) struct EventFields(pub(super) Vec<(std::borrow::Cow<'static, str>, FieldValue)>);
-
-impl EventFields {
-    fn push(&mut self, field: &Field, value: FieldValue) {
-        if field.name() == "message" {
-            return;
-        }
-        let value = if crate::runtime::capture_rules()
-            .redactor
-            .is_secret(field.name())
-        {
-            crate::secret::masked()
-        } else {
-            value
-        };
-        self.0.push((field.name().into(), value));
-    }
-
-    fn text(&mut self, field: &Field, value: fmt::Arguments<'_>) {
-        if field.name() != "message" {
-            self.0
-                .push((field.name().into(), checked_text(field, value)));
-        }
-    }
-}
-
-impl Visit for EventFields {
+impl Visit for Fields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.text(field, format_args!("{value:?}"));
     }

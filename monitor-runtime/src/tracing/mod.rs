@@ -109,28 +109,24 @@ impl MonitorLayer {
     }
 }
 
-/// What the layer keeps in a `tracing` span's extensions.
-struct Data {
-    span: Span,
-    live: Arc<Live>,
-}
+/// What the layer keeps in a `tracing` span's extensions: the span's
+/// shared part, which threads that know the span reach without the
+/// registry.
+struct Data(Arc<Live>);
 
 impl Drop for Data {
     fn drop(&mut self) {
         // Its registry let the span go (closed, or the registry dropped):
         // a thread that still knows it by id must not take a new span
         // given the same id for it.
-        self.live.gone.store(true, Ordering::Release);
+        self.0.gone.store(true, Ordering::Release);
     }
 }
 
 impl MonitorLayer {
     /// Ends this thread's innermost enter of span `id`, adding its time;
     /// `false` when it has none.
-    fn exit_here<S>(&self, id: &Id, ctx: &Context<'_, S>) -> bool
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
+    fn exit_here(&self, id: &Id) -> bool {
         let entered = THREAD_SPANS
             .try_with(|spans| spans.borrow_mut().take_entered(self.id, id.into_u64()))
             .ok()
@@ -142,14 +138,38 @@ impl MonitorLayer {
         known.live.add(elapsed);
         if let Some(message) = message {
             // An ERROR event that waited for this span on this thread.
-            if let Some(stored) = ctx.span(id) {
-                if let Some(data) = stored.extensions_mut().get_mut::<Data>() {
-                    data.span.__record_error_checked(message);
-                }
-            }
+            known.live.span.lock().__record_error_checked(message);
         }
         let _ = THREAD_SPANS.try_with(|spans| spans.borrow_mut().last = Some(known));
         true
+    }
+
+    /// Runs `f` on the shared part of span `id`: from this thread's cache
+    /// when it is the span made or exited last here, else from the
+    /// registry.
+    fn with_live<S, R>(
+        &self,
+        id: &Id,
+        ctx: &Context<'_, S>,
+        f: impl FnOnce(&Live) -> R,
+    ) -> Option<R>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let mut f = Some(f);
+        let cached = THREAD_SPANS
+            .try_with(|spans| {
+                let spans = spans.borrow();
+                let last = spans.last(self.id, id.into_u64())?;
+                f.take().map(|f| f(&last.live))
+            })
+            .ok()
+            .flatten();
+        match (cached, f) {
+            (Some(done), _) => Some(done),
+            (None, Some(f)) => Some(f(&ctx.span(id)?.extensions().get::<Data>()?.0)),
+            (None, None) => None,
+        }
     }
 }
 
@@ -172,7 +192,9 @@ where
             span.discard();
             return;
         };
-        attrs.record(&mut Fields(&mut span));
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        fields.apply(&mut span);
         let rt = entry.runtime();
         if rt.open_tracing_spans.fetch_add(1, Ordering::Relaxed) & GUARD_DROPPED != 0 {
             // The guard is gone: this span would not be stored.
@@ -180,22 +202,20 @@ where
             span.discard();
             return;
         }
-        let live = fresh_live(entry);
+        let live = fresh_live(entry, span);
         let known = Known {
             layer: self.id,
             id: id.into_u64(),
             live: Arc::clone(&live),
         };
-        stored.extensions_mut().insert(Data { span, live });
+        stored.extensions_mut().insert(Data(live));
         let _ = THREAD_SPANS.try_with(|spans| spans.borrow_mut().last = Some(known));
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        if let Some(stored) = ctx.span(id) {
-            if let Some(data) = stored.extensions_mut().get_mut::<Data>() {
-                values.record(&mut Fields(&mut data.span));
-            }
-        }
+        let mut fields = Fields::default();
+        values.record(&mut fields);
+        self.with_live(id, &ctx, |live| fields.apply(&mut live.span.lock()));
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
@@ -205,7 +225,7 @@ where
             .flatten()
             .or_else(|| {
                 let stored = ctx.span(id)?;
-                let live = Arc::clone(&stored.extensions().get::<Data>()?.live);
+                let live = Arc::clone(&stored.extensions().get::<Data>()?.0);
                 Some(Known {
                     layer: self.id,
                     id: id.into_u64(),
@@ -219,8 +239,8 @@ where
         let _ = THREAD_SPANS.try_with(|spans| spans.borrow_mut().entered.push((known, resumed)));
     }
 
-    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        self.exit_here(id, &ctx);
+    fn on_exit(&self, id: &Id, _: Context<'_, S>) {
+        self.exit_here(id);
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -230,22 +250,18 @@ where
             .try_with(|spans| !spans.borrow().entered.is_empty())
             .unwrap_or(false);
         if entered_here {
-            while self.exit_here(&id, &ctx) {}
+            while self.exit_here(&id) {}
         }
-        let Some(stored) = ctx.span(&id) else {
-            return;
-        };
         // Taken out of the data, which the registry frees with the span's
         // slot (cheaper than removing it from the extensions here).
-        let (mut span, elapsed) = {
-            let mut extensions = stored.extensions_mut();
-            let Some(data) = extensions.get_mut::<Data>() else {
-                return;
-            };
+        let taken = self.with_live(&id, &ctx, |live| {
             (
-                std::mem::replace(&mut data.span, Span::none()),
-                data.live.total(),
+                std::mem::replace(&mut *live.span.lock(), Span::none()),
+                live.total(),
             )
+        });
+        let Some((mut span, elapsed)) = taken else {
+            return;
         };
         span.add_elapsed(elapsed);
         let counted = span.entry().is_some_and(|entry| {
@@ -291,9 +307,9 @@ where
             None => ctx.event_span(event),
         };
         for span in held.into_iter().flat_map(|span| span.scope()) {
-            if let Some(data) = span.extensions_mut().get_mut::<Data>() {
-                if data.span.ids() == Some(target) {
-                    data.span.record_error(message);
+            if let Some(data) = span.extensions().get::<Data>() {
+                if data.0.entry.ids == target {
+                    data.0.span.lock().record_error(message);
                     return;
                 }
             }
@@ -346,5 +362,5 @@ where
     // (made before `init`, or filtered out for it) passes its own parent on.
     ctx.span(id)?
         .scope()
-        .find_map(|span| span.extensions().get::<Data>()?.span.ids())
+        .find_map(|span| Some(span.extensions().get::<Data>()?.0.entry.ids))
 }

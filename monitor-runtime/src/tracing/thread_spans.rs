@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::record::NULL;
-use crate::span::{Elapsed, Entry, Resumed};
+use crate::span::{Elapsed, Entry, Resumed, Span};
 
 /// What a span's enters and exits share, on whichever thread, without a
 /// registry lookup (each costs two atomic read-modify-writes and the
@@ -14,6 +14,10 @@ use crate::span::{Elapsed, Entry, Resumed};
 /// the span closes. Atomics, as two threads may exit it at once.
 pub(super) struct Live {
     pub(super) entry: Entry,
+    /// The span itself, taken out when it closes. Its own lock (held only
+    /// to move text in or the span out, never across user code), so that a
+    /// thread that knows the span closes it without the registry.
+    pub(super) span: spin::Mutex<Span>,
     pub(super) gone: AtomicBool,
     busy_ns: AtomicU64,
     alloc: AtomicU64,
@@ -24,9 +28,10 @@ pub(super) struct Live {
 }
 
 impl Live {
-    pub(super) fn new(entry: Entry) -> Live {
+    pub(super) fn new(entry: Entry, span: Span) -> Live {
         Live {
             entry,
+            span: spin::Mutex::new(span),
             gone: AtomicBool::new(false),
             busy_ns: AtomicU64::new(0),
             alloc: AtomicU64::new(0),
@@ -96,12 +101,16 @@ impl ThreadSpans {
     /// `last`, if it is that span (and not a span gone whose id was given
     /// again).
     pub(super) fn take_last(&mut self, layer: u64, id: u64) -> Option<Known> {
-        match &self.last {
-            Some(last) if last.is(layer, id) && !last.live.gone.load(Ordering::Acquire) => {
-                self.last.take()
-            }
-            _ => None,
-        }
+        self.last(layer, id)?;
+        self.last.take()
+    }
+
+    /// `last`, if it is that span (and not a span gone whose id was given
+    /// again).
+    pub(super) fn last(&self, layer: u64, id: u64) -> Option<&Known> {
+        self.last
+            .as_ref()
+            .filter(|last| last.is(layer, id) && !last.live.gone.load(Ordering::Acquire))
     }
 
     /// This thread's innermost enter of that span: the last one, unless
@@ -120,18 +129,18 @@ impl ThreadSpans {
     }
 }
 
-/// A `Live` for a new span: the last span's, when this thread holds the
-/// only reference left (that span is gone), else a new one.
-pub(super) fn fresh_live(entry: Entry) -> Arc<Live> {
+/// A `Live` for the new span `span`: the last span's, when this thread
+/// holds the only reference left (that span is gone), else a new one.
+pub(super) fn fresh_live(entry: Entry, span: Span) -> Arc<Live> {
     let last = THREAD_SPANS
         .try_with(|spans| spans.borrow_mut().last.take())
         .ok()
         .flatten();
     if let Some(mut last) = last {
         if let Some(live) = Arc::get_mut(&mut last.live) {
-            *live = Live::new(entry);
+            *live = Live::new(entry, span);
             return last.live;
         }
     }
-    Arc::new(Live::new(entry))
+    Arc::new(Live::new(entry, span))
 }
