@@ -540,3 +540,50 @@ fn records_neither_stored_nor_spilled_are_counted_in_the_file() {
     );
     assert_eq!(read_spans(&s.path).len(), 2);
 }
+
+#[monitor]
+fn refused(i: u64) -> u64 {
+    i + 1
+}
+
+/// A row the database refuses (here a trigger's `RAISE(ABORT)`, as an id
+/// already stored would be) costs only itself: the other rows of its batch
+/// are stored, and it is counted as failed.
+#[test]
+fn a_refused_row_costs_only_itself_not_its_statement() {
+    let s = quiet_session(|c| c);
+    work(0);
+    s.guard.flush();
+    let table: String = Connection::open(&s.path)
+        .unwrap()
+        .query_row(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'spans_*'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    refused(0);
+    s.guard.flush();
+    Connection::open(&s.path)
+        .unwrap()
+        .execute_batch(&format!(
+            "CREATE TRIGGER refuse BEFORE INSERT ON \"{table}\" \
+             WHEN NEW.callsite_id = (SELECT id FROM callsites WHERE name = 'refused') \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        ))
+        .unwrap();
+    // 100 spans, every tenth refused: each group of rows holds some.
+    for i in 0..100 {
+        if i % 10 == 3 {
+            refused(i);
+        } else {
+            work(i);
+        }
+    }
+    s.guard.flush();
+    let names = common::span_names(&s.path);
+    assert_eq!(names.iter().filter(|n| *n == "work").count(), 1 + 90);
+    assert_eq!(names.iter().filter(|n| *n == "refused").count(), 1);
+    assert_eq!(stats_total(&s.path, "failed"), 10);
+    assert_eq!(stats_total(&s.path, "written"), 1 + 1 + 90);
+}
