@@ -632,3 +632,63 @@ fn spans_of_two_subscribers_with_the_same_id_stay_apart() {
     assert!(by_name(&rows, "in_second").busy_ns > 0);
     assert!(by_name(&rows, "in_first").busy_ns > 0);
 }
+
+/// A span closed on another thread while entered here without its exit:
+/// stored with the enters that ended (none here), and current here until
+/// this thread exits it.
+#[test]
+fn a_span_closed_elsewhere_while_entered_here_is_stored_with_its_ended_enters() {
+    let s = session();
+    let span = tracing::info_span!("closed_elsewhere");
+    let id = span.id().expect("enabled");
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    dispatch.enter(&id);
+    std::thread::spawn(move || drop(span)).join().unwrap();
+    monitored_leaf();
+    dispatch.exit(&id);
+    monitored_middle_free();
+    let rows = s.spans();
+    let closed = by_name(&rows, "closed_elsewhere");
+    assert_eq!((closed.status.as_str(), closed.busy_ns), ("ok", 0));
+    assert_child(&rows, "monitored_leaf", "closed_elsewhere");
+    assert_eq!(by_name(&rows, "monitored_middle_free").parent_id, None);
+}
+
+/// Spans made on one thread, then entered, re-entered and closed on four
+/// others: each stored once, busy, with its own child under it.
+#[test]
+fn spans_made_on_one_thread_and_used_on_others_keep_their_children() {
+    let s = session();
+    let n = 2000;
+    let made: Vec<tracing::Span> = (0..n).map(|i| tracing::info_span!("made", i)).collect();
+    let made = std::sync::Mutex::new(made);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                while let Some(span) = made.lock().unwrap().pop() {
+                    let again = span.clone();
+                    span.in_scope(|| tracing::info_span!("made_child").in_scope(|| {}));
+                    drop(span);
+                    again.in_scope(|| {});
+                }
+            });
+        }
+    });
+    let rows = s.spans();
+    let parents: std::collections::HashSet<i64> = rows
+        .iter()
+        .filter(|r| r.name == "made")
+        .map(|r| r.span_id)
+        .collect();
+    assert_eq!(parents.len(), n);
+    assert!(rows
+        .iter()
+        .filter(|r| r.name == "made")
+        .all(|r| r.busy_ns > 0));
+    let children: std::collections::HashSet<i64> = rows
+        .iter()
+        .filter(|r| r.name == "made_child")
+        .map(|r| r.parent_id.expect("a parent"))
+        .collect();
+    assert_eq!(children, parents, "one child under each");
+}

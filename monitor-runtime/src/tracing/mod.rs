@@ -20,6 +20,13 @@
 //!
 //! A `tracing` span still open when the guard drops is not stored: it is
 //! counted in `monitor_stats.dropped`.
+//!
+//! A span closes when its last handle goes, even while entered (the
+//! registry holds no handle for an enter). Entered on the closing thread,
+//! those enters end with it. Entered on another thread without its exit
+//! yet (a raw `Dispatch::enter`, a leaked guard), it is stored with the
+//! time of the enters that ended; that thread keeps it current until it
+//! exits it, and that enter's time is not counted.
 
 mod callsites;
 mod events;
@@ -44,7 +51,8 @@ use thread_spans::{fresh_live, Known, Live, THREAD_SPANS};
 /// A [`tracing_subscriber::Layer`] that stores `tracing` spans in the
 /// monitor file, through the same queue and writer as `#[monitor]` spans
 /// (so the same error-first rules, drop counting, secret rule and
-/// `capture.max_value_len` apply). It composes with other layers:
+/// `capture.max_value_len` apply). It composes with other layers, one
+/// `MonitorLayer` per subscriber:
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -146,12 +154,14 @@ impl MonitorLayer {
 
     /// Runs `f` on the shared part of span `id`: from this thread's cache
     /// when it is the span made or exited last here, else from the
-    /// registry.
+    /// registry. `f` runs while that cache is borrowed or the span's
+    /// extensions are locked: it must not run user code (a `Debug`, a
+    /// `tracing` call), which could come back here.
     fn with_live<S, R>(
         &self,
         id: &Id,
         ctx: &Context<'_, S>,
-        f: impl FnOnce(&Live) -> R,
+        f: impl FnOnce(&Arc<Live>) -> R,
     ) -> Option<R>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -213,9 +223,13 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        // Only a span that records has its values formatted.
+        let Some(live) = self.with_live(id, &ctx, Arc::clone) else {
+            return;
+        };
         let mut fields = Fields::default();
         values.record(&mut fields);
-        self.with_live(id, &ctx, |live| fields.apply(&mut live.span.lock()));
+        fields.apply(&mut live.span.lock());
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
@@ -235,8 +249,11 @@ where
         let Some(known) = known else {
             return;
         };
-        let resumed = known.live.entry.resume();
-        let _ = THREAD_SPANS.try_with(|spans| spans.borrow_mut().entered.push((known, resumed)));
+        // Made current only where its exit can find it.
+        let _ = THREAD_SPANS.try_with(|spans| {
+            let resumed = known.live.entry.resume();
+            spans.borrow_mut().entered.push((known, resumed));
+        });
     }
 
     fn on_exit(&self, id: &Id, _: Context<'_, S>) {
