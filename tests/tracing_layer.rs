@@ -589,15 +589,22 @@ fn an_events_table_that_refuses_rows_does_not_sink_the_spans() {
     );
 }
 
+/// Enters `span` through its dispatcher, as code holding only its id does:
+/// no guard, and no handle kept by the enter.
+fn enter_without_guard(span: &tracing::Span) -> (tracing::Dispatch, tracing::Id) {
+    let id = span.id().expect("enabled");
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    dispatch.enter(&id);
+    (dispatch, id)
+}
+
 /// A span whose last handle goes while it is entered closes then: with the
 /// time entered so far, and no longer current on this thread.
 #[test]
 fn a_span_closed_while_entered_keeps_its_busy_time_and_leaves_the_stack() {
     let s = session();
     let span = tracing::info_span!("let_go");
-    let id = span.id().expect("enabled");
-    let dispatch = tracing::dispatcher::get_default(Clone::clone);
-    dispatch.enter(&id);
+    let (dispatch, id) = enter_without_guard(&span);
     monitored_leaf();
     // The registry holds no reference for an enter: this closes the span.
     drop(span);
@@ -640,9 +647,7 @@ fn spans_of_two_subscribers_with_the_same_id_stay_apart() {
 fn a_span_closed_elsewhere_while_entered_here_is_stored_with_its_ended_enters() {
     let s = session();
     let span = tracing::info_span!("closed_elsewhere");
-    let id = span.id().expect("enabled");
-    let dispatch = tracing::dispatcher::get_default(Clone::clone);
-    dispatch.enter(&id);
+    let (dispatch, id) = enter_without_guard(&span);
     std::thread::spawn(move || drop(span)).join().unwrap();
     monitored_leaf();
     dispatch.exit(&id);
