@@ -92,16 +92,14 @@ fn leave_stack(span_id: u64, state: Option<&mut State>) {
     pop_current(span_id);
 }
 
-/// Moves that message, if there is one. One load without such events.
+/// Moves that message, if there is one.
 #[cfg(feature = "tracing")]
 #[inline]
 fn take_event_error(span_id: u64, state: Option<&mut State>) {
-    if crate::tracing::event_errors_waiting() {
-        if let Some(message) = crate::tracing::take_event_error(span_id) {
-            if let Some(state) = state {
-                let detail = state.detail.get_or_insert_with(Default::default);
-                detail.event_error.get_or_insert(message);
-            }
+    if let Some(message) = waiting_event_error(span_id) {
+        if let Some(state) = state {
+            let detail = state.detail.get_or_insert_with(Default::default);
+            detail.event_error.get_or_insert(message);
         }
     }
 }
@@ -109,6 +107,18 @@ fn take_event_error(span_id: u64, state: Option<&mut State>) {
 #[cfg(not(feature = "tracing"))]
 #[inline(always)]
 fn take_event_error(_span_id: u64, _state: Option<&mut State>) {}
+
+/// The message of an ERROR event of `tracing` waiting for `span_id` on
+/// this thread, taken. One load without such events.
+#[cfg(feature = "tracing")]
+#[inline(always)]
+fn waiting_event_error(span_id: u64) -> Option<String> {
+    if crate::tracing::event_errors_waiting() {
+        crate::tracing::take_event_error(span_id)
+    } else {
+        None
+    }
+}
 
 /// Makes a span current (without timing it) until dropped: for futures
 /// that carry their parent's ids.
@@ -711,11 +721,7 @@ impl Entry {
     #[inline]
     pub(crate) fn suspend(self, resumed: Resumed) -> (Elapsed, Option<String>) {
         let elapsed = Elapsed::since(self.rt, resumed);
-        let message = if crate::tracing::event_errors_waiting() {
-            crate::tracing::take_event_error(self.ids.span_id)
-        } else {
-            None
-        };
+        let message = waiting_event_error(self.ids.span_id);
         pop_current(self.ids.span_id);
         (elapsed, message)
     }
