@@ -273,6 +273,42 @@ impl Detail {
 }
 
 #[cfg(test)]
+impl Record {
+    /// An `ok` record with `span_id` and a heap-held error text (so that a
+    /// record dropped twice or never shows).
+    pub(crate) fn for_tests(span_id: u64) -> Record {
+        static CALLSITE: crate::callsite::Callsite = crate::callsite::Callsite::new(
+            "for_tests",
+            "m",
+            "m",
+            "f.rs",
+            1,
+            crate::callsite::SpanKind::Sync,
+        );
+        Record {
+            span_id,
+            parent_id: 0,
+            trace_id: span_id,
+            callsite: &CALLSITE,
+            thread_id: 1,
+            start_ns: 0,
+            duration_ns: 0,
+            busy_ns: 0,
+            items: NULL,
+            rss_bytes: NULL,
+            cpu_ns: NULL,
+            alloc_bytes: NULL,
+            status: Status::Ok,
+            event_level: 0,
+            detail: Some(Box::new(Detail {
+                error: Some(format!("record {span_id}")),
+                ..Detail::default()
+            })),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -2,9 +2,9 @@
 //!
 //! Two lanes. Error and panic records go straight into an unbounded channel
 //! that is never dropped from and that the writer drains first. Every other
-//! record is pushed into a buffer owned by its thread (an uncontended mutex,
-//! no shared cache line on the hot path); a full buffer is handed to the
-//! normal lane as one chunk, where `queue.capacity` (records) and
+//! record is pushed into a buffer owned by its thread (no atomic
+//! read-modify-write on the hot path: see [`buffer`]); a full buffer is
+//! handed to the normal lane as one chunk, where `queue.capacity` (records) and
 //! `queue.max_bytes` (their memory, captured text included) are enforced
 //! once per chunk. The writer also sweeps every thread's buffer each
 //! `flush_interval_ms` and on `flush()`, so an idle or exited thread's records
@@ -24,6 +24,10 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::config::Overflow;
 use crate::record::Record;
 
+mod buffer;
+
+use buffer::{OwnedBuffer, ThreadBuffer};
+
 /// Records a thread buffers before it hands them over as one chunk.
 const MAX_CHUNK: usize = 1024;
 /// Emptied chunks kept for reuse, so the hot path rarely allocates.
@@ -33,14 +37,6 @@ const SPARE_CHUNKS: usize = 64;
 pub(crate) trait ErrorOverflow: Send + Sync {
     /// Keeps `record` out of memory; never drops it uncounted.
     fn take(&self, record: Record);
-}
-
-/// A thread's own buffer, also reachable from the writer for sweeps.
-pub(crate) struct ThreadBuffer {
-    /// A spin lock: its only other user is the writer's brief sweep, and
-    /// taking it uncontended is one atomic, where std's mutex also checks
-    /// for poisoning twice.
-    records: spin::Mutex<Vec<Record>>,
 }
 
 /// Records handed to the normal lane together, with their weight.
@@ -100,7 +96,7 @@ pub(crate) struct Queue {
 thread_local! {
     /// This thread's buffer, with the address of the queue it belongs to (a
     /// later `init` has a new queue, and the thread registers again).
-    static LOCAL: RefCell<Option<(usize, Arc<ThreadBuffer>, u64)>> = const { RefCell::new(None) };
+    static LOCAL: RefCell<Option<(usize, OwnedBuffer, u64)>> = const { RefCell::new(None) };
 }
 
 impl Queue {
@@ -170,15 +166,10 @@ impl Queue {
         self.with_local(|buffer, thread_id| {
             let mut record = record.take().expect("taken once");
             record.thread_id = thread_id;
-            let mut records = buffer.records.lock();
-            records.push(record);
-            if records.len() >= self.chunk {
-                // A fresh chunk may be allocated: not the span's memory.
-                crate::alloc::excluded(|| self.hand_over(&mut records));
-                if records.len() >= self.chunk {
-                    drop(records);
-                    self.block_until_room(buffer);
-                }
+            match buffer.push(record) {
+                Ok(filled) if filled >= self.chunk => self.hand_over_full(buffer),
+                Ok(_) => {}
+                Err(record) => self.push_into_new_chunk(buffer, record),
             }
         });
         if let Some(record) = record {
@@ -193,10 +184,36 @@ impl Queue {
         }
     }
 
+    /// Hands this thread's full chunk over, waiting for room in `block`
+    /// mode.
+    #[cold]
+    fn hand_over_full(&self, buffer: &OwnedBuffer) {
+        // A fresh chunk may be allocated: not the span's memory.
+        let left = crate::alloc::excluded(|| {
+            buffer.replace(self.chunk, |records| {
+                self.hand_over(records);
+                records.len()
+            })
+        });
+        if left >= self.chunk {
+            self.block_until_room(buffer);
+        }
+    }
+
+    /// The chunk had no room (a panic interrupted a hand-over): a new one,
+    /// then the record.
+    #[cold]
+    fn push_into_new_chunk(&self, buffer: &OwnedBuffer, record: Record) {
+        self.hand_over_full(buffer);
+        if buffer.push(record).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Runs `f` with this thread's buffer and thread id, registering the
     /// thread on first use; `None` while the thread's locals are torn down.
     #[inline]
-    fn with_local<R>(&'static self, f: impl FnOnce(&ThreadBuffer, u64) -> R) -> Option<R> {
+    fn with_local<R>(&'static self, f: impl FnOnce(&OwnedBuffer, u64) -> R) -> Option<R> {
         let owner = self as *const Queue as usize;
         LOCAL
             .try_with(|local| {
@@ -240,15 +257,13 @@ impl Queue {
     }
 
     #[cold]
-    fn register_thread(&self, owner: usize) -> (usize, Arc<ThreadBuffer>, u64) {
+    fn register_thread(&self, owner: usize) -> (usize, OwnedBuffer, u64) {
         let name = current_thread_name();
         let id = (crate::id::random_u64() >> 1).max(1);
-        let buffer = Arc::new(ThreadBuffer {
-            records: spin::Mutex::new(Vec::with_capacity(self.chunk)),
-        });
+        let (owned, shared) = OwnedBuffer::new(Vec::with_capacity(self.chunk));
         lock(&self.new_threads).push(NewThread { id, name });
-        lock(&self.buffers).push(Arc::clone(&buffer));
-        (owner, buffer, id)
+        lock(&self.buffers).push(shared);
+        (owner, owned, id)
     }
 
     fn fresh_chunk(&self) -> Vec<Record> {
@@ -264,9 +279,9 @@ impl Queue {
     }
 
     /// Moves a thread's full buffer into the normal lane, as far as the
-    /// capacity allows. It runs under the buffer's lock, so a sweep sees each
-    /// record either still in the buffer or already in the lane: `flush`
-    /// misses none. What does not fit is dropped and counted, or with
+    /// capacity allows. It runs under the buffer's lock
+    /// ([`OwnedBuffer::replace`]), so a sweep sees each record either still
+    /// in the buffer or already in the lane: `flush` misses none. What does not fit is dropped and counted, or with
     /// `overflow = "block"` stays in the buffer for the caller to wait on.
     fn hand_over(&self, records: &mut Vec<Record>) {
         let counted = self.reserve(records.len());
@@ -302,19 +317,21 @@ impl Queue {
     /// `overflow = "block"` with a full lane: waits until the writer has
     /// taken records from the lane or swept this buffer.
     #[cold]
-    fn block_until_room(&self, buffer: &ThreadBuffer) {
+    fn block_until_room(&self, buffer: &OwnedBuffer) {
         let mut next_weight = 0;
         loop {
             self.wait_for_space(next_weight);
-            let mut records = buffer.records.lock();
-            if records.len() < self.chunk {
+            let (left, weight) = buffer.replace(self.chunk, |records| {
+                // A sweep may have taken some meanwhile.
+                if records.len() >= self.chunk {
+                    self.hand_over(records);
+                }
+                (records.len(), records.first().map_or(0, Record::weight))
+            });
+            if left < self.chunk {
                 return;
             }
-            self.hand_over(&mut records);
-            next_weight = records.first().map_or(0, Record::weight);
-            if records.len() < self.chunk {
-                return;
-            }
+            next_weight = weight;
         }
     }
 
@@ -447,9 +464,7 @@ impl Queue {
     pub(crate) fn sweep(&self, into: &mut Vec<Record>) {
         let mut swept = 0;
         lock(&self.buffers).retain(|buffer| {
-            let mut records = buffer.records.lock();
-            swept += records.len();
-            into.append(&mut records);
+            swept += buffer.sweep(into);
             // Only the registry holds it: its thread is gone.
             Arc::strong_count(buffer) > 1
         });
@@ -479,8 +494,12 @@ impl Queue {
         while self.errors_rx.try_recv().is_ok() {}
         while self.normal_rx.try_recv().is_ok() {}
         while self.samples_rx.try_recv().is_ok() {}
+        // A live thread's chunk is freed when the thread ends (it may be
+        // pushing now); its records go now.
+        let mut records = Vec::new();
         for buffer in lock(&self.buffers).drain(..) {
-            *buffer.records.lock() = Vec::new();
+            buffer.sweep(&mut records);
+            records.clear();
         }
         lock(&self.new_threads).clear();
     }
