@@ -9,15 +9,16 @@ use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::record::Record;
 
 /// The buffer, shared between its thread ([`OwnedBuffer`]) and sweeps.
 pub(crate) struct ThreadBuffer {
     /// Held by a sweep, and by the owning thread while it replaces the
-    /// chunk. The chunk's header changes only under it.
-    lock: spin::Mutex<()>,
+    /// chunk (once per chunk, and across a channel send: a blocking lock,
+    /// not a spin). The chunk's header changes only under it.
+    lock: Mutex<()>,
     chunk: UnsafeCell<RawChunk>,
     /// Slots filled, published by the owning thread after each.
     len: AtomicUsize,
@@ -39,6 +40,12 @@ impl RawChunk {
     };
 }
 
+// The impls below hold only because records can cross threads.
+const _: fn() = || {
+    fn is_send<T: Send>() {}
+    is_send::<Record>();
+};
+
 // SAFETY: the records are `Send`, and every access to the chunk follows the
 // protocol above: the header and slots below `len` change only under
 // `lock`; the owning thread alone writes the slot at `len`, which no sweep
@@ -51,7 +58,7 @@ impl ThreadBuffer {
     /// Moves the records published and not taken yet to the end of `into`;
     /// returns how many. Any thread.
     pub(crate) fn sweep(&self, into: &mut Vec<Record>) -> usize {
-        let _guard = self.lock.lock();
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         let len = self.len.load(Ordering::Acquire);
         let taken = self.taken.load(Ordering::Relaxed);
         let n = len - taken;
@@ -113,7 +120,7 @@ impl OwnedBuffer {
         chunk.clear();
         let mut chunk = ManuallyDrop::new(chunk);
         let shared = Arc::new(ThreadBuffer {
-            lock: spin::Mutex::new(()),
+            lock: Mutex::new(()),
             chunk: UnsafeCell::new(RawChunk {
                 ptr: chunk.as_mut_ptr(),
                 cap: chunk.capacity(),
@@ -155,7 +162,7 @@ impl OwnedBuffer {
     /// in all; returns what `f` returns. Sweeps wait meanwhile.
     pub(crate) fn replace<R>(&self, room: usize, f: impl FnOnce(&mut Vec<Record>) -> R) -> R {
         let buffer = &*self.shared;
-        let _guard = buffer.lock.lock();
+        let _guard = buffer.lock.lock().unwrap_or_else(PoisonError::into_inner);
         let len = buffer.len.load(Ordering::Relaxed);
         let taken = buffer.taken.load(Ordering::Relaxed);
         // Empty until `f` is done, so that a panic in it leaves no dangling

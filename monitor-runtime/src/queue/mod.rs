@@ -284,6 +284,9 @@ impl Queue {
     /// in the buffer or already in the lane: `flush` misses none. What does not fit is dropped and counted, or with
     /// `overflow = "block"` stays in the buffer for the caller to wait on.
     fn hand_over(&self, records: &mut Vec<Record>) {
+        if records.is_empty() {
+            return;
+        }
         let counted = self.reserve(records.len());
         let (granted, bytes) = self.reserve_bytes(&records[..counted]);
         if granted < counted {
@@ -321,12 +324,14 @@ impl Queue {
         let mut next_weight = 0;
         loop {
             self.wait_for_space(next_weight);
-            let (left, weight) = buffer.replace(self.chunk, |records| {
-                // A sweep may have taken some meanwhile.
-                if records.len() >= self.chunk {
-                    self.hand_over(records);
-                }
-                (records.len(), records.first().map_or(0, Record::weight))
+            let (left, weight) = crate::alloc::excluded(|| {
+                buffer.replace(self.chunk, |records| {
+                    // A sweep may have taken some meanwhile.
+                    if records.len() >= self.chunk {
+                        self.hand_over(records);
+                    }
+                    (records.len(), records.first().map_or(0, Record::weight))
+                })
             });
             if left < self.chunk {
                 return;
@@ -463,10 +468,14 @@ impl Queue {
     /// buffers of threads that have exited once they are empty.
     pub(crate) fn sweep(&self, into: &mut Vec<Record>) {
         let mut swept = 0;
-        lock(&self.buffers).retain(|buffer| {
+        lock(&self.buffers).retain_mut(|buffer| {
+            // Gone before this sweep (only the registry holds it, and the
+            // thread's last pushes are visible): this sweep empties it for
+            // good. A thread still there may push after the sweep, without
+            // a lock: its buffer waits for the next sweep.
+            let gone = Arc::get_mut(buffer).is_some();
             swept += buffer.sweep(into);
-            // Only the registry holds it: its thread is gone.
-            Arc::strong_count(buffer) > 1
+            !gone
         });
         self.counters
             .enqueued
@@ -516,4 +525,57 @@ pub(crate) fn current_thread_name() -> String {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoSpill;
+
+    impl ErrorOverflow for NoSpill {
+        fn take(&self, _: Record) {}
+    }
+
+    /// Threads that push and end while the writer sweeps: every record is
+    /// swept or handed over, none freed with its thread's buffer.
+    #[test]
+    fn records_of_threads_that_end_during_sweeps_are_all_taken() {
+        let queue: &'static Queue = Box::leak(Box::new(Queue::new(
+            &crate::config::QueueConfig::default(),
+            Arc::new(NoSpill),
+        )));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sweeper = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut swept = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    queue.sweep(&mut swept);
+                }
+                swept.len()
+            })
+        };
+        let (threads, per_thread) = (300u64, 1000u64);
+        for t in 0..threads {
+            std::thread::spawn(move || {
+                for i in 0..per_thread {
+                    queue.push(Record::for_tests(t * per_thread + i + 1));
+                }
+            })
+            .join()
+            .unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        let mut taken = sweeper.join().unwrap();
+        let mut last = Vec::new();
+        queue.sweep(&mut last);
+        taken += last.len();
+        let handed: usize = queue.normal_rx.try_iter().map(|c| c.records.len()).sum();
+        assert_eq!(taken + handed, (threads * per_thread) as usize);
+        assert!(
+            lock(&queue.buffers).is_empty(),
+            "ended threads' buffers forgotten"
+        );
+    }
 }
