@@ -17,10 +17,12 @@
 mod common;
 
 use std::hint::black_box;
+use std::path::Path;
 use std::time::Duration;
 
 use common::bursts;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use monitor_runtime::tracing::MonitorLayer;
 use monitor_runtime::{monitor, Config};
 use tracing_subscriber::layer::SubscriberExt;
@@ -37,28 +39,41 @@ fn monitored(x: u64) -> u64 {
     black_box(x).wrapping_mul(31)
 }
 
+/// Benches `call` with monitoring writing to `db` (bursts with an untimed
+/// flush between them), then checks that every call was stored.
+fn persisting(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    db: &Path,
+    call: fn(u64) -> u64,
+) {
+    let guard = monitor_runtime::init_with(Config::default().db_path(db)).unwrap();
+    let mut calls = 0;
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            calls += iters;
+            bursts(iters, &guard, call)
+        })
+    });
+    guard.flush();
+    common::assert_all_stored(db, calls);
+}
+
 fn tracing_layer(c: &mut Criterion) {
     let mut group = c.benchmark_group("tracing_layer");
     group
         .sample_size(30)
         .measurement_time(Duration::from_secs(4));
     let dir = tempfile::tempdir().unwrap();
-    {
-        let db = dir.path().join("layer.db");
-        let guard = monitor_runtime::init_with(Config::default().db_path(&db)).unwrap();
-        let subscriber = tracing_subscriber::registry().with(MonitorLayer::new());
-        let mut calls = 0;
-        tracing::subscriber::with_default(subscriber, || {
-            group.bench_function("monitor_layer", |b| {
-                b.iter_custom(|iters| {
-                    calls += iters;
-                    bursts(iters, &guard, traced)
-                })
-            });
-        });
-        guard.flush();
-        common::assert_all_stored(&db, calls);
-    }
+    let subscriber = tracing_subscriber::registry().with(MonitorLayer::new());
+    tracing::subscriber::with_default(subscriber, || {
+        persisting(
+            &mut group,
+            "monitor_layer",
+            &dir.path().join("layer.db"),
+            traced,
+        )
+    });
     tracing::subscriber::with_default(tracing_subscriber::registry(), || {
         group.bench_function("registry_alone", |b| b.iter(|| traced(black_box(7))));
     });
@@ -74,19 +89,12 @@ fn tracing_layer(c: &mut Criterion) {
             group.bench_function("fmt_file", |b| b.iter(|| traced(black_box(7))));
         });
     }
-    {
-        let db = dir.path().join("monitor.db");
-        let guard = monitor_runtime::init_with(Config::default().db_path(&db)).unwrap();
-        let mut calls = 0;
-        group.bench_function("monitor", |b| {
-            b.iter_custom(|iters| {
-                calls += iters;
-                bursts(iters, &guard, monitored)
-            })
-        });
-        guard.flush();
-        common::assert_all_stored(&db, calls);
-    }
+    persisting(
+        &mut group,
+        "monitor",
+        &dir.path().join("monitor.db"),
+        monitored,
+    );
     group.finish();
 }
 

@@ -15,14 +15,6 @@ use monitor_runtime::{current_span, SpanIds};
 
 const MS: i64 = 1_000_000;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap()
-}
-
 #[monitor]
 async fn fetch(id: u64) -> u64 {
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -188,7 +180,7 @@ fn ready_value(x: u32) -> impl Future<Output = u32> {
 #[test]
 fn async_spans_start_at_the_call_and_count_only_polls_as_busy() {
     let s = session();
-    let rt = runtime();
+    let rt = common::tokio_runtime();
     let future = fetch(21);
     // Created now, first polled 30 ms later: the span covers both.
     std::thread::sleep(Duration::from_millis(30));
@@ -211,7 +203,7 @@ fn async_spans_start_at_the_call_and_count_only_polls_as_busy() {
 #[test]
 fn async_functions_of_every_shape_are_recorded() {
     let s = session();
-    let rt = runtime();
+    let rt = common::tokio_runtime();
     rt.block_on(async {
         assert_eq!(generic_len("four").await, 4);
         assert_eq!(generic_len(String::from("xy")).await, 2);
@@ -275,7 +267,7 @@ fn async_functions_of_every_shape_are_recorded() {
 #[test]
 fn async_trait_methods_time_the_body_not_the_boxing() {
     let s = session();
-    let rt = runtime();
+    let rt = common::tokio_runtime();
     let cache = Memory;
     assert_eq!(rt.block_on(cache.get("k")), Ok("K".into()));
     assert_eq!(rt.block_on(cache.get("")), Err("empty key".into()));
@@ -298,7 +290,7 @@ fn async_trait_methods_time_the_body_not_the_boxing() {
 #[test]
 fn async_errors_panics_and_cancellation_are_outcomes() {
     let s = session();
-    let rt = runtime();
+    let rt = common::tokio_runtime();
     rt.block_on(async {
         assert!(fetch_checked(0).await.is_err());
         assert!(fetch_checked(1).await.is_ok());
@@ -339,7 +331,7 @@ fn async_errors_panics_and_cancellation_are_outcomes() {
 #[test]
 fn parents_link_across_await_and_spawn() {
     let s = session();
-    let rt = runtime();
+    let rt = common::tokio_runtime();
     let (sum, own) = rt.block_on(async_parent());
     assert_eq!(sum, 3);
     let parent = s.one("async_parent");
@@ -426,7 +418,7 @@ fn arguments_live_as_long_as_the_future_and_setup_is_inside_the_span() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let s = session();
-    let rt = runtime();
+    let rt = common::tokio_runtime();
     let (first, second) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicBool::new(false)),

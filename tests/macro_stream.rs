@@ -248,11 +248,7 @@ fn item_spans_add_one_child_per_item() {
 #[test]
 fn twenty_concurrent_streams_are_linked_and_counted() {
     let s = session();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap();
+    let runtime = common::tokio_runtime();
     let totals = runtime.block_on(async {
         let tasks: Vec<_> = (0..20)
             .map(|_| tokio::spawn(consume(10).in_current_span()))

@@ -191,11 +191,7 @@ async fn fetch(n: u32) -> u32 {
 fn panics_in_poll_next_and_poll_on_a_tokio_worker_keep_their_messages() {
     let s = session();
     counting_hook();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::tokio_runtime();
     let stream_panic = rt
         .block_on(rt.spawn(async {
             let mut items = pin!(readings(2));

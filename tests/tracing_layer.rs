@@ -141,11 +141,7 @@ async fn handle_request() -> u32 {
 #[test]
 fn chains_stay_linked_across_spawn_and_threads() {
     let s = session();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap();
+    let runtime = common::tokio_runtime();
     assert_eq!(runtime.block_on(handle_request()), 6);
     let rows = s.spans();
     let root = by_name(&rows, "handle_request");

@@ -312,29 +312,13 @@ impl Record {
 mod tests {
     use super::*;
 
-    static TEST_CALLSITE: crate::callsite::Callsite =
-        crate::callsite::Callsite::new("t", "m", "m", "f.rs", 1, crate::callsite::SpanKind::Sync);
-
     fn record(fields: Vec<(&'static str, FieldValue)>) -> Record {
         Record {
-            span_id: 1,
-            parent_id: 0,
-            trace_id: 1,
-            callsite: &TEST_CALLSITE,
-            thread_id: 1,
-            start_ns: 0,
-            duration_ns: 0,
-            busy_ns: 0,
-            items: NULL,
-            rss_bytes: NULL,
-            cpu_ns: NULL,
-            alloc_bytes: NULL,
-            status: Status::Ok,
-            event_level: 0,
             detail: Some(Box::new(Detail {
                 fields: fields.into_iter().map(|(k, v)| (k.into(), v)).collect(),
                 ..Detail::default()
             })),
+            ..Record::for_tests(1)
         }
     }
 

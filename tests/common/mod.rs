@@ -8,6 +8,15 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use monitor_runtime::{Config, Guard};
 use rusqlite::Connection;
 
+/// A tokio runtime with two workers, one per core of the CI machine.
+pub fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// A running runtime writing to a fresh file; tests of one binary take turns.
 pub struct Session {
     pub guard: Guard,
