@@ -10,13 +10,17 @@
 //!     target/release/examples/instructions args        # or: unscrubbed
 //! valgrind --tool=callgrind --toggle-collect='*run_traced*' \
 //!     target/release/examples/instructions layer       # or: registry, floor
+//! valgrind --tool=callgrind --toggle-collect='*run_fast*' \
+//!     target/release/examples/instructions fastrace
 //! ```
 //!
 //! The totals (`callgrind_annotate`, "PROGRAM TOTALS") divided by the call
 //! count give instructions per call: 100,000 calls of a trivial function
 //! (`off`: before `init`; `enabled`: writer running), or 20,000 calls of a
 //! function with `args` (`args`: `#[monitor(args)]`, scrubbed;
-//! `unscrubbed`: the same span recording `format!("{:?}")` by hand). The
+//! `unscrubbed`: the same span recording `format!("{:?}")` by hand), or
+//! 100,000 spans of fastrace's `#[trace]` (`fastrace`: 1,000 under each
+//! root, with a reporter, as the `overhead` bench has it). The
 //! binary has several instrumented functions, as a program does, so the
 //! compiler inlines as it would there. BENCHMARKS.md has the figures.
 
@@ -59,6 +63,33 @@ fn run_traced(n: u64) -> u64 {
     (0..n).map(|i| traced(black_box(i))).sum()
 }
 
+#[fastrace::trace]
+#[inline(never)]
+fn fast(x: u64) -> u64 {
+    black_box(x).wrapping_mul(31)
+}
+
+/// fastrace as the `overhead` bench has it: 1,000 spans under each root,
+/// the roots' creation and drop (their hand-off to the collector) counted.
+#[inline(never)]
+fn run_fast(n: u64) -> u64 {
+    let mut sum = 0;
+    for _ in 0..n / 1000 {
+        let root = fastrace::Span::root("root", fastrace::collector::SpanContext::random());
+        let _parent = root.set_local_parent();
+        sum += (0..1000).map(|i| fast(black_box(i))).sum::<u64>();
+    }
+    sum
+}
+
+struct NullReporter;
+
+impl fastrace::collector::Reporter for NullReporter {
+    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
+        black_box(spans);
+    }
+}
+
 #[inline(never)]
 fn run_args(n: u64, scrub: bool) -> u64 {
     (0..n)
@@ -76,6 +107,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "enabled".into());
     let guard = match mode.as_str() {
         "off" => None,
+        "fastrace" => {
+            fastrace::set_reporter(NullReporter, fastrace::collector::Config::default());
+            black_box(run_fast(100_000));
+            fastrace::flush();
+            return Ok(());
+        }
         "enabled" | "args" | "unscrubbed" | "layer" | "registry" | "floor" => {
             let dir = tempfile::tempdir()?;
             let config = Config::default()
@@ -85,7 +122,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => {
             return Err(format!(
-                "expected off, enabled, args, unscrubbed, layer, registry or floor, got {other:?}"
+                "expected off, enabled, args, unscrubbed, layer, registry, floor or fastrace, got {other:?}"
             )
             .into())
         }

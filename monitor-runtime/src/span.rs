@@ -152,10 +152,10 @@ struct Open {
 impl Open {
     /// Ends a polled span now with `status`; its busy time is its polls'.
     #[inline]
-    fn close(self, status: Status) {
+    fn close(mut self, status: Status) {
         let duration = self.rt.clock.now_ns().saturating_sub(self.state.start_ns);
         let busy = self.state.busy_ns;
-        finish(self.rt, self.ids, self.state, status, duration, busy);
+        finish(self.rt, self.ids, &mut self.state, status, duration, busy);
     }
 }
 
@@ -820,7 +820,8 @@ impl EnteredSpan {
 impl Drop for EnteredSpan {
     #[inline]
     fn drop(&mut self) {
-        if let Some(mut open) = self.open.take() {
+        // Worked on in place: moving the span out would copy it.
+        if let Some(open) = &mut self.open {
             let end_ns = open.rt.clock.now_ns();
             open.state.used = Usage::now(open.rt).since(open.state.start_usage);
             leave_stack(open.ids.span_id, Some(&mut open.state));
@@ -831,7 +832,14 @@ impl Drop for EnteredSpan {
             };
             // A call is busy for all of its duration.
             let duration = end_ns.saturating_sub(open.state.start_ns);
-            finish(open.rt, open.ids, open.state, status, duration, duration);
+            finish(
+                open.rt,
+                open.ids,
+                &mut open.state,
+                status,
+                duration,
+                duration,
+            );
         }
     }
 }
@@ -873,11 +881,14 @@ fn start(
     (SpanIds { span_id, trace_id }, state)
 }
 
-#[inline]
+/// Hands the finished span to the queue, unless sampling leaves it out.
+/// `state` is read in place and its `detail` taken: the record is built
+/// once, in its slot of the thread's buffer.
+#[inline(always)]
 fn finish(
     rt: &'static Runtime,
     ids: SpanIds,
-    #[allow(unused_mut)] mut state: State,
+    state: &mut State,
     #[allow(unused_mut)] mut status: Status,
     duration_ns: u64,
     busy_ns: u64,
@@ -898,20 +909,17 @@ fn finish(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return;
     }
-    let mut detail = state.detail;
     if status == Status::Panic && state.status != Status::Panic {
-        // Seen only now (a call unwinding): the panic's message replaces an
-        // earlier error's.
-        if let Some(message) = crate::panic::last_message() {
-            detail.get_or_insert_with(Default::default).error = Some(rt.capture.text(&message));
-        }
+        panic_seen_at_end(rt, state);
     }
-    let record = Record {
+    let detail = state.detail.take();
+    let state = &*state;
+    rt.queue.push_with(status.is_failure(), |thread_id| Record {
         span_id: ids.span_id,
         parent_id: state.parent_id,
         trace_id: ids.trace_id,
         callsite: state.callsite,
-        thread_id: 0,
+        thread_id,
         start_ns: state.start_ns,
         duration_ns,
         busy_ns,
@@ -922,6 +930,14 @@ fn finish(
         status,
         event_level: 0,
         detail,
-    };
-    rt.queue.push(record);
+    });
+}
+
+/// A panic seen only at the end (a call unwinding): its message replaces
+/// an earlier error's.
+#[cold]
+fn panic_seen_at_end(rt: &Runtime, state: &mut State) {
+    if let Some(message) = crate::panic::last_message() {
+        state.detail.get_or_insert_with(Default::default).error = Some(rt.capture.text(&message));
+    }
 }

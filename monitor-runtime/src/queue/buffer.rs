@@ -135,12 +135,12 @@ impl OwnedBuffer {
         (owned, shared)
     }
 
-    /// Appends `record`; returns the slots now filled, for the caller to
-    /// [`replace`](Self::replace) the chunk when they reach its size. A
-    /// chunk with no room left (not replaced: a panic in `replace`) gives
-    /// the record back.
-    #[inline]
-    pub(crate) fn push(&self, record: Record) -> Result<usize, Record> {
+    /// Appends the record `make` builds, in place; returns the slots now
+    /// filled, for the caller to [`replace`](Self::replace) the chunk when
+    /// they reach its size. A chunk with no room left (not replaced: a
+    /// panic in `replace`) gives the record back.
+    #[inline(always)]
+    pub(crate) fn push_with(&self, make: impl FnOnce() -> Record) -> Result<usize, Record> {
         let buffer = &*self.shared;
         let len = buffer.len.load(Ordering::Relaxed);
         // SAFETY: this is the owning thread (`OwnedBuffer` is not `Send`),
@@ -148,11 +148,11 @@ impl OwnedBuffer {
         // lock: reading it here races with nothing.
         let chunk = unsafe { &*buffer.chunk.get() };
         if len >= chunk.cap {
-            return Err(record);
+            return Err(make());
         }
         // SAFETY: slot `len` is within the allocation and free: sweeps read
         // only slots below the published `len`.
-        unsafe { chunk.ptr.add(len).write(record) };
+        unsafe { chunk.ptr.add(len).write(make()) };
         buffer.len.store(len + 1, Ordering::Release);
         Ok(len + 1)
     }
@@ -202,12 +202,12 @@ mod tests {
         let (owned, shared) = OwnedBuffer::new(Vec::with_capacity(8));
         let mut swept = Vec::new();
         for id in 1..=5 {
-            owned.push(record(id)).unwrap();
+            owned.push_with(|| record(id)).unwrap();
         }
         assert_eq!(shared.sweep(&mut swept), 5);
         assert_eq!(shared.sweep(&mut swept), 0);
         for id in 6..=8 {
-            owned.push(record(id)).unwrap();
+            owned.push_with(|| record(id)).unwrap();
         }
         // Full: the owner hands over what sweeps did not take.
         let handed = owned.replace(8, std::mem::take);
@@ -215,7 +215,7 @@ mod tests {
             handed.iter().map(|r| r.span_id).collect::<Vec<_>>(),
             [6, 7, 8]
         );
-        owned.push(record(9)).unwrap();
+        owned.push_with(|| record(9)).unwrap();
         assert_eq!(shared.sweep(&mut swept), 1);
         let ids: Vec<u64> = swept.iter().map(|r| r.span_id).collect();
         assert_eq!(ids, [1, 2, 3, 4, 5, 9]);
@@ -225,7 +225,7 @@ mod tests {
     fn what_a_hand_over_leaves_stays_in_order_with_room_for_more() {
         let (owned, shared) = OwnedBuffer::new(Vec::with_capacity(4));
         for id in 1..=4 {
-            owned.push(record(id)).unwrap();
+            owned.push_with(|| record(id)).unwrap();
         }
         // A lane with room for one: the rest stays.
         let left = owned.replace(4, |records| {
@@ -234,7 +234,7 @@ mod tests {
         });
         assert_eq!(left, 1);
         // Three kept, room for the fourth.
-        assert_eq!(owned.push(record(5)).ok(), Some(4));
+        assert_eq!(owned.push_with(|| record(5)).ok(), Some(4));
         let mut swept = Vec::new();
         shared.sweep(&mut swept);
         assert_eq!(
@@ -246,27 +246,27 @@ mod tests {
     #[test]
     fn a_chunk_left_without_room_gives_the_record_back() {
         let (owned, _shared) = OwnedBuffer::new(Vec::with_capacity(1));
-        owned.push(record(1)).unwrap();
-        assert_eq!(owned.push(record(2)).map_err(|r| r.span_id), Err(2));
+        owned.push_with(|| record(1)).unwrap();
+        assert_eq!(owned.push_with(|| record(2)).map_err(|r| r.span_id), Err(2));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             owned.replace(1, |_| panic!("in a hand-over"))
         }));
         assert!(result.is_err());
         // The records in hand went with the panic; the chunk is empty and
         // refuses rather than writes.
-        assert_eq!(owned.push(record(3)).map_err(|r| r.span_id), Err(3));
+        assert_eq!(owned.push_with(|| record(3)).map_err(|r| r.span_id), Err(3));
         owned.replace(1, |_| ());
-        assert_eq!(owned.push(record(4)).ok(), Some(1));
+        assert_eq!(owned.push_with(|| record(4)).ok(), Some(1));
     }
 
     #[test]
     fn records_left_in_a_dropped_buffer_are_dropped_once() {
         let (owned, shared) = OwnedBuffer::new(Vec::with_capacity(4));
-        owned.push(record(1)).unwrap();
-        owned.push(record(2)).unwrap();
+        owned.push_with(|| record(1)).unwrap();
+        owned.push_with(|| record(2)).unwrap();
         let mut swept = Vec::new();
         shared.sweep(&mut swept);
-        owned.push(record(3)).unwrap();
+        owned.push_with(|| record(3)).unwrap();
         drop((owned, shared));
         assert_eq!(swept.len(), 2);
     }
@@ -292,7 +292,7 @@ mod tests {
         let mut handed = Vec::new();
         started.wait();
         for id in 1..=total {
-            if owned.push(record(id)).unwrap() == 64 {
+            if owned.push_with(|| record(id)).unwrap() == 64 {
                 owned.replace(64, |records| handed.append(records));
             }
         }

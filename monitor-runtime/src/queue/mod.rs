@@ -149,33 +149,44 @@ impl Queue {
     /// Enqueues a finished span. Never blocks unless `overflow = "block"`
     /// and the normal lane is full; never drops an error or panic record.
     #[inline]
-    pub(crate) fn push(&'static self, mut record: Record) {
+    pub(crate) fn push(&'static self, record: Record) {
+        self.push_with(record.status.is_failure(), move |thread_id| Record {
+            thread_id,
+            ..record
+        });
+    }
+
+    /// [`push`](Self::push) for a record that `make` builds from its thread
+    /// id once the queue knows where it goes: a span's end builds it
+    /// straight into its slot of the thread's buffer, with no copy between.
+    /// `failure` is whether it will have an error or panic status.
+    #[inline(always)]
+    pub(crate) fn push_with(&'static self, failure: bool, make: impl FnOnce(u64) -> Record) {
         if !self.open.load(Ordering::Relaxed) {
             // The writer has stopped: nothing can store this record.
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if record.status.is_failure() {
+        if failure {
             // A thread whose locals are being torn down still gets its error
             // stored, under thread id 0.
-            record.thread_id = self.with_local(|_, thread_id| thread_id).unwrap_or(0);
-            self.push_error(record);
+            let thread_id = self.with_local(|_, thread_id| thread_id).unwrap_or(0);
+            self.push_error(make(thread_id));
             return;
         }
-        let mut record = Some(record);
+        let mut make = Some(make);
         self.with_local(|buffer, thread_id| {
-            let mut record = record.take().expect("taken once");
-            record.thread_id = thread_id;
-            match buffer.push(record) {
+            let make = make.take().expect("taken once");
+            match buffer.push_with(|| make(thread_id)) {
                 Ok(filled) if filled >= self.chunk => self.hand_over_full(buffer),
                 Ok(_) => {}
                 Err(record) => self.push_into_new_chunk(buffer, record),
             }
         });
-        if let Some(record) = record {
+        if let Some(make) = make {
             // This thread's locals are being torn down: hand the record over
             // on its own, under thread id 0.
-            let mut single = vec![record];
+            let mut single = vec![make(0)];
             self.hand_over(&mut single);
             if !single.is_empty() {
                 // `block`, and the lane is full: a dying thread cannot wait.
@@ -205,7 +216,7 @@ impl Queue {
     #[cold]
     fn push_into_new_chunk(&self, buffer: &OwnedBuffer, record: Record) {
         self.hand_over_full(buffer);
-        if buffer.push(record).is_err() {
+        if buffer.push_with(|| record).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
