@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The time source of spans: Unix epoch nanoseconds (UTC) from the CPU's
@@ -37,7 +37,27 @@ struct Anchor {
     /// Made by [`Clock::system`]: [`Clock::reanchor`] follows the system
     /// clock when it is stepped (NTP syncing after the program started).
     follows_system: bool,
+    /// Every move so far (the last [`MOVES_KEPT`]), in order: spans carry
+    /// raw readings that the writer converts later, each as the clock read
+    /// when it was taken.
+    moves: Mutex<Vec<Move>>,
+    /// The reading at the last move (0 before any): a later reading
+    /// converts with `unix_ns` and no lock.
+    last_move_raw: AtomicU64,
 }
+
+/// A move of the clock: readings before `at_raw` had `unix_before` as
+/// their `unix_ns`.
+#[derive(Clone, Copy)]
+struct Move {
+    at_raw: u64,
+    unix_before: u64,
+}
+
+/// Moves remembered; a reading older than all of them converts as the
+/// oldest kept (only a test that moves its clock thousands of times while
+/// spans are queued could see it).
+const MOVES_KEPT: usize = 4096;
 
 /// How far a system clock's spans may drift from the system clock before
 /// the writer's periodic check moves them back.
@@ -88,11 +108,7 @@ impl Clock {
     pub fn system() -> Clock {
         let raw = tsc().raw();
         Clock {
-            inner: Arc::new(Anchor {
-                raw,
-                unix_ns: AtomicU64::new(system_unix_ns()),
-                follows_system: true,
-            }),
+            inner: Arc::new(Anchor::new(raw, system_unix_ns(), true)),
         }
     }
 
@@ -100,28 +116,23 @@ impl Clock {
     pub fn starting_at(unix_ns: u64) -> Clock {
         let raw = tsc().raw();
         Clock {
-            inner: Arc::new(Anchor {
-                raw,
-                unix_ns: AtomicU64::new(unix_ns),
-                follows_system: false,
-            }),
+            inner: Arc::new(Anchor::new(raw, unix_ns, false)),
         }
     }
 
     /// Moves the clock so that it reads `unix_ns` now. Every copy of this
     /// clock (the one a running `init_with` holds too) moves with it.
     pub fn set(&self, unix_ns: u64) {
-        let elapsed = tsc().delta_as_nanos(self.inner.raw, tsc().raw());
-        self.inner
-            .unix_ns
-            .store(unix_ns.saturating_sub(elapsed), Ordering::Relaxed);
+        self.inner.move_by(|now_raw, _| {
+            let elapsed = tsc().delta_as_nanos(self.inner.raw, now_raw);
+            unix_ns.saturating_sub(elapsed)
+        });
     }
 
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
         self.inner
-            .unix_ns
-            .fetch_add(by.as_nanos() as u64, Ordering::Relaxed);
+            .move_by(|_, before| before.saturating_add(by.as_nanos() as u64));
     }
 
     /// For a [`Clock::system`] clock: when span time and the system clock
@@ -149,10 +160,69 @@ impl Clock {
         self.unix_of(raw_now())
     }
 
-    /// Converts a raw reading taken by [`raw_now`] into Unix nanoseconds.
+    /// Converts a raw reading taken by [`raw_now`] into Unix nanoseconds, as
+    /// the clock read when it was taken: a reading from before a
+    /// [`set`](Self::set) or [`advance`](Self::advance) converts as it
+    /// would have then. The writer converts spans' readings this way, so
+    /// that a span's end costs two TSC reads and no arithmetic.
     #[inline]
     pub(crate) fn unix_of(&self, raw: u64) -> u64 {
-        self.inner.unix_ns.load(Ordering::Relaxed) + tsc().delta_as_nanos(self.inner.raw, raw)
+        let anchor = &*self.inner;
+        // `unix_ns` first: a move stores it after `last_move_raw`, so a new
+        // `unix_ns` comes with its move's reading.
+        let current = anchor.unix_ns.load(Ordering::Acquire);
+        let unix_ns = if raw >= anchor.last_move_raw.load(Ordering::Acquire) {
+            current
+        } else {
+            anchor.unix_ns_at(raw)
+        };
+        if raw >= anchor.raw {
+            unix_ns.saturating_add(tsc().delta_as_nanos(anchor.raw, raw))
+        } else {
+            unix_ns.saturating_sub(tsc().delta_as_nanos(raw, anchor.raw))
+        }
+    }
+}
+
+impl Anchor {
+    fn new(raw: u64, unix_ns: u64, follows_system: bool) -> Anchor {
+        Anchor {
+            raw,
+            unix_ns: AtomicU64::new(unix_ns),
+            follows_system,
+            moves: Mutex::new(Vec::new()),
+            last_move_raw: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets `unix_ns` to `to(raw reading now, unix_ns before)`, and keeps
+    /// the move for readings taken before it. Moves are made under the
+    /// lock, so they are in order of their readings.
+    fn move_by(&self, to: impl FnOnce(u64, u64) -> u64) {
+        let mut moves = self.moves.lock().unwrap_or_else(PoisonError::into_inner);
+        let at_raw = raw_now();
+        let unix_before = self.unix_ns.load(Ordering::Relaxed);
+        if moves.len() == MOVES_KEPT {
+            moves.remove(0);
+        }
+        moves.push(Move {
+            at_raw,
+            unix_before,
+        });
+        self.last_move_raw.store(at_raw, Ordering::Release);
+        self.unix_ns
+            .store(to(at_raw, unix_before), Ordering::Release);
+    }
+
+    /// `unix_ns` as it was when `raw` was read.
+    #[cold]
+    fn unix_ns_at(&self, raw: u64) -> u64 {
+        let moves = self.moves.lock().unwrap_or_else(PoisonError::into_inner);
+        let later = moves.partition_point(|m| m.at_raw <= raw);
+        match moves.get(later) {
+            Some(next_move) => next_move.unix_before,
+            None => self.unix_ns.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -229,5 +299,26 @@ mod tests {
         let fixed = Clock::starting_at(1_000);
         assert!(!fixed.reanchor());
         assert!(fixed.now_ns() < 60_000_000_000);
+    }
+
+    #[test]
+    fn a_reading_converts_as_the_clock_read_when_it_was_taken() {
+        const HOUR: u64 = 3_600_000_000_000;
+        let clock = Clock::starting_at(100 * HOUR);
+        let before = raw_now();
+        clock.advance(Duration::from_secs(3600));
+        let between = raw_now();
+        clock.set(500 * HOUR);
+        let after = raw_now();
+        // Each within a minute of what the clock read then, whatever order
+        // they are converted in.
+        let near = |got: u64, want: u64| got.abs_diff(want) < 60_000_000_000;
+        assert!(near(clock.unix_of(after), 500 * HOUR));
+        assert!(near(clock.unix_of(before), 100 * HOUR));
+        assert!(near(clock.unix_of(between), 101 * HOUR));
+        assert!(near(clock.now_ns(), 500 * HOUR));
+        // A span across the move lasts as long as the move says.
+        let moved = clock.unix_of(after) - clock.unix_of(between);
+        assert!(moved > 398 * HOUR && moved < 400 * HOUR, "{moved}");
     }
 }

@@ -159,8 +159,12 @@ pub(crate) struct Record {
     pub(crate) trace_id: u64,
     pub(crate) callsite: &'static crate::callsite::Callsite,
     pub(crate) thread_id: u64,
-    pub(crate) start_ns: u64,
-    pub(crate) duration_ns: u64,
+    /// Raw clock readings ([`raw_now`](crate::clock::raw_now)) at the start
+    /// and end, which the writer converts ([`Record::times`]): the span
+    /// pays for two TSC reads and no arithmetic.
+    pub(crate) start_raw: u64,
+    pub(crate) end_raw: u64,
+    /// Time spent current (polls), or [`BUSY_THROUGHOUT`]: all of it.
     pub(crate) busy_ns: u64,
     pub(crate) items: u64,
     pub(crate) rss_bytes: u64,
@@ -169,10 +173,22 @@ pub(crate) struct Record {
     pub(crate) status: Status,
     /// `0`: a span. `1..=5`: an event of `tracing` at ERROR, WARN, INFO,
     /// DEBUG or TRACE, stored in `events`: `span_id` is the span it
-    /// happened in (`0` for none), `start_ns` its time, the error its
+    /// happened in (`0` for none), `start_raw` its time, the error its
     /// message.
     pub(crate) event_level: u8,
     pub(crate) detail: Option<Box<Detail>>,
+}
+
+/// A record's `busy_ns` when the span was busy for all of its duration (a
+/// call).
+pub(crate) const BUSY_THROUGHOUT: u64 = u64::MAX;
+
+/// A record's times in Unix nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Times {
+    pub(crate) start_ns: u64,
+    pub(crate) duration_ns: u64,
+    pub(crate) busy_ns: u64,
 }
 
 /// The `level` column of an event record.
@@ -237,6 +253,22 @@ impl Record {
             .map(Cow::Owned)
     }
 
+    /// Start, duration and busy time, the readings converted by `clock`
+    /// as it read when each was taken.
+    pub(crate) fn times(&self, clock: &crate::Clock) -> Times {
+        let start_ns = clock.unix_of(self.start_raw);
+        let duration_ns = clock.unix_of(self.end_raw).saturating_sub(start_ns);
+        let busy_ns = match self.busy_ns {
+            BUSY_THROUGHOUT => duration_ns,
+            busy => busy,
+        };
+        Times {
+            start_ns,
+            duration_ns,
+            busy_ns,
+        }
+    }
+
     pub(crate) fn error(&self) -> Option<&str> {
         self.detail.as_ref()?.error.as_deref()
     }
@@ -291,8 +323,8 @@ impl Record {
             trace_id: span_id,
             callsite: &CALLSITE,
             thread_id: 1,
-            start_ns: 0,
-            duration_ns: 0,
+            start_raw: 0,
+            end_raw: 0,
             busy_ns: 0,
             items: NULL,
             rss_bytes: NULL,

@@ -422,6 +422,7 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
     let error_spill = std::sync::Arc::new(writer::ErrorSpill::beside(
         &config.db_path,
         config.file_mode,
+        config.clock.clone(),
     ));
     let rt: &'static Runtime = Box::leak(Box::new(Runtime {
         clock: config.clock.clone(),

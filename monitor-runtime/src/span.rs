@@ -14,7 +14,7 @@ use std::ops::{Deref, DerefMut};
 use crate::callsite::Callsite;
 use crate::clock::{raw_delta_ns, raw_now};
 use crate::panic::PanicMark;
-use crate::record::{Detail, FieldValue, Record, Status, NULL};
+use crate::record::{Detail, FieldValue, Record, Status, BUSY_THROUGHOUT, NULL};
 use crate::runtime::{self, Runtime};
 
 /// The ids of a span: its own and its trace's (the root span's id).
@@ -153,9 +153,8 @@ impl Open {
     /// Ends a polled span now with `status`; its busy time is its polls'.
     #[inline]
     fn close(mut self, status: Status) {
-        let duration = self.rt.clock.now_ns().saturating_sub(self.state.start_ns);
         let busy = self.state.busy_ns;
-        finish(self.rt, self.ids, &mut self.state, status, duration, busy);
+        finish(self.rt, self.ids, &mut self.state, status, raw_now(), busy);
     }
 }
 
@@ -163,9 +162,9 @@ impl Open {
 struct State {
     parent_id: u64,
     callsite: &'static Callsite,
-    /// Unix ns from the runtime's clock: a test clock moved during the span
-    /// moves its duration too.
-    start_ns: u64,
+    /// A raw clock reading, converted by the writer: a test clock moved
+    /// during the span moves its duration too.
+    start_raw: u64,
     busy_ns: u64,
     items: Option<u64>,
     status: Status,
@@ -464,7 +463,7 @@ impl Span {
 
     #[inline]
     fn open_in(rt: &'static Runtime, callsite: &'static Callsite, parent: Option<SpanIds>) -> Span {
-        let (ids, state) = start(rt, callsite, parent);
+        let (ids, state) = start(callsite, parent);
         Span {
             open: Some(Open { rt, ids, state }),
         }
@@ -798,7 +797,7 @@ impl EnteredSpan {
             STACK
                 .try_with(|stack| {
                     let mut stack = stack.borrow_mut();
-                    let (ids, mut state) = start(rt, callsite, stack.last().copied());
+                    let (ids, mut state) = start(callsite, stack.last().copied());
                     stack.push(ids);
                     state.start_usage = Usage::now(rt);
                     Open { rt, ids, state }
@@ -822,7 +821,7 @@ impl Drop for EnteredSpan {
     fn drop(&mut self) {
         // Worked on in place: moving the span out would copy it.
         if let Some(open) = &mut self.open {
-            let end_ns = open.rt.clock.now_ns();
+            let end_raw = raw_now();
             open.state.used = Usage::now(open.rt).since(open.state.start_usage);
             leave_stack(open.ids.span_id, Some(&mut open.state));
             let status = if open.state.panicked() {
@@ -831,14 +830,13 @@ impl Drop for EnteredSpan {
                 open.state.status
             };
             // A call is busy for all of its duration.
-            let duration = end_ns.saturating_sub(open.state.start_ns);
             finish(
                 open.rt,
                 open.ids,
                 &mut open.state,
                 status,
-                duration,
-                duration,
+                end_raw,
+                BUSY_THROUGHOUT,
             );
         }
     }
@@ -854,11 +852,7 @@ impl fmt::Debug for EnteredSpan {
 
 /// Allocates the ids and takes the start time of a new span.
 #[inline]
-fn start(
-    rt: &'static Runtime,
-    callsite: &'static Callsite,
-    parent: Option<SpanIds>,
-) -> (SpanIds, State) {
+fn start(callsite: &'static Callsite, parent: Option<SpanIds>) -> (SpanIds, State) {
     let span_id = crate::id::next_span_id();
     let (parent_id, trace_id) = match parent {
         Some(p) => (p.span_id, p.trace_id),
@@ -867,7 +861,7 @@ fn start(
     let state = State {
         parent_id,
         callsite,
-        start_ns: rt.clock.now_ns(),
+        start_raw: raw_now(),
         busy_ns: 0,
         items: None,
         status: Status::Ok,
@@ -890,7 +884,7 @@ fn finish(
     ids: SpanIds,
     state: &mut State,
     #[allow(unused_mut)] mut status: Status,
-    duration_ns: u64,
+    end_raw: u64,
     busy_ns: u64,
 ) {
     // An ERROR event of `tracing` inside the span, unless the span has an
@@ -920,8 +914,8 @@ fn finish(
         trace_id: ids.trace_id,
         callsite: state.callsite,
         thread_id,
-        start_ns: state.start_ns,
-        duration_ns,
+        start_raw: state.start_raw,
+        end_raw,
         busy_ns,
         items: state.items.unwrap_or(NULL),
         rss_bytes: rt.latest_rss.get(),

@@ -146,8 +146,10 @@ impl Queue {
         }
     }
 
-    /// Enqueues a finished span. Never blocks unless `overflow = "block"`
-    /// and the normal lane is full; never drops an error or panic record.
+    /// Enqueues a finished record (an event of `tracing`). Never blocks
+    /// unless `overflow = "block"` and the normal lane is full; never drops
+    /// an error or panic record.
+    #[cfg(any(feature = "tracing", test))]
     #[inline]
     pub(crate) fn push(&'static self, record: Record) {
         self.push_with(record.status.is_failure(), move |thread_id| Record {

@@ -34,14 +34,15 @@ pub(super) fn store_event(event: &Event<'_>, span: Option<SpanIds>, message: &Me
         Level::DEBUG => 4,
         _ => 5,
     };
+    let now = crate::clock::raw_now();
     rt.queue.push(crate::record::Record {
         span_id: span.map_or(0, |s| s.span_id),
         parent_id: 0,
         trace_id: span.map_or(0, |s| s.trace_id),
         callsite: callsite_of(metadata),
         thread_id: 0,
-        start_ns: rt.clock.now_ns(),
-        duration_ns: 0,
+        start_raw: now,
+        end_raw: now,
         busy_ns: 0,
         items: crate::record::NULL,
         rss_bytes: crate::record::NULL,

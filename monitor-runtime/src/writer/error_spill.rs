@@ -17,6 +17,7 @@ use std::sync::{Mutex, PoisonError};
 
 use super::rows::{CallsiteRow, Line, ThreadRow};
 use super::spill::{push_line, SpillFile};
+use crate::clock::Clock;
 use crate::queue::ErrorOverflow;
 use crate::record::Record;
 
@@ -26,6 +27,8 @@ const APPEND_AT: usize = 64 << 10;
 pub(crate) struct ErrorSpill {
     file: SpillFile,
     pid: u32,
+    /// Converts the records' clock readings, as the writer does.
+    clock: Clock,
     buffer: Mutex<Buffer>,
     /// Records appended to the file since the writer last took the counts.
     spilled: AtomicU64,
@@ -69,11 +72,13 @@ pub(crate) struct Taken {
 }
 
 impl ErrorSpill {
-    /// The error spill of the database at `db`.
-    pub(crate) fn beside(db: &Path, mode: u32) -> ErrorSpill {
+    /// The error spill of the database at `db`, for records timed by
+    /// `clock`.
+    pub(crate) fn beside(db: &Path, mode: u32, clock: Clock) -> ErrorSpill {
         ErrorSpill {
             file: SpillFile::beside(db, mode),
             pid: std::process::id(),
+            clock,
             buffer: Mutex::default(),
             spilled: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -185,7 +190,7 @@ impl ErrorOverflow for ErrorSpill {
             };
             let _ = push_line(&mut buffer.text, &Line::Thread(row));
         }
-        if push_line(&mut buffer.text, &Line::of(&record)).is_err() {
+        if push_line(&mut buffer.text, &Line::of(&record, &self.clock)).is_err() {
             // Serialising into memory fails only on a non-string map key,
             // which a span row has none of.
             self.failed.fetch_add(1, Ordering::Relaxed);

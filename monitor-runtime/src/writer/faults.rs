@@ -271,7 +271,7 @@ impl Writer {
                 .map(Line::Thread),
         );
         lines.extend(self.events.drain(..).map(Line::Event));
-        lines.extend(self.batch.iter().map(Line::of));
+        lines.extend(self.batch.iter().map(|r| Line::of(r, &self.rt.clock)));
         lines.extend(
             self.samples
                 .iter()

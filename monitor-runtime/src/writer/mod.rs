@@ -646,7 +646,7 @@ impl Writer {
             self.batch
                 .iter()
                 .filter(|r| r.event_level == 0)
-                .map(SpanRow::from),
+                .map(|r| SpanRow::new(r, &self.rt.clock)),
         )?;
         // Events in a savepoint of their own, as samples: a bad events
         // table must not sink the spans of the batch.
@@ -654,7 +654,9 @@ impl Writer {
         let n_events = events.clone().count() as u64;
         if n_events > 0 {
             tx.execute_batch("SAVEPOINT tracing_events")?;
-            match insert.tracing_events(events.map(rows::TracingEventRow::from)) {
+            match insert
+                .tracing_events(events.map(|r| rows::TracingEventRow::new(r, &self.rt.clock)))
+            {
                 Ok(written) => {
                     tx.execute_batch("RELEASE tracing_events")?;
                     stored.written += written;

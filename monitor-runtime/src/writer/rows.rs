@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schema::{self, Family, EVENTS, RESOURCE_SAMPLES, SPANS};
 use crate::callsite::Callsite;
+use crate::clock::Clock;
 use crate::record::{Record, NULL};
 use crate::resources::Sample;
 
@@ -69,9 +70,11 @@ pub(crate) struct SpanRow<'a> {
     pub(crate) alloc_bytes: Option<i64>,
 }
 
-impl<'a> From<&'a Record> for SpanRow<'a> {
-    fn from(r: &'a Record) -> Self {
+impl<'a> SpanRow<'a> {
+    /// The row of a span record, its readings converted by `clock`.
+    pub(crate) fn new(r: &'a Record, clock: &Clock) -> Self {
         let opt = |v: u64| (v != NULL).then_some(v as i64);
+        let times = r.times(clock);
         SpanRow {
             span_id: r.span_id as i64,
             parent_id: (r.parent_id != 0).then_some(r.parent_id as i64),
@@ -80,9 +83,9 @@ impl<'a> From<&'a Record> for SpanRow<'a> {
             thread_id: r.thread_id as i64,
             status: r.status as u8,
             error: r.error().map(Cow::Borrowed),
-            start_ns: r.start_ns,
-            duration_ns: r.duration_ns as i64,
-            busy_ns: r.busy_ns as i64,
+            start_ns: times.start_ns,
+            duration_ns: times.duration_ns as i64,
+            busy_ns: times.busy_ns as i64,
             items: opt(r.items),
             fields: r.fields_json(),
             rss_bytes: opt(r.rss_bytes),
@@ -111,14 +114,15 @@ pub(crate) struct TracingEventRow<'a> {
     pub(crate) fields: Option<Cow<'a, str>>,
 }
 
-impl<'a> From<&'a Record> for TracingEventRow<'a> {
-    fn from(r: &'a Record) -> Self {
+impl<'a> TracingEventRow<'a> {
+    /// The row of an event record, its time converted by `clock`.
+    pub(crate) fn new(r: &'a Record, clock: &Clock) -> Self {
         TracingEventRow {
             span_id: (r.span_id != 0).then_some(r.span_id as i64),
             trace_id: (r.span_id != 0).then_some(r.trace_id as i64),
             callsite_id: r.callsite.id() as i64,
             thread_id: r.thread_id as i64,
-            ts_ns: r.start_ns,
+            ts_ns: clock.unix_of(r.start_raw),
             level: Cow::Borrowed(crate::record::event_level_name(r.event_level)),
             message: r.error().map(Cow::Borrowed),
             fields: r.fields_json(),
@@ -200,11 +204,11 @@ pub(crate) enum Line<'a> {
 
 impl<'a> Line<'a> {
     /// The line of a record: a span, or an event of `tracing`.
-    pub(crate) fn of(record: &'a Record) -> Line<'a> {
+    pub(crate) fn of(record: &'a Record, clock: &Clock) -> Line<'a> {
         if record.event_level == 0 {
-            Line::Span(SpanRow::from(record))
+            Line::Span(SpanRow::new(record, clock))
         } else {
-            Line::TracingEvent(TracingEventRow::from(record))
+            Line::TracingEvent(TracingEventRow::new(record, clock))
         }
     }
 }
