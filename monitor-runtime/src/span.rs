@@ -178,7 +178,35 @@ struct State {
     start_usage: Usage,
     /// What its polls used (a future's or stream's), or the call's at its end.
     used: Usage,
-    detail: Option<Box<Detail>>,
+    detail: DetailSlot,
+}
+
+/// A span's [`Detail`], which most spans never have: dropping the slot
+/// checks inline and drops a detail out of line, where the plain
+/// `Option<Box<Detail>>` drop glue is a call on every span's end.
+#[derive(Default)]
+struct DetailSlot(Option<Box<Detail>>);
+
+impl Deref for DetailSlot {
+    type Target = Option<Box<Detail>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for DetailSlot {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for DetailSlot {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(detail) = self.0.take() {
+            drop_cold(detail);
+        }
+    }
 }
 
 /// Per-thread counters read at a span's edges: bytes allocated (with the
@@ -211,6 +239,10 @@ impl Usage {
     /// What was used between `start` and `self`.
     #[inline]
     fn since(self, start: Usage) -> Usage {
+        // Most programs measure neither: a branch, not the arithmetic.
+        if start.alloc == NULL && start.cpu == NULL {
+            return Usage::NONE;
+        }
         let delta = |from: u64, to: u64| {
             if from == NULL || to == NULL {
                 NULL
@@ -870,7 +902,7 @@ fn start(callsite: &'static Callsite, parent: Option<SpanIds>) -> (SpanIds, Stat
         // Read where the span becomes a call (`EnteredSpan`), on its thread.
         start_usage: Usage::NONE,
         used: Usage::NONE,
-        detail: None,
+        detail: DetailSlot(None),
     };
     (SpanIds { span_id, trace_id }, state)
 }
@@ -925,6 +957,13 @@ fn finish(
         event_level: 0,
         detail,
     });
+}
+
+/// Drops `value` out of the hot path.
+#[cold]
+#[inline(never)]
+fn drop_cold<T>(value: T) {
+    drop(value);
 }
 
 /// A panic seen only at the end (a call unwinding): its message replaces
