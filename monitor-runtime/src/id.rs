@@ -49,34 +49,34 @@ pub(crate) fn fast_random() -> u64 {
     .unwrap_or_else(|_| random_u64())
 }
 
-thread_local! {
-    /// (next id, end of the segment).
-    static NEXT: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-}
-
 /// The next span id of this thread.
 #[inline]
 pub(crate) fn next_span_id() -> u64 {
-    NEXT.try_with(|next| {
-        let (id, end) = next.get();
-        if id < end {
-            next.set((id + 1, end));
-            id
-        } else {
-            let base = ((random_u64() & PREFIX_MASK).max(1)) << COUNTER_BITS;
-            next.set((base + 1, base + (1 << COUNTER_BITS)));
-            base
-        }
-    })
-    // During thread teardown: a fresh random id rather than none.
-    .unwrap_or_else(|_| (random_u64() >> 1).max(1))
+    crate::local::with(|local| next_in(&local.ids))
+        // During thread teardown: a fresh random id rather than none.
+        .unwrap_or_else(|| (random_u64() >> 1).max(1))
+}
+
+/// The next id of the segment `next` (next id, end of the segment): a
+/// thread's [`Local::ids`](crate::local::Local), for a caller that has it.
+#[inline]
+pub(crate) fn next_in(next: &Cell<(u64, u64)>) -> u64 {
+    let (id, end) = next.get();
+    if id < end {
+        next.set((id + 1, end));
+        id
+    } else {
+        let base = ((random_u64() & PREFIX_MASK).max(1)) << COUNTER_BITS;
+        next.set((base + 1, base + (1 << COUNTER_BITS)));
+        base
+    }
 }
 
 /// Changes whenever this thread hands out a span id: a sequence compares it
 /// around a poll to learn whether spans were opened in it.
 #[inline]
 pub(crate) fn issued_marker() -> u64 {
-    NEXT.try_with(|next| next.get().0).unwrap_or(0)
+    crate::local::with(|local| local.ids.get().0).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ mod config;
 mod error;
 mod id;
 mod instrument;
+mod local;
 mod panic;
 mod queue;
 mod record;

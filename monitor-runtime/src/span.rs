@@ -13,6 +13,7 @@ use std::ops::{Deref, DerefMut};
 
 use crate::callsite::Callsite;
 use crate::clock::{raw_delta_ns, raw_now};
+use crate::local::{self, Local};
 use crate::panic::PanicMark;
 use crate::record::{Detail, FieldValue, Record, Status, BUSY_THROUGHOUT, NULL};
 use crate::runtime::{self, Runtime};
@@ -35,12 +36,6 @@ pub struct SpanIds {
     pub trace_id: u64,
 }
 
-thread_local! {
-    /// The ids of the spans current on this thread, innermost last. A span's
-    /// state stays in its guard: only 16 bytes move per call.
-    static STACK: RefCell<Vec<SpanIds>> = const { RefCell::new(Vec::new()) };
-}
-
 /// The span current on this thread, if any.
 ///
 /// ```
@@ -57,29 +52,29 @@ thread_local! {
 /// # drop(span); drop(guard); Ok(()) }
 /// ```
 pub fn current_span() -> Option<SpanIds> {
-    STACK
-        .try_with(|stack| stack.borrow().last().copied())
-        .ok()
-        .flatten()
+    local::with(|local| local.stack.borrow().last().copied()).flatten()
 }
 
 #[inline]
 fn push_current(ids: SpanIds) {
-    let _ = STACK.try_with(|stack| stack.borrow_mut().push(ids));
+    local::with(|local| local.stack.borrow_mut().push(ids));
 }
 
-/// Removes `span_id` from the stack: the top entry, unless a guard was
-/// leaked or dropped out of order, then wherever it sits.
 #[inline]
 fn pop_current(span_id: u64) {
-    let _ = STACK.try_with(|stack| {
-        let mut stack = stack.borrow_mut();
-        if stack.last().map(|top| top.span_id) == Some(span_id) {
-            stack.pop();
-        } else if let Some(at) = stack.iter().rposition(|ids| ids.span_id == span_id) {
-            stack.remove(at);
-        }
-    });
+    local::with(|local| pop_from(&local.stack, span_id));
+}
+
+/// Removes `span_id` from `stack`: the top entry, unless a guard was
+/// leaked or dropped out of order, then wherever it sits.
+#[inline]
+fn pop_from(stack: &RefCell<Vec<SpanIds>>, span_id: u64) {
+    let mut stack = stack.borrow_mut();
+    if stack.last().map(|top| top.span_id) == Some(span_id) {
+        stack.pop();
+    } else if let Some(at) = stack.iter().rposition(|ids| ids.span_id == span_id) {
+        stack.remove(at);
+    }
 }
 
 /// `span_id` leaves this thread's stack: off the stack, with the message
@@ -154,7 +149,15 @@ impl Open {
     #[inline]
     fn close(mut self, status: Status) {
         let busy = self.state.busy_ns;
-        finish(self.rt, self.ids, &mut self.state, status, raw_now(), busy);
+        finish(
+            self.rt,
+            None,
+            self.ids,
+            &mut self.state,
+            status,
+            raw_now(),
+            busy,
+        );
     }
 }
 
@@ -495,7 +498,7 @@ impl Span {
 
     #[inline]
     fn open_in(rt: &'static Runtime, callsite: &'static Callsite, parent: Option<SpanIds>) -> Span {
-        let (ids, state) = start(callsite, parent);
+        let (ids, state) = start(callsite, parent, crate::id::next_span_id());
         Span {
             open: Some(Open { rt, ids, state }),
         }
@@ -826,15 +829,14 @@ impl EnteredSpan {
     pub fn new(callsite: &'static Callsite) -> EnteredSpan {
         let open = runtime::for_new_span().and_then(|rt| {
             // One stack access reads the parent and pushes the new span.
-            STACK
-                .try_with(|stack| {
-                    let mut stack = stack.borrow_mut();
-                    let (ids, mut state) = start(callsite, stack.last().copied());
-                    stack.push(ids);
-                    state.start_usage = Usage::now(rt);
-                    Open { rt, ids, state }
-                })
-                .ok()
+            local::with(|local| {
+                let mut stack = local.stack.borrow_mut();
+                let span_id = crate::id::next_in(&local.ids);
+                let (ids, mut state) = start(callsite, stack.last().copied(), span_id);
+                stack.push(ids);
+                state.start_usage = Usage::now(rt);
+                Open { rt, ids, state }
+            })
         });
         EnteredSpan {
             open,
@@ -855,21 +857,31 @@ impl Drop for EnteredSpan {
         if let Some(open) = &mut self.open {
             let end_raw = raw_now();
             open.state.used = Usage::now(open.rt).since(open.state.start_usage);
-            leave_stack(open.ids.span_id, Some(&mut open.state));
             let status = if open.state.panicked() {
                 Status::Panic
             } else {
                 open.state.status
             };
-            // A call is busy for all of its duration.
-            finish(
-                open.rt,
-                open.ids,
-                &mut open.state,
-                status,
-                end_raw,
-                BUSY_THROUGHOUT,
-            );
+            take_event_error(open.ids.span_id, Some(&mut open.state));
+            // One lookup of the thread's locals: off its stack, into its
+            // buffer. A call is busy for all of its duration.
+            let (rt, ids, state) = (open.rt, open.ids, &mut open.state);
+            let ended = local::with(|local| {
+                pop_from(&local.stack, ids.span_id);
+                finish(
+                    rt,
+                    Some(local),
+                    ids,
+                    state,
+                    status,
+                    end_raw,
+                    BUSY_THROUGHOUT,
+                );
+            });
+            if ended.is_none() {
+                // The thread's locals are gone, and its stack with them.
+                finish(rt, None, ids, state, status, end_raw, BUSY_THROUGHOUT);
+            }
         }
     }
 }
@@ -882,10 +894,9 @@ impl fmt::Debug for EnteredSpan {
     }
 }
 
-/// Allocates the ids and takes the start time of a new span.
+/// Takes the start time of a new span with id `span_id`.
 #[inline]
-fn start(callsite: &'static Callsite, parent: Option<SpanIds>) -> (SpanIds, State) {
-    let span_id = crate::id::next_span_id();
+fn start(callsite: &'static Callsite, parent: Option<SpanIds>, span_id: u64) -> (SpanIds, State) {
     let (parent_id, trace_id) = match parent {
         Some(p) => (p.span_id, p.trace_id),
         None => (0, span_id),
@@ -913,6 +924,7 @@ fn start(callsite: &'static Callsite, parent: Option<SpanIds>) -> (SpanIds, Stat
 #[inline(always)]
 fn finish(
     rt: &'static Runtime,
+    local: Option<&Local>,
     ids: SpanIds,
     state: &mut State,
     #[allow(unused_mut)] mut status: Status,
@@ -940,23 +952,24 @@ fn finish(
     }
     let detail = state.detail.take();
     let state = &*state;
-    rt.queue.push_with(status.is_failure(), |thread_id| Record {
-        span_id: ids.span_id,
-        parent_id: state.parent_id,
-        trace_id: ids.trace_id,
-        callsite: state.callsite,
-        thread_id,
-        start_raw: state.start_raw,
-        end_raw,
-        busy_ns,
-        items: state.items.unwrap_or(NULL),
-        rss_bytes: rt.latest_rss.get(),
-        cpu_ns: state.used.cpu,
-        alloc_bytes: state.used.alloc,
-        status,
-        event_level: 0,
-        detail,
-    });
+    rt.queue
+        .push_with(local, status.is_failure(), |thread_id| Record {
+            span_id: ids.span_id,
+            parent_id: state.parent_id,
+            trace_id: ids.trace_id,
+            callsite: state.callsite,
+            thread_id,
+            start_raw: state.start_raw,
+            end_raw,
+            busy_ns,
+            items: state.items.unwrap_or(NULL),
+            rss_bytes: rt.latest_rss.get(),
+            cpu_ns: state.used.cpu,
+            alloc_bytes: state.used.alloc,
+            status,
+            event_level: 0,
+            detail,
+        });
 }
 
 /// Drops `value` out of the hot path.

@@ -14,7 +14,7 @@
 //! an error record goes to an [`ErrorOverflow`] (the spill file) instead,
 //! so a flood of errors costs disk, not memory, and none is dropped.
 
-use std::cell::RefCell;
+use std::cell::RefMut;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
@@ -22,6 +22,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::Overflow;
+use crate::local::Local;
 use crate::record::Record;
 
 mod buffer;
@@ -93,10 +94,13 @@ pub(crate) struct Queue {
     new_threads: Mutex<Vec<NewThread>>,
 }
 
-thread_local! {
-    /// This thread's buffer, with the address of the queue it belongs to (a
-    /// later `init` has a new queue, and the thread registers again).
-    static LOCAL: RefCell<Option<(usize, OwnedBuffer, u64)>> = const { RefCell::new(None) };
+/// A thread's buffer, kept in its [`Local`], with the address of the queue
+/// it belongs to (a later `init` has a new queue, and the thread registers
+/// again) and the thread's id.
+pub(crate) struct LocalBuffer {
+    owner: usize,
+    buffer: OwnedBuffer,
+    thread_id: u64,
 }
 
 impl Queue {
@@ -152,7 +156,7 @@ impl Queue {
     #[cfg(any(feature = "tracing", test))]
     #[inline]
     pub(crate) fn push(&'static self, record: Record) {
-        self.push_with(record.status.is_failure(), move |thread_id| Record {
+        self.push_with(None, record.status.is_failure(), move |thread_id| Record {
             thread_id,
             ..record
         });
@@ -161,34 +165,58 @@ impl Queue {
     /// [`push`](Self::push) for a record that `make` builds from its thread
     /// id once the queue knows where it goes: a span's end builds it
     /// straight into its slot of the thread's buffer, with no copy between.
-    /// `failure` is whether it will have an error or panic status.
+    /// `failure` is whether it will have an error or panic status. `local`
+    /// is this thread's, for a caller that has it; `None` looks it up.
     #[inline(always)]
-    pub(crate) fn push_with(&'static self, failure: bool, make: impl FnOnce(u64) -> Record) {
+    pub(crate) fn push_with(
+        &'static self,
+        local: Option<&Local>,
+        failure: bool,
+        make: impl FnOnce(u64) -> Record,
+    ) {
+        if let Some(local) = local {
+            return self.push_in(local, failure, make);
+        }
+        let mut make = Some(make);
+        crate::local::with(|local| self.push_in(local, failure, make.take().expect("taken once")));
+        if let Some(make) = make {
+            // This thread's locals are being torn down: the record goes on
+            // its own, under thread id 0.
+            self.push_orphan(make(0));
+        }
+    }
+
+    #[inline(always)]
+    fn push_in(&'static self, local: &Local, failure: bool, make: impl FnOnce(u64) -> Record) {
         if !self.open.load(Ordering::Relaxed) {
             // The writer has stopped: nothing can store this record.
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let mine = self.buffer_in(local);
         if failure {
-            // A thread whose locals are being torn down still gets its error
-            // stored, under thread id 0.
-            let thread_id = self.with_local(|_, thread_id| thread_id).unwrap_or(0);
+            let thread_id = mine.thread_id;
+            drop(mine);
             self.push_error(make(thread_id));
             return;
         }
-        let mut make = Some(make);
-        self.with_local(|buffer, thread_id| {
-            let make = make.take().expect("taken once");
-            match buffer.push_with(|| make(thread_id)) {
-                Ok(filled) if filled >= self.chunk => self.hand_over_full(buffer),
-                Ok(_) => {}
-                Err(record) => self.push_into_new_chunk(buffer, record),
-            }
-        });
-        if let Some(make) = make {
-            // This thread's locals are being torn down: hand the record over
-            // on its own, under thread id 0.
-            let mut single = vec![make(0)];
+        let thread_id = mine.thread_id;
+        match mine.buffer.push_with(|| make(thread_id)) {
+            Ok(filled) if filled >= self.chunk => self.hand_over_full(&mine.buffer),
+            Ok(_) => {}
+            Err(record) => self.push_into_new_chunk(&mine.buffer, record),
+        }
+    }
+
+    /// A record from a thread whose locals are gone: no buffer to fill.
+    #[cold]
+    fn push_orphan(&self, record: Record) {
+        if !self.open.load(Ordering::Relaxed) {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        } else if record.status.is_failure() {
+            self.push_error(record);
+        } else {
+            let mut single = vec![record];
             self.hand_over(&mut single);
             if !single.is_empty() {
                 // `block`, and the lane is full: a dying thread cannot wait.
@@ -223,22 +251,18 @@ impl Queue {
         }
     }
 
-    /// Runs `f` with this thread's buffer and thread id, registering the
-    /// thread on first use; `None` while the thread's locals are torn down.
-    #[inline]
-    fn with_local<R>(&'static self, f: impl FnOnce(&OwnedBuffer, u64) -> R) -> Option<R> {
+    /// This thread's buffer in this queue, and its thread id, registering
+    /// the thread on first use. Borrowed while a record is pushed and its
+    /// chunk handed over.
+    #[inline(always)]
+    fn buffer_in<'a>(&'static self, local: &'a Local) -> RefMut<'a, LocalBuffer> {
         let owner = self as *const Queue as usize;
-        LOCAL
-            .try_with(|local| {
-                let mut local = local.borrow_mut();
-                let (_, buffer, thread_id) = match &*local {
-                    Some((o, _, _)) if *o == owner => local.as_ref().expect("matched Some"),
-                    // The monitor's memory, not the enclosing span's.
-                    _ => local.insert(crate::alloc::excluded(|| self.register_thread(owner))),
-                };
-                f(buffer, *thread_id)
-            })
-            .ok()
+        let mut slot = local.buffer.borrow_mut();
+        if !matches!(&*slot, Some(mine) if mine.owner == owner) {
+            // The monitor's memory, not the enclosing span's.
+            *slot = Some(crate::alloc::excluded(|| self.register_thread(owner)));
+        }
+        RefMut::map(slot, |slot| slot.as_mut().expect("registered above"))
     }
 
     /// Hands a resource sample to the writer.
@@ -270,13 +294,17 @@ impl Queue {
     }
 
     #[cold]
-    fn register_thread(&self, owner: usize) -> (usize, OwnedBuffer, u64) {
+    fn register_thread(&self, owner: usize) -> LocalBuffer {
         let name = current_thread_name();
         let id = (crate::id::random_u64() >> 1).max(1);
         let (owned, shared) = OwnedBuffer::new(Vec::with_capacity(self.chunk));
         lock(&self.new_threads).push(NewThread { id, name });
         lock(&self.buffers).push(shared);
-        (owner, owned, id)
+        LocalBuffer {
+            owner,
+            buffer: owned,
+            thread_id: id,
+        }
     }
 
     fn fresh_chunk(&self) -> Vec<Record> {
