@@ -5,6 +5,9 @@
 //! - `monitor_enabled`: `#[monitor]` with the writer running. Calls come in
 //!   bursts of 100,000 that fit the queue's capacity, with an untimed
 //!   `flush` between bursts: this measures the hot path, not drops;
+//! - `monitor_writer_held`: the same, with the writer held during each
+//!   timed burst and released for the flush, so the writer's work does not
+//!   share the machine with the calls;
 //! - `tracing_file`: `#[tracing::instrument]` with a `fmt` subscriber that
 //!   logs span closes into a non-blocking file writer that blocks rather
 //!   than drops lines when its buffer is full;
@@ -77,6 +80,33 @@ fn overhead(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 calls += iters;
                 bursts(iters, &guard, monitored)
+            })
+        });
+        guard.flush();
+        common::assert_all_stored(&dir.path().join("bench.db"), calls);
+
+        // The same calls with the writer held during each timed burst: the
+        // producer's own cost, without the writer's SQLite work running on
+        // the other core meanwhile (on 2 cores it takes a share).
+        let mut guard = guard;
+        group.bench_function("monitor_writer_held", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let n = 100_000.min(iters - done);
+                    let hold = guard.hold_writer();
+                    let started = Instant::now();
+                    for i in 0..n {
+                        black_box(monitored(black_box(i)));
+                    }
+                    total += started.elapsed();
+                    drop(hold);
+                    guard.flush();
+                    calls += n;
+                    done += n;
+                }
+                total
             })
         });
         guard.flush();
