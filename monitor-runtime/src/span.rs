@@ -498,7 +498,8 @@ impl Span {
 
     #[inline]
     fn open_in(rt: &'static Runtime, callsite: &'static Callsite, parent: Option<SpanIds>) -> Span {
-        let (ids, state) = start(callsite, parent, crate::id::next_span_id());
+        let (ids, parent_id) = ids_under(parent, crate::id::next_span_id());
+        let state = start(callsite, parent_id);
         Span {
             open: Some(Open { rt, ids, state }),
         }
@@ -843,15 +844,18 @@ impl EnteredSpan {
 
     #[inline(never)]
     fn open(rt: &'static Runtime, callsite: &'static Callsite) -> Option<Open> {
-        // One stack access reads the parent and pushes the new span.
-        local::with(|local| {
+        // One stack access reads the parent and pushes the new span; the
+        // span itself is built in the return slot (built in the closure, it
+        // was moved twice more on its way out).
+        let (ids, parent_id) = local::with(|local| {
             let mut stack = local.stack.borrow_mut();
-            let span_id = crate::id::next_in(&local.ids);
-            let (ids, mut state) = start(callsite, stack.last().copied(), span_id);
+            let (ids, parent_id) = ids_under(stack.last().copied(), crate::id::next_in(&local.ids));
             stack.push(ids);
-            state.start_usage = Usage::now(rt);
-            Open { rt, ids, state }
-        })
+            (ids, parent_id)
+        })?;
+        let mut state = start(callsite, parent_id);
+        state.start_usage = Usage::now(rt);
+        Some(Open { rt, ids, state })
     }
 
     recording_methods!();
@@ -912,14 +916,32 @@ impl fmt::Debug for EnteredSpan {
     }
 }
 
-/// Takes the start time of a new span with id `span_id`.
+/// The ids of a new span `span_id` under `parent`, and its parent's id
+/// (`0`: a root, its own trace).
 #[inline]
-fn start(callsite: &'static Callsite, parent: Option<SpanIds>, span_id: u64) -> (SpanIds, State) {
-    let (parent_id, trace_id) = match parent {
-        Some(p) => (p.span_id, p.trace_id),
-        None => (0, span_id),
-    };
-    let state = State {
+fn ids_under(parent: Option<SpanIds>, span_id: u64) -> (SpanIds, u64) {
+    match parent {
+        Some(p) => (
+            SpanIds {
+                span_id,
+                trace_id: p.trace_id,
+            },
+            p.span_id,
+        ),
+        None => (
+            SpanIds {
+                span_id,
+                trace_id: span_id,
+            },
+            0,
+        ),
+    }
+}
+
+/// The state of a span starting now.
+#[inline]
+fn start(callsite: &'static Callsite, parent_id: u64) -> State {
+    State {
         parent_id,
         callsite,
         start_raw: raw_now(),
@@ -932,8 +954,7 @@ fn start(callsite: &'static Callsite, parent: Option<SpanIds>, span_id: u64) -> 
         start_usage: Usage::NONE,
         used: Usage::NONE,
         detail: DetailSlot(None),
-    };
-    (SpanIds { span_id, trace_id }, state)
+    }
 }
 
 /// Hands the finished span to the queue, unless sampling leaves it out.
