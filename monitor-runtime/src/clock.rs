@@ -1,5 +1,6 @@
 //! Wall-clock time for spans: a TSC read, scaled, anchored to the Unix epoch.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -40,7 +41,7 @@ struct Anchor {
     /// Every move so far (the last [`MOVES_KEPT`]), in order: spans carry
     /// raw readings that the writer converts later, each as the clock read
     /// when it was taken.
-    moves: Mutex<Vec<Move>>,
+    moves: Mutex<VecDeque<Move>>,
     /// The reading at the last move (0 before any): a later reading
     /// converts with `unix_ns` and no lock.
     last_move_raw: AtomicU64,
@@ -54,9 +55,9 @@ struct Move {
     unix_before: u64,
 }
 
-/// Moves remembered; a reading older than all of them converts as the
-/// oldest kept (only a test that moves its clock thousands of times while
-/// spans are queued could see it).
+/// Moves remembered; a reading older than all of them converts with the
+/// offset from before the oldest kept (only a test that moves its clock
+/// thousands of times while spans are queued could see it).
 const MOVES_KEPT: usize = 4096;
 
 /// How far a system clock's spans may drift from the system clock before
@@ -70,7 +71,10 @@ fn tsc() -> &'static quanta::Clock {
     TSC.get_or_init(|| {
         let clock = quanta::Clock::new();
         #[cfg(target_arch = "x86_64")]
-        DIRECT_TSC.store(reads_the_tsc(&clock), Ordering::Relaxed);
+        DIRECT_TSC.store(
+            quanta_may_read_the_tsc() && reads_the_tsc(&clock),
+            Ordering::Relaxed,
+        );
         clock
     })
 }
@@ -80,6 +84,18 @@ fn tsc() -> &'static quanta::Clock {
 /// (a call and a match, about a third of a span's clock cost).
 #[cfg(target_arch = "x86_64")]
 static DIRECT_TSC: AtomicBool = AtomicBool::new(false);
+
+/// quanta's own test for using the TSC (an invariant TSC and `rdtscp`), so
+/// that `rdtsc` runs here only where quanta runs it too: where it does not,
+/// the instruction may be trapped (`PR_SET_TSC`, some sandboxes).
+#[cfg(target_arch = "x86_64")]
+fn quanta_may_read_the_tsc() -> bool {
+    use std::arch::x86_64::__cpuid;
+    // A leaf beyond the highest extended one is not read.
+    __cpuid(0x8000_0000).eax >= 0x8000_0007
+        && __cpuid(0x8000_0007).edx & (1 << 8) != 0
+        && __cpuid(0x8000_0001).edx & (1 << 27) != 0
+}
 
 /// Whether quanta's raw readings are the TSC's: each of a few lies between
 /// two TSC reads taken around it. A fallback clock counts nanoseconds on
@@ -121,7 +137,9 @@ impl Clock {
     }
 
     /// Moves the clock so that it reads `unix_ns` now. Every copy of this
-    /// clock (the one a running `init_with` holds too) moves with it.
+    /// clock (the one a running `init_with` holds too) moves with it. Spans
+    /// keep the times they were read at: one that ended before the move
+    /// is stored as it was, one that runs across it lasts the move longer.
     pub fn set(&self, unix_ns: u64) {
         self.inner.move_by(|now_raw, _| {
             let elapsed = tsc().delta_as_nanos(self.inner.raw, now_raw);
@@ -129,7 +147,7 @@ impl Clock {
         });
     }
 
-    /// Moves the clock forward by `by`.
+    /// Moves the clock forward by `by`, as [`set`](Self::set) does.
     pub fn advance(&self, by: Duration) {
         self.inner
             .move_by(|_, before| before.saturating_add(by.as_nanos() as u64));
@@ -163,8 +181,9 @@ impl Clock {
     /// Converts a raw reading taken by [`raw_now`] into Unix nanoseconds, as
     /// the clock read when it was taken: a reading from before a
     /// [`set`](Self::set) or [`advance`](Self::advance) converts as it
-    /// would have then. The writer converts spans' readings this way, so
-    /// that a span's end costs two TSC reads and no arithmetic.
+    /// would have then (one taken while a move is being made, with either
+    /// offset). The writer converts spans' readings this way, so that a
+    /// span costs two TSC reads and no arithmetic.
     #[inline]
     pub(crate) fn unix_of(&self, raw: u64) -> u64 {
         let anchor = &*self.inner;
@@ -190,7 +209,7 @@ impl Anchor {
             raw,
             unix_ns: AtomicU64::new(unix_ns),
             follows_system,
-            moves: Mutex::new(Vec::new()),
+            moves: Mutex::new(VecDeque::new()),
             last_move_raw: AtomicU64::new(0),
         }
     }
@@ -203,9 +222,9 @@ impl Anchor {
         let at_raw = raw_now();
         let unix_before = self.unix_ns.load(Ordering::Relaxed);
         if moves.len() == MOVES_KEPT {
-            moves.remove(0);
+            moves.pop_front();
         }
-        moves.push(Move {
+        moves.push_back(Move {
             at_raw,
             unix_before,
         });

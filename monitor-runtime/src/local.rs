@@ -1,7 +1,12 @@
 //! What a thread keeps for monitoring, in one thread-local: the stack of
 //! its current spans, its segment of span ids and its buffer of finished
-//! records. A span's start and its end each reach all three with one
-//! thread-local lookup, where three thread-locals took three.
+//! records. A call's span reaches what it needs with one lookup at its
+//! start (stack, ids) and one at its end (stack, buffer), where three
+//! thread-locals took three (about 7 instructions a call).
+//!
+//! While the thread's locals are torn down (a span in another
+//! thread-local's destructor) none of it is there: such a span is a root,
+//! draws a random id, and its record is handed over on its own.
 
 use std::cell::{Cell, RefCell};
 

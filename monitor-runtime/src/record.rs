@@ -180,7 +180,8 @@ pub(crate) struct Record {
 }
 
 /// A record's `busy_ns` when the span was busy for all of its duration (a
-/// call).
+/// call). The same bits as [`NULL`], which busy time never is: it is read
+/// only by [`Record::times`].
 pub(crate) const BUSY_THROUGHOUT: u64 = u64::MAX;
 
 /// A record's times in Unix nanoseconds.

@@ -959,7 +959,8 @@ fn start(callsite: &'static Callsite, parent_id: u64) -> State {
 
 /// Hands the finished span to the queue, unless sampling leaves it out.
 /// `state` is read in place and its `detail` taken: the record is built
-/// once, in its slot of the thread's buffer.
+/// once, in its slot of the thread's buffer (an error's, in the error
+/// lane's channel).
 #[inline(always)]
 fn finish(
     rt: &'static Runtime,

@@ -140,12 +140,14 @@ impl OwnedBuffer {
     /// they reach its size. A chunk with no room left (not replaced: a
     /// panic in `replace`) gives the record back.
     #[inline(always)]
-    pub(crate) fn push_with(&self, make: impl FnOnce() -> Record) -> Result<usize, Record> {
+    pub(crate) fn push_with(&mut self, make: impl FnOnce() -> Record) -> Result<usize, Record> {
         let buffer = &*self.shared;
         let len = buffer.len.load(Ordering::Relaxed);
         // SAFETY: this is the owning thread (`OwnedBuffer` is not `Send`),
         // the only one that changes the header, which it does under the
-        // lock: reading it here races with nothing.
+        // lock: reading it here races with nothing. `&mut self` keeps
+        // `make` from pushing or replacing meanwhile, so `len` and the
+        // header stay as read until the write below.
         let chunk = unsafe { &*buffer.chunk.get() };
         if len >= chunk.cap {
             return Err(make());
@@ -160,7 +162,7 @@ impl OwnedBuffer {
     /// Runs `f` on the records not taken yet, as a `Vec` it may hand over
     /// or replace, then keeps what `f` leaves, with room for `room` records
     /// in all; returns what `f` returns. Sweeps wait meanwhile.
-    pub(crate) fn replace<R>(&self, room: usize, f: impl FnOnce(&mut Vec<Record>) -> R) -> R {
+    pub(crate) fn replace<R>(&mut self, room: usize, f: impl FnOnce(&mut Vec<Record>) -> R) -> R {
         let buffer = &*self.shared;
         let _guard = buffer.lock.lock().unwrap_or_else(PoisonError::into_inner);
         let len = buffer.len.load(Ordering::Relaxed);
@@ -199,7 +201,7 @@ mod tests {
 
     #[test]
     fn sweeps_take_each_published_record_once_while_the_owner_fills_on() {
-        let (owned, shared) = OwnedBuffer::new(Vec::with_capacity(8));
+        let (mut owned, shared) = OwnedBuffer::new(Vec::with_capacity(8));
         let mut swept = Vec::new();
         for id in 1..=5 {
             owned.push_with(|| record(id)).unwrap();
@@ -223,7 +225,7 @@ mod tests {
 
     #[test]
     fn what_a_hand_over_leaves_stays_in_order_with_room_for_more() {
-        let (owned, shared) = OwnedBuffer::new(Vec::with_capacity(4));
+        let (mut owned, shared) = OwnedBuffer::new(Vec::with_capacity(4));
         for id in 1..=4 {
             owned.push_with(|| record(id)).unwrap();
         }
@@ -245,7 +247,7 @@ mod tests {
 
     #[test]
     fn a_chunk_left_without_room_gives_the_record_back() {
-        let (owned, _shared) = OwnedBuffer::new(Vec::with_capacity(1));
+        let (mut owned, _shared) = OwnedBuffer::new(Vec::with_capacity(1));
         owned.push_with(|| record(1)).unwrap();
         assert_eq!(owned.push_with(|| record(2)).map_err(|r| r.span_id), Err(2));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -261,7 +263,7 @@ mod tests {
 
     #[test]
     fn records_left_in_a_dropped_buffer_are_dropped_once() {
-        let (owned, shared) = OwnedBuffer::new(Vec::with_capacity(4));
+        let (mut owned, shared) = OwnedBuffer::new(Vec::with_capacity(4));
         owned.push_with(|| record(1)).unwrap();
         owned.push_with(|| record(2)).unwrap();
         let mut swept = Vec::new();
@@ -273,7 +275,7 @@ mod tests {
 
     #[test]
     fn a_thread_pushes_while_another_sweeps_and_nothing_is_lost_or_doubled() {
-        let (owned, shared) = OwnedBuffer::new(Vec::with_capacity(64));
+        let (mut owned, shared) = OwnedBuffer::new(Vec::with_capacity(64));
         let total = 100_000u64;
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let started = Arc::new(std::sync::Barrier::new(2));

@@ -193,7 +193,7 @@ impl Queue {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let mine = self.buffer_in(local);
+        let mut mine = self.buffer_in(local);
         if failure {
             let thread_id = mine.thread_id;
             drop(mine);
@@ -202,9 +202,9 @@ impl Queue {
         }
         let thread_id = mine.thread_id;
         match mine.buffer.push_with(|| make(thread_id)) {
-            Ok(filled) if filled >= self.chunk => self.hand_over_full(&mine.buffer),
+            Ok(filled) if filled >= self.chunk => self.hand_over_full(&mut mine.buffer),
             Ok(_) => {}
-            Err(record) => self.push_into_new_chunk(&mine.buffer, record),
+            Err(record) => self.push_into_new_chunk(&mut mine.buffer, record),
         }
     }
 
@@ -228,7 +228,7 @@ impl Queue {
     /// Hands this thread's full chunk over, waiting for room in `block`
     /// mode.
     #[cold]
-    fn hand_over_full(&self, buffer: &OwnedBuffer) {
+    fn hand_over_full(&self, buffer: &mut OwnedBuffer) {
         // A fresh chunk may be allocated: not the span's memory.
         let left = crate::alloc::excluded(|| {
             buffer.replace(self.chunk, |records| {
@@ -244,7 +244,7 @@ impl Queue {
     /// The chunk had no room (a panic interrupted a hand-over): a new one,
     /// then the record.
     #[cold]
-    fn push_into_new_chunk(&self, buffer: &OwnedBuffer, record: Record) {
+    fn push_into_new_chunk(&self, buffer: &mut OwnedBuffer, record: Record) {
         self.hand_over_full(buffer);
         if buffer.push_with(|| record).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -361,7 +361,7 @@ impl Queue {
     /// `overflow = "block"` with a full lane: waits until the writer has
     /// taken records from the lane or swept this buffer.
     #[cold]
-    fn block_until_room(&self, buffer: &OwnedBuffer) {
+    fn block_until_room(&self, buffer: &mut OwnedBuffer) {
         let mut next_weight = 0;
         loop {
             self.wait_for_space(next_weight);
