@@ -404,3 +404,71 @@ fn a_caught_panic_in_a_poll_stays_a_panic_and_cleanup_during_unwinding_is_ok() {
     assert_eq!(outcome("in_drop"), ("ok".into(), None));
     drop(guard);
 }
+
+/// The writer binds only what changed from the row before (bindings outlive
+/// a statement's reset): parents, items, fields, errors and callsites that
+/// come and go from one row to the next are each stored as that row had
+/// them, never the row before's.
+#[test]
+fn rows_whose_optional_values_come_and_go_keep_each_their_own() {
+    let _serial = serial();
+    let (_dir, path) = temp_db();
+    let guard = monitor_runtime::init_with(Config::default().db_path(&path)).unwrap();
+    type Expected = (
+        &'static str,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+    );
+    let mut expected: HashMap<i64, Expected> = HashMap::new();
+    let outer = EnteredSpan::new(&ROOT);
+    let outer_id = outer.ids().unwrap().span_id as i64;
+    for i in 0..300i64 {
+        let (callsite, name) = if i % 2 == 0 {
+            (&MIDDLE, "middle")
+        } else {
+            (&LEAF, "leaf")
+        };
+        let parent = (i % 4 < 2).then_some(outer_id);
+        let mut span = Span::with_parent(callsite, parent.and(outer.ids()));
+        let items = (i % 3 == 0).then(|| {
+            span.add_items(i as u64);
+            i
+        });
+        let fields = (i % 2 == 1).then(|| {
+            span.record("i", i);
+            format!(r#"{{"i":{i}}}"#)
+        });
+        let error = (i % 5 == 0).then(|| {
+            span.record_error(format!("failed {i}"));
+            format!("failed {i}")
+        });
+        let id = span.ids().unwrap().span_id as i64;
+        expected.insert(id, (name, parent, items, fields, error));
+        span.end();
+    }
+    drop(outer);
+    guard.flush();
+    drop(guard);
+
+    let rows = rows(&path);
+    assert_eq!(rows.len(), 301);
+    for row in rows.iter().filter(|r| r.span_id != outer_id) {
+        let (name, parent, items, fields, error) = &expected[&row.span_id];
+        let got = (
+            row.name.as_str(),
+            row.parent_id,
+            row.items,
+            row.fields.clone(),
+            row.error.clone(),
+        );
+        assert_eq!(
+            got,
+            (*name, *parent, *items, fields.clone(), error.clone()),
+            "span {}",
+            row.span_id
+        );
+        assert_eq!(row.status, if error.is_some() { "error" } else { "ok" });
+    }
+}

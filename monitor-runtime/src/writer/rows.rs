@@ -297,11 +297,14 @@ impl<'t, 'c> Inserter<'t, 'c> {
     ) -> rusqlite::Result<SpansStored> {
         let mut stored = SpansStored::default();
         let mut current: Option<(u64, rusqlite::CachedStatement<'_>)> = None;
+        let mut bound = Bound::FRESH;
         for row in rows {
             let hour = row.start_ns / schema::HOUR_NS;
             let stmt = match &mut current {
                 Some((h, stmt)) if *h == hour => stmt,
                 _ => {
+                    // Out of the cache with every parameter NULL.
+                    bound = Bound::FRESH;
                     let table = match self.tables.get(&hour) {
                         Some(table) => table.clone(),
                         None => {
@@ -316,7 +319,7 @@ impl<'t, 'c> Inserter<'t, 'c> {
                         .1
                 }
             };
-            match bind_span(stmt, &row).and_then(|()| stmt.raw_execute()) {
+            match bound.span(stmt, &row).and_then(|()| stmt.raw_execute()) {
                 Ok(_) => {
                     stored.written += 1;
                     stored.errors += u64::from(row.is_failure());
@@ -453,26 +456,80 @@ pub(crate) fn insert_stats(conn: &rusqlite::Connection, s: &StatsRow) -> rusqlit
     Ok(())
 }
 
-/// Binds one span row. Binding column by column skips the `&dyn ToSql`
-/// slice and the parameter-count check of `execute`: the batch loop is the
-/// writer's whole cost.
-fn bind_span(stmt: &mut rusqlite::Statement<'_>, r: &SpanRow<'_>) -> rusqlite::Result<()> {
-    stmt.raw_bind_parameter(1, r.span_id)?;
-    stmt.raw_bind_parameter(2, r.parent_id)?;
-    stmt.raw_bind_parameter(3, r.trace_id)?;
-    stmt.raw_bind_parameter(4, r.callsite_id)?;
-    stmt.raw_bind_parameter(5, r.thread_id)?;
-    stmt.raw_bind_parameter(6, r.status)?;
-    stmt.raw_bind_parameter(7, r.error.as_deref())?;
-    stmt.raw_bind_parameter(8, r.start_ns as i64)?;
-    stmt.raw_bind_parameter(9, r.duration_ns)?;
-    stmt.raw_bind_parameter(10, r.busy_ns)?;
-    stmt.raw_bind_parameter(11, r.items)?;
-    stmt.raw_bind_parameter(12, r.fields.as_deref())?;
-    stmt.raw_bind_parameter(13, r.rss_bytes)?;
-    stmt.raw_bind_parameter(14, r.cpu_ns)?;
-    stmt.raw_bind_parameter(15, r.alloc_bytes)?;
-    Ok(())
+/// What a span insert statement has bound, parameter by parameter, so
+/// that a row binds only what differs from the row before: bindings
+/// outlive the statement's `reset`, and most rows share their NULLs, their
+/// callsite, thread and status with the row before (each bind is a call
+/// into SQLite that unbinds the old value first). The statement cache
+/// clears the bindings, so a statement fresh from it is [`Bound::FRESH`].
+/// Binding column by column also skips the `&dyn ToSql` slice and the
+/// parameter-count check of `execute`: the batch loop is the writer's
+/// whole cost.
+struct Bound([Param; 15]);
+
+#[derive(Clone, Copy, PartialEq)]
+enum Param {
+    Null,
+    Int(i64),
+    /// Text, bound again each row (comparing it would cost what binding
+    /// does).
+    Text,
+}
+
+impl Bound {
+    const FRESH: Bound = Bound([Param::Null; 15]);
+
+    fn span(
+        &mut self,
+        stmt: &mut rusqlite::Statement<'_>,
+        r: &SpanRow<'_>,
+    ) -> rusqlite::Result<()> {
+        self.int(stmt, 1, Some(r.span_id))?;
+        self.int(stmt, 2, r.parent_id)?;
+        self.int(stmt, 3, Some(r.trace_id))?;
+        self.int(stmt, 4, Some(r.callsite_id))?;
+        self.int(stmt, 5, Some(r.thread_id))?;
+        self.int(stmt, 6, Some(i64::from(r.status)))?;
+        self.text(stmt, 7, r.error.as_deref())?;
+        self.int(stmt, 8, Some(r.start_ns as i64))?;
+        self.int(stmt, 9, Some(r.duration_ns))?;
+        self.int(stmt, 10, Some(r.busy_ns))?;
+        self.int(stmt, 11, r.items)?;
+        self.text(stmt, 12, r.fields.as_deref())?;
+        self.int(stmt, 13, r.rss_bytes)?;
+        self.int(stmt, 14, r.cpu_ns)?;
+        self.int(stmt, 15, r.alloc_bytes)
+    }
+
+    #[inline]
+    fn int(
+        &mut self,
+        stmt: &mut rusqlite::Statement<'_>,
+        index: usize,
+        value: Option<i64>,
+    ) -> rusqlite::Result<()> {
+        let param = value.map_or(Param::Null, Param::Int);
+        if self.0[index - 1] != param {
+            stmt.raw_bind_parameter(index, value)?;
+            self.0[index - 1] = param;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn text(
+        &mut self,
+        stmt: &mut rusqlite::Statement<'_>,
+        index: usize,
+        value: Option<&str>,
+    ) -> rusqlite::Result<()> {
+        let param = value.map_or(Param::Null, |_| Param::Text);
+        if param != Param::Null || self.0[index - 1] != Param::Null {
+            stmt.raw_bind_parameter(index, value)?;
+            self.0[index - 1] = param;
+        }
+        Ok(())
+    }
 }
 
 fn insert_span_sql(table: &str) -> String {
