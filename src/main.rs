@@ -5,7 +5,9 @@
 
 mod commands;
 mod db;
+mod query;
 mod render;
+mod serve;
 mod window;
 
 use std::path::PathBuf;
@@ -97,6 +99,14 @@ enum Command {
         /// Keeps this many hours instead of the config's `retention.hours`.
         #[arg(long, allow_negative_numbers = true)]
         hours: Option<i64>,
+    },
+    /// Serves the dashboard: overview, traces, functions, resources, health,
+    /// live, a JSON API and `/metrics`, read-only over the file, until Ctrl-C.
+    Serve {
+        /// The address to listen on; other than loopback, anyone who can
+        /// reach it reads the file.
+        #[arg(long, default_value = "127.0.0.1:7878", value_name = "IP:PORT")]
+        addr: std::net::SocketAddr,
     },
     /// Writes spans as a Chrome trace (Perfetto), CSV or JSON lines.
     Export {
@@ -211,6 +221,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             }
             commands::retention::run(&path, &out, &rules, *dry_run)
         }
+        Some(Command::Serve { addr }) => serve::run(&path, *addr),
         Some(Command::Export {
             format,
             output,

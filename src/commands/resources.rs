@@ -3,21 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use monitor_runtime::schema;
 use serde_json::json;
 
 use crate::db::Db;
+use crate::query::health::{self, Sample};
+use crate::query::Window;
 use crate::render::{self, Out};
 use crate::Failure;
 
 const SPARK_WIDTH: usize = 40;
-
-struct Sample {
-    ts_ns: i64,
-    pid: i64,
-    cpu_percent: Option<f64>,
-    rss_bytes: Option<i64>,
-}
 
 /// min, mean, max.
 fn spread(values: &[f64]) -> Option<(f64, f64, f64)> {
@@ -30,33 +24,10 @@ fn spread(values: &[f64]) -> Option<(f64, f64, f64)> {
 }
 
 pub fn run(db: &Db, out: &Out, since: Option<u64>) -> Result<(), Failure> {
-    // Per process: two programs sharing a file are two series, not one.
-    let mut by_pid: BTreeMap<i64, Vec<Sample>> = BTreeMap::new();
-    let partitions = schema::resource_partitions(&db.conn).map_err(|e| db.fail(e))?;
-    for partition in partitions
-        .iter()
-        .filter(|p| since.is_none_or(|s| p.reaches(s)))
-    {
-        let sql = format!(
-            "SELECT ts_ns, pid, cpu_percent, rss_bytes FROM ({}) WHERE ts_ns >= ?1 ORDER BY ts_ns",
-            schema::resource_samples_select(&partition.table)
-        );
-        let mut stmt = db.conn.prepare(&sql).map_err(|e| db.fail(e))?;
-        let rows = stmt
-            .query_map([since.unwrap_or(0) as i64], |r| {
-                Ok(Sample {
-                    ts_ns: r.get(0)?,
-                    pid: r.get(1)?,
-                    cpu_percent: r.get(2)?,
-                    rss_bytes: r.get(3)?,
-                })
-            })
-            .map_err(|e| db.fail(e))?;
-        for row in rows {
-            let row = row.map_err(|e| db.fail(e))?;
-            by_pid.entry(row.pid).or_default().push(row);
-        }
-    }
+    let by_pid: BTreeMap<i64, Vec<Sample>> = health::resources(db, Window::since(since))?
+        .into_iter()
+        .map(|p| (p.pid, p.samples))
+        .collect();
     let total: usize = by_pid.values().map(Vec::len).sum();
     let series = |samples: &[Sample]| {
         let cpu: Vec<f64> = samples.iter().filter_map(|s| s.cpu_percent).collect();

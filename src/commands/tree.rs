@@ -117,14 +117,13 @@ pub fn run(db: &Db, out: &Out, trace_id: Option<i64>, name: Option<&str>) -> Res
         Some(id) => id,
         None => latest_trace(db, name)?,
     };
-    let mut spans = db.spans(None, "trace_id = ?", &[Value::Integer(trace_id)])?;
+    let spans = crate::query::traces::trace(db, trace_id)?;
     if spans.is_empty() {
         return Err(Failure(format!(
             "no trace {trace_id} in {}",
             db.path.display()
         )));
     }
-    spans.sort_by_key(|s| (s.start_ns, s.span_id));
     let lines = layout(&spans);
     let mut events: HashMap<i64, Vec<crate::db::EventRow>> = HashMap::new();
     for event in db.events("trace_id = ?", &[Value::Integer(trace_id)])? {

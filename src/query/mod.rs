@@ -1,0 +1,172 @@
+//! The read layer: what the file says, as plain values. The CLI's commands
+//! render it as tables and JSON, `monitor serve` as its JSON API and pages,
+//! and `/metrics` as Prometheus text; each figure is computed here once.
+
+pub mod function;
+pub mod health;
+pub mod series;
+pub mod summary;
+pub mod traces;
+
+use std::collections::HashMap;
+
+use crate::db::Db;
+use crate::Failure;
+
+/// The spans started in `[since, until)`; `None`: unbounded on that side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    pub since: Option<u64>,
+    pub until: Option<u64>,
+}
+
+impl Window {
+    /// Every span.
+    pub const ALL: Window = Window {
+        since: None,
+        until: None,
+    };
+
+    /// The spans started at or after `since`.
+    pub fn since(since: Option<u64>) -> Window {
+        Window { since, until: None }
+    }
+
+    /// An SQL condition on `start_ns` with its two parameters (`?1`, `?2`).
+    fn condition(&self) -> (&'static str, [i64; 2]) {
+        (
+            "start_ns >= ?1 AND start_ns < ?2",
+            [
+                self.since.map_or(0, clamp),
+                self.until.map_or(i64::MAX, clamp),
+            ],
+        )
+    }
+
+    /// Whether a partition starting at `hour_start_ns` holds any of it.
+    fn reaches(&self, partition: &monitor_runtime::schema::Partition) -> bool {
+        self.since.is_none_or(|s| partition.reaches(s))
+            && self.until.is_none_or(|u| partition.hour_start_ns < u)
+    }
+}
+
+fn clamp(ns: u64) -> i64 {
+    i64::try_from(ns).unwrap_or(i64::MAX)
+}
+
+/// The nearest-rank percentile of sorted values (`0` for none).
+pub fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A span's status as the partition tables store it.
+pub fn status_name(code: i64) -> &'static str {
+    match code {
+        0 => "ok",
+        1 => "error",
+        2 => "panic",
+        3 => "cancelled",
+        _ => "unknown",
+    }
+}
+
+/// Errors and panics count as errors (`1` and `2` in the tables).
+fn is_failure(code: i64) -> bool {
+    code == 1 || code == 2
+}
+
+/// What the `callsites` table says of one callsite.
+#[derive(Clone, Debug)]
+pub struct Callsite {
+    pub name: String,
+    pub module: String,
+    pub group: String,
+    pub kind: String,
+    pub file: String,
+    pub line: i64,
+}
+
+impl Callsite {
+    /// A callsite id with no `callsites` row (a damaged file).
+    fn unknown(id: i64) -> Callsite {
+        Callsite {
+            name: format!("<callsite {id}>"),
+            module: "?".into(),
+            group: "?".into(),
+            kind: "?".into(),
+            file: String::new(),
+            line: 0,
+        }
+    }
+}
+
+/// Every callsite by id.
+pub fn callsites(db: &Db) -> Result<HashMap<i64, Callsite>, Failure> {
+    let mut stmt = db
+        .conn
+        .prepare("SELECT id, name, module, group_name, kind, file, line FROM callsites")
+        .map_err(|e| db.fail(e))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                Callsite {
+                    name: r.get(1)?,
+                    module: r.get(2)?,
+                    group: r.get(3)?,
+                    kind: r.get(4)?,
+                    file: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                    line: r.get::<_, Option<i64>>(6)?.unwrap_or_default(),
+                },
+            ))
+        })
+        .map_err(|e| db.fail(e))?;
+    rows.collect::<Result<_, _>>().map_err(|e| db.fail(e))
+}
+
+/// Calls `each` with the named columns of every span in `window`, reading
+/// the partition tables directly (no join, no text per row) and only the
+/// partitions the window reaches.
+fn scan(
+    db: &Db,
+    window: Window,
+    columns: &str,
+    mut each: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<()>,
+) -> Result<(), Failure> {
+    let (condition, params) = window.condition();
+    for partition in db.span_partitions(None)? {
+        if !window.reaches(&partition) {
+            continue;
+        }
+        let sql = format!(
+            "SELECT {columns} FROM \"{}\" WHERE {condition}",
+            partition.table
+        );
+        let mut stmt = db.conn.prepare(&sql).map_err(|e| db.fail(e))?;
+        let mut rows = stmt.query(params).map_err(|e| db.fail(e))?;
+        while let Some(row) = rows.next().map_err(|e| db.fail(e))? {
+            each(row).map_err(|e| db.fail(e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let values: Vec<i64> = (1..=100).collect();
+        assert_eq!(percentile(&values, 50.0), 50);
+        assert_eq!(percentile(&values, 95.0), 95);
+        assert_eq!(percentile(&values, 99.0), 99);
+        assert_eq!(percentile(&[7], 99.0), 7);
+        assert_eq!(percentile(&[1, 2, 3], 50.0), 2);
+        assert_eq!(percentile(&[], 50.0), 0);
+    }
+}

@@ -1,0 +1,164 @@
+//! Traces: the recent ones with their root, size and worst outcome
+//! (`/api/traces`), and one whole (`/api/trace/<id>`, `monitor tree`).
+
+use std::collections::HashMap;
+
+use rusqlite::types::Value;
+use serde::Serialize;
+
+use super::{callsites, scan, status_name, Window};
+use crate::db::{Db, SpanRow};
+use crate::Failure;
+
+/// One trace in a list.
+#[derive(Clone, Debug, Serialize)]
+pub struct TraceSummary {
+    /// Decimal text: JavaScript's numbers lose 64-bit ids.
+    pub trace_id: String,
+    /// The root's name; `None` while the root is not in the file (it has
+    /// not ended yet, or was dropped).
+    pub root: Option<String>,
+    pub start_ns: i64,
+    /// From the first start to the last end among its spans.
+    pub duration_ns: i64,
+    pub spans: u64,
+    /// The worst among its spans: panic, error, cancelled, ok.
+    pub status: &'static str,
+}
+
+/// What a list of traces keeps.
+#[derive(Clone, Debug, Default)]
+pub struct TraceFilter {
+    /// Only traces with a span of this function.
+    pub name: Option<String>,
+    /// Only traces whose worst status is this.
+    pub status: Option<String>,
+    /// Only traces lasting this long or longer.
+    pub min_ns: Option<i64>,
+    pub limit: usize,
+}
+
+/// Worst first: panic, error, cancelled, ok.
+fn severity(code: i64) -> u8 {
+    match code {
+        2 => 3,
+        1 => 2,
+        3 => 1,
+        _ => 0,
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    start: i64,
+    end: i64,
+    spans: u64,
+    worst: i64,
+    has_name: bool,
+}
+
+/// The newest traces with a span started in `window` that pass `filter`,
+/// newest first.
+pub fn traces(db: &Db, window: Window, filter: &TraceFilter) -> Result<Vec<TraceSummary>, Failure> {
+    let sites = callsites(db)?;
+    let named: Vec<i64> = match &filter.name {
+        Some(name) => sites
+            .iter()
+            .filter(|(_, site)| &site.name == name)
+            .map(|(&id, _)| id)
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut by_trace: HashMap<i64, Tally> = HashMap::new();
+    scan(
+        db,
+        window,
+        "trace_id, callsite_id, start_ns, duration_ns, status",
+        |row| {
+            let start: i64 = row.get(2)?;
+            let end = start.saturating_add(row.get(3)?);
+            let status: i64 = row.get(4)?;
+            let tally = by_trace.entry(row.get(0)?).or_insert(Tally {
+                start,
+                end,
+                ..Tally::default()
+            });
+            tally.start = tally.start.min(start);
+            tally.end = tally.end.max(end);
+            tally.spans += 1;
+            if severity(status) > severity(tally.worst) {
+                tally.worst = status;
+            }
+            tally.has_name |= named.contains(&row.get(1)?);
+            Ok(())
+        },
+    )?;
+    let mut kept: Vec<(i64, Tally)> = by_trace
+        .into_iter()
+        .filter(|(_, t)| {
+            (filter.name.is_none() || t.has_name)
+                && filter
+                    .status
+                    .as_deref()
+                    .is_none_or(|s| s == status_name(t.worst))
+                && filter.min_ns.is_none_or(|min| t.end - t.start >= min)
+        })
+        .collect();
+    kept.sort_by_key(|(id, t)| (std::cmp::Reverse(t.start), *id));
+    kept.truncate(filter.limit);
+    let roots = roots(db, kept.iter().map(|(id, _)| *id))?;
+    Ok(kept
+        .into_iter()
+        .map(|(id, t)| TraceSummary {
+            trace_id: id.to_string(),
+            root: roots
+                .get(&id)
+                .and_then(|site| sites.get(site))
+                .map(|site| site.name.clone()),
+            start_ns: t.start,
+            duration_ns: t.end - t.start,
+            spans: t.spans,
+            status: status_name(t.worst),
+        })
+        .collect())
+}
+
+/// The callsite of each trace's root (whose span id is the trace id), by
+/// primary key in each partition.
+fn roots(db: &Db, ids: impl Iterator<Item = i64>) -> Result<HashMap<i64, i64>, Failure> {
+    let ids: Vec<i64> = ids.collect();
+    let mut found = HashMap::new();
+    for partition in db.span_partitions(None)? {
+        let mut stmt = db
+            .conn
+            .prepare(&format!(
+                "SELECT callsite_id FROM \"{}\" WHERE span_id = ?1",
+                partition.table
+            ))
+            .map_err(|e| db.fail(e))?;
+        for &id in &ids {
+            if found.contains_key(&id) {
+                continue;
+            }
+            if let Some(site) = stmt
+                .query_row([id], |r| r.get::<_, i64>(0))
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })
+                .map_err(|e| db.fail(e))?
+            {
+                found.insert(id, site);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Every span of a trace, by start (empty for an unknown trace).
+pub fn trace(db: &Db, trace_id: i64) -> Result<Vec<SpanRow>, Failure> {
+    let mut spans = db.spans(None, "trace_id = ?", &[Value::Integer(trace_id)])?;
+    spans.sort_by_key(|s| (s.start_ns, s.span_id));
+    Ok(spans)
+}

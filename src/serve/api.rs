@@ -1,0 +1,269 @@
+//! The JSON API (`/api/...`): each handler checks its parameters, reads
+//! through [`crate::query`] in a snapshot of its own, and answers JSON.
+//! Ids are decimal strings (JavaScript's numbers hold 53 bits), times Unix
+//! ns, durations ns.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use rusqlite::types::Value as SqlValue;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::params::{self, Params};
+use super::{ApiError, App};
+use crate::db::{Db, SpanRow};
+use crate::query::{self, health, series::MAX_STEPS, traces::TraceFilter, Window};
+
+type Pairs = Query<Vec<(String, String)>>;
+type Answer = Result<Json<Value>, ApiError>;
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn to_json(value: impl Serialize) -> Answer {
+    serde_json::to_value(value)
+        .map(Json)
+        .map_err(|e| ApiError::from(crate::Failure(e.to_string())))
+}
+
+/// A row of the `spans` view as the API gives it: ids as decimal text.
+pub fn span_json(span: &SpanRow) -> Value {
+    let mut json = span.to_json();
+    json["span_id"] = span.span_id.to_string().into();
+    json["trace_id"] = span.trace_id.to_string().into();
+    json["parent_id"] = span.parent_id.map(|p| p.to_string()).into();
+    json
+}
+
+/// The callsite ids of function `name`; 404 when it has none.
+fn callsites_named(db: &Db, name: &str) -> Result<Vec<i64>, ApiError> {
+    let ids: Vec<i64> = query::callsites(db)?
+        .into_iter()
+        .filter(|(_, site)| site.name == name)
+        .map(|(id, _)| id)
+        .collect();
+    if ids.is_empty() {
+        return Err(ApiError::not_found(format!("no function named `{name}`")));
+    }
+    Ok(ids)
+}
+
+/// `?since=1h&until=&group=g`: per function, the figures of `monitor summary`.
+pub async fn summary(State(app): State<App>, Query(pairs): Pairs) -> Answer {
+    let params = Params::new(pairs, &["since", "until", "group"])?;
+    let window = params.window(now_ns(), "1h")?;
+    let group = params.text("group").map(str::to_owned);
+    app.read(move |db| {
+        let (functions, spans) = query::summary::summary(db, window, group.as_deref())?;
+        Ok(json!({ "functions": functions, "spans": spans }))
+    })
+    .await
+    .map(Json)
+}
+
+/// A step near a window's sixtieth, rounded to a step people read.
+fn default_step(window_ns: u64) -> u64 {
+    const S: u64 = 1_000_000_000;
+    const STEPS: [u64; 12] = [
+        S,
+        5 * S,
+        10 * S,
+        30 * S,
+        60 * S,
+        300 * S,
+        600 * S,
+        1_800 * S,
+        3_600 * S,
+        6 * 3_600 * S,
+        12 * 3_600 * S,
+        86_400 * S,
+    ];
+    let wanted = window_ns / 60;
+    STEPS
+        .into_iter()
+        .find(|&s| s >= wanted)
+        .unwrap_or(STEPS[STEPS.len() - 1])
+}
+
+/// `?since=1h&until=&name=f&step=60s`: calls, errors and p99 per step.
+pub async fn series(State(app): State<App>, Query(pairs): Pairs) -> Answer {
+    let params = Params::new(pairs, &["since", "until", "name", "step"])?;
+    let now = now_ns();
+    let window = params.window(now, "1h")?;
+    let (since, until) = (window.since.unwrap_or(0), window.until.unwrap_or(now));
+    let step = match params.duration("step")? {
+        Some(0) => {
+            return Err(ApiError::bad_request(
+                "parameter `step` must be longer than 0s",
+            ))
+        }
+        Some(step) => step,
+        None => default_step(until - since),
+    };
+    // Steps start at multiples of the step: a refresh moves the chart by
+    // whole steps, and a step's figures do not shift with the clock.
+    let since = since - since % step;
+    if (until - since).div_ceil(step) > MAX_STEPS {
+        return Err(ApiError::bad_request(format!(
+            "parameter `step`: the window would have more than {MAX_STEPS} steps; expected a longer step"
+        )));
+    }
+    let name = params.text("name").map(str::to_owned);
+    app.read(move |db| {
+        let only = name
+            .as_deref()
+            .map(|n| callsites_named(db, n))
+            .transpose()?;
+        let buckets = query::series::series(db, since, until, step, only.as_deref())?;
+        Ok(json!({ "step_ns": step, "buckets": buckets }))
+    })
+    .await
+    .map(Json)
+}
+
+/// `?since=1h&until=&name=f&status=error&min_ns=N&limit=50`: recent traces.
+pub async fn traces(State(app): State<App>, Query(pairs): Pairs) -> Answer {
+    let params = Params::new(
+        pairs,
+        &["since", "until", "name", "status", "min_ns", "limit"],
+    )?;
+    let window = params.window(now_ns(), "1h")?;
+    let filter = TraceFilter {
+        name: params.text("name").map(str::to_owned),
+        status: params.choice("status", &["ok", "error", "panic", "cancelled"])?,
+        min_ns: params
+            .number("min_ns", 0..=i64::MAX as u64)?
+            .map(|n| n as i64),
+        limit: params.number("limit", 1..=1_000)?.unwrap_or(50) as usize,
+    };
+    app.read(move |db| {
+        let traces = query::traces::traces(db, window, &filter)?;
+        Ok(json!({ "traces": traces }))
+    })
+    .await
+    .map(Json)
+}
+
+/// Every span of one trace, by start, with its events of `tracing`.
+pub async fn trace(State(app): State<App>, Path(id): Path<String>, Query(pairs): Pairs) -> Answer {
+    Params::new(pairs, &[])?;
+    let trace_id = params::id(&id)?;
+    app.read(move |db| {
+        let spans = query::traces::trace(db, trace_id)?;
+        if spans.is_empty() {
+            return Err(ApiError::not_found(format!(
+                "no trace {trace_id} in the file"
+            )));
+        }
+        let mut events = db.events_of(spans.iter().map(|s| s.span_id))?;
+        let spans: Vec<Value> = spans
+            .iter()
+            .map(|span| {
+                let mut json = span_json(span);
+                if let Some(events) = events.remove(&span.span_id) {
+                    json["events"] = events.iter().map(|e| e.to_json()).collect();
+                }
+                json
+            })
+            .collect();
+        Ok(json!({ "trace_id": trace_id.to_string(), "spans": spans }))
+    })
+    .await
+    .map(Json)
+}
+
+/// `?since=1h&until=`: one function in depth.
+pub async fn function(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Query(pairs): Pairs,
+) -> Answer {
+    let params = Params::new(pairs, &["since", "until"])?;
+    let window = params.window(now_ns(), "1h")?;
+    app.read(
+        move |db| match query::function::function(db, &name, window)? {
+            Some(detail) => Ok(detail),
+            None => Err(ApiError::not_found(format!("no function named `{name}`"))),
+        },
+    )
+    .await
+    .and_then(to_json)
+}
+
+/// `?since=1h&until=`: the resource sampler's readings, per process.
+pub async fn resources(State(app): State<App>, Query(pairs): Pairs) -> Answer {
+    let params = Params::new(pairs, &["since", "until"])?;
+    let window = params.window(now_ns(), "1h")?;
+    app.read(move |db| Ok(json!({ "processes": health::resources(db, window)? })))
+        .await
+        .map(Json)
+}
+
+/// `?since=1h&until=`: what `monitor stats --json` says, and the
+/// `monitor_stats` rows of the window as `history`.
+pub async fn stats(State(app): State<App>, Query(pairs): Pairs) -> Answer {
+    let params = Params::new(pairs, &["since", "until"])?;
+    let window = params.window(now_ns(), "1h")?;
+    app.read(move |db| {
+        let mut json = serde_json::to_value(health::stats(db)?)
+            .map_err(|e| ApiError::from(crate::Failure(e.to_string())))?;
+        json["history"] = serde_json::to_value(health::history(db, window)?)
+            .map_err(|e| ApiError::from(crate::Failure(e.to_string())))?;
+        Ok(json)
+    })
+    .await
+    .map(Json)
+}
+
+/// Spans reach the file a flush interval or more after they end: a poll
+/// looks back this far before its watermark, and the page skips what it has.
+const TAIL_LOOK_BACK_NS: u64 = 30_000_000_000;
+/// A poll's answer holds at most this many spans, the latest to end.
+const TAIL_LIMIT: usize = 500;
+/// Spans longer than a day are not followed (their partition is too old).
+const LONGEST_SPAN_NS: u64 = 86_400_000_000_000;
+
+/// `?after=<watermark>&errors=1`: the spans that ended since the watermark
+/// (and a look-back before it), oldest end first, with the next watermark.
+pub async fn tail(State(app): State<App>, Query(pairs): Pairs) -> Answer {
+    let params = Params::new(pairs, &["after", "errors"])?;
+    let now = now_ns();
+    let after = params
+        .number("after", 0..=i64::MAX as u64)?
+        .unwrap_or(now.saturating_sub(60_000_000_000));
+    let errors_only = params.choice("errors", &["0", "1"])?.as_deref() == Some("1");
+    let floor = after.saturating_sub(TAIL_LOOK_BACK_NS);
+    app.read(move |db| {
+        let filter = if errors_only {
+            "start_ns + duration_ns >= ? AND status IN ('error', 'panic')"
+        } else {
+            "start_ns + duration_ns >= ?"
+        };
+        let window = Window::since(Some(floor.saturating_sub(LONGEST_SPAN_NS)));
+        let mut spans = db.spans(window.since, filter, &[SqlValue::Integer(floor as i64)])?;
+        spans.sort_by_key(|s| (s.end_ns(), s.span_id));
+        let skip = spans.len().saturating_sub(TAIL_LIMIT);
+        let spans: Vec<Value> = spans[skip..].iter().map(span_json).collect();
+        Ok(json!({ "watermark": now, "spans": spans }))
+    })
+    .await
+    .map(Json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_step;
+
+    #[test]
+    fn default_steps_give_about_sixty_points() {
+        const M: u64 = 60_000_000_000;
+        assert_eq!(default_step(15 * M), 30_000_000_000);
+        assert_eq!(default_step(60 * M), M);
+        assert_eq!(default_step(24 * 60 * M), 30 * M);
+    }
+}

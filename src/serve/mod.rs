@@ -1,0 +1,177 @@
+//! `monitor serve`: the dashboard. A JSON API over the read layer
+//! ([`crate::query`]), the pages that draw it (`assets/`, built into the
+//! binary), and `/metrics` for Prometheus. Read-only: each request opens the
+//! file read-only in a snapshot of its own, so the writer is never held.
+
+mod api;
+mod assets;
+mod metrics;
+mod params;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::db::Db;
+use crate::Failure;
+
+/// What every handler shares: the file it reads.
+#[derive(Clone)]
+struct App {
+    path: Arc<PathBuf>,
+}
+
+/// An answer of the API that is not a success: its status and the
+/// message, sent as `{"error": "..."}`.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+}
+
+/// A file that cannot be read: the CLI's message, as a server error.
+impl From<Failure> for ApiError {
+    fn from(Failure(message): Failure) -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}
+
+impl App {
+    /// Runs `read` on a blocking thread with the file opened for this
+    /// request alone: one snapshot, however long it takes.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Db) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let path = Arc::clone(&self.path);
+        tokio::task::spawn_blocking(move || read(&Db::open(&path)?))
+            .await
+            .map_err(|e| ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!("the request's reader failed: {e}"),
+            })?
+    }
+}
+
+/// The pages forbid what a stored name or message could smuggle in: no
+/// inline script or style, nothing from elsewhere, no framing.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
+
+async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// The whole site over the file at `path`.
+fn router(path: &Path) -> Router {
+    let app = App {
+        path: Arc::new(path.to_owned()),
+    };
+    Router::new()
+        .route("/", get(assets::page))
+        .route("/traces", get(assets::page))
+        .route("/trace/{id}", get(assets::page))
+        .route("/fn/{name}", get(assets::page))
+        .route("/resources", get(assets::page))
+        .route("/health", get(assets::page))
+        .route("/live", get(assets::page))
+        .route("/assets/{*file}", get(assets::asset))
+        .route("/api/summary", get(api::summary))
+        .route("/api/series", get(api::series))
+        .route("/api/traces", get(api::traces))
+        .route("/api/trace/{id}", get(api::trace))
+        .route("/api/fn/{name}", get(api::function))
+        .route("/api/resources", get(api::resources))
+        .route("/api/stats", get(api::stats))
+        .route("/api/tail", get(api::tail))
+        .route("/metrics", get(metrics::metrics))
+        .fallback(|| async { ApiError::not_found("no such page") })
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(app)
+}
+
+/// Serves the file at `path` on `addr` until Ctrl-C.
+pub fn run(path: &Path, addr: SocketAddr) -> Result<(), Failure> {
+    // The file is checked first: a typo in `--db` is named at once.
+    drop(Db::open(path)?);
+    if !addr.ip().is_loopback() {
+        eprintln!(
+            "monitor: warning: serving on {addr}, which other machines can reach; \
+             the pages show everything the file holds (names, errors, arguments)"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the server: {e}"))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        // The first line is the address, for people and for scripts that
+        // asked for port 0.
+        println!("serving {} on http://{bound}/", path.display());
+        axum::serve(listener, router(path))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(|e| Failure(format!("the server stopped: {e}")))
+    })
+}
