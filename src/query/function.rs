@@ -176,7 +176,9 @@ pub fn function(db: &Db, name: &str, window: Window) -> Result<Option<FunctionDe
                 }
                 bins[at].count += 1;
             }
-            bins
+            // From the first bin with spans: the ones below it are empty.
+            let first = bins.iter().position(|b| b.count > 0).unwrap_or(0);
+            bins.split_off(first)
         }
     };
 

@@ -8,6 +8,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use monitor_runtime::{Config, Guard};
 use rusqlite::Connection;
 
+pub mod server;
+
 /// A tokio runtime with two workers, one per core of the CI machine.
 pub fn tokio_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

@@ -103,7 +103,12 @@ function chart(title, xs, series, opts) {
       height: 180,
       scales: { x: { time: true } },
       legend: { show: true },
-      series: [{}].concat(series.map((s) => Object.assign({ width: 1.5 }, s.opts))),
+      // Sparse series (a short run in a long window) show their points:
+      // a line needs two neighbours to be seen.
+      series: [{}].concat(series.map((s) => Object.assign({
+        width: 1.5,
+        points: { show: s.data.filter((v) => v !== null).length < 30 },
+      }, s.opts))),
       axes: [{}, { size: 70, values: (u, vals) => vals.map((v) => (opts && opts.format ? opts.format(v) : v)) }],
     }, opts && opts.uplot), [xs].concat(series.map((s) => s.data)), target);
     charts.push(plot);
@@ -385,7 +390,7 @@ async function functionPage(name) {
     el("div", { class: "charts" },
       bins.length ? chart("latency histogram (spans per bin, up to the bin's bound)", bins.map((_, i) => i), [{
         data: bins.map((b) => b.count),
-        opts: { label: "spans", stroke: "#2f6fdf", fill: "rgba(47,111,223,0.35)", paths: uPlot.paths.bars({ size: [0.9, 80] }) },
+        opts: { label: "spans", stroke: "#2f6fdf", fill: "rgba(47,111,223,0.35)", paths: uPlot.paths.bars({ size: [0.9, 80] }), points: { show: false } },
       }], { uplot: { scales: { x: { time: false } }, axes: [{ values: (u, vals) => vals.map((v) => (bins[v] ? `≤${fmtDuration(bins[v].le_ns)}` : "")) }, { size: 60 }] } }) : "",
       chart("p50 / p95 / p99 over time", xs, [
         { data: series.buckets.map((b) => (b.calls ? b.p50_ns : null)), opts: { label: "p50", stroke: "#3a9a5b", value: (u, v) => fmtDuration(v) } },

@@ -1,0 +1,105 @@
+//! `monitor serve` started on a free loopback port, and requests to it.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+/// A running `monitor serve`; killed when dropped.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub url: String,
+}
+
+impl Server {
+    /// Serves `db` on 127.0.0.1 and a port of the system's choosing; returns
+    /// once the server has printed where it listens.
+    pub fn start(db: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_monitor"))
+            .args([
+                "serve",
+                "--db",
+                db.to_str().unwrap(),
+                "--addr",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start monitor serve");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://127.0.0.1:"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .trim_end_matches('/')
+            .to_owned();
+        Server { child, url }
+    }
+
+    /// `GET path`: the status, the response's headers (lower-case names)
+    /// and its body as text.
+    pub fn get(&self, path: &str) -> Response {
+        let response = match ureq::get(&format!("{}{path}", self.url)).call() {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(e) => panic!("GET {path}: {e}"),
+        };
+        let status = response.status();
+        let headers = response
+            .headers_names()
+            .into_iter()
+            .map(|name| {
+                let value = response.header(&name).unwrap_or_default().to_owned();
+                (name.to_ascii_lowercase(), value)
+            })
+            .collect();
+        let body = response.into_string().expect("a text body");
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `GET path`, which must answer 200 with JSON.
+    pub fn json(&self, path: &str) -> Value {
+        let response = self.get(path);
+        assert_eq!(response.status, 200, "GET {path}: {}", response.body);
+        serde_json::from_str(&response.body).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `error` of a JSON error answer.
+    pub fn error(&self) -> String {
+        let json: Value = serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: not JSON: {}", self.body));
+        json["error"].as_str().expect("an error message").to_owned()
+    }
+}

@@ -1,0 +1,384 @@
+//! `monitor serve`'s API end to end: spans recorded through the runtime,
+//! served by the binary on loopback, and the answers checked against the
+//! file and against the CLI, which shares the read layer.
+
+mod common;
+
+use std::time::Duration;
+
+use common::server::Server;
+use common::{monitor_ok, session_with, Session};
+use monitor_runtime::{Callsite, Clock, EnteredSpan, SpanKind};
+use serde_json::Value;
+
+const MS: i64 = 1_000_000;
+
+static HANDLE: Callsite = Callsite::new(
+    "handle",
+    "app::http",
+    "http",
+    "src/http.rs",
+    12,
+    SpanKind::Sync,
+);
+static QUERY: Callsite = Callsite::new("query", "app::db", "db", "src/db.rs", 40, SpanKind::Sync);
+
+fn real_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// 100 requests, starting 20 minutes ago: `handle` calls `query`, whose
+/// duration is `i` ms for the i-th request; every 10th query fails with
+/// "connection reset i". 8 ms pass between requests.
+fn recorded() -> Session {
+    recorded_with_clock().0
+}
+
+fn recorded_with_clock() -> (Session, Clock) {
+    let clock = Clock::starting_at(real_now() - 20 * 60 * 1_000_000_000);
+    let s = session_with(|c| c.clock(clock.clone()).resource_interval(Duration::ZERO));
+    for i in 1..=100 {
+        let _handle = EnteredSpan::new(&HANDLE);
+        let mut query = EnteredSpan::new(&QUERY);
+        clock.advance(Duration::from_millis(i));
+        if i % 10 == 0 {
+            query.record_error(format!("connection reset {i}"));
+        }
+        drop(query);
+        clock.advance(Duration::from_millis(8));
+    }
+    s.guard.flush();
+    (s, clock)
+}
+
+fn function<'a>(functions: &'a Value, name: &str) -> &'a Value {
+    functions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {functions:#}"))
+}
+
+/// `value` (ns) is `ms` milliseconds, give or take a millisecond of real time.
+fn about_ms(value: &Value, ms: i64) -> bool {
+    let ns = value.as_i64().unwrap();
+    (ms * MS..ms * MS + MS).contains(&ns)
+}
+
+/// A count from the `spans` view, read with SQLite directly.
+fn count(s: &Session, condition: &str) -> i64 {
+    rusqlite::Connection::open(&s.path)
+        .unwrap()
+        .query_row(
+            &format!("SELECT count(*) FROM spans WHERE {condition}"),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn the_summary_is_the_files_and_the_clis() {
+    let s = recorded();
+    let server = Server::start(&s.path);
+    let api = server.json("/api/summary?since=1h");
+    let query = function(&api["functions"], "query");
+    assert_eq!(query["calls"], count(&s, "name = 'query'"));
+    assert_eq!(query["calls"], 100);
+    assert_eq!(
+        query["errors"],
+        count(&s, "name = 'query' AND status = 'error'")
+    );
+    assert_eq!(query["errors"], 10);
+    assert_eq!(query["group"], "db");
+    for (key, ms) in [
+        ("p50_ns", 50),
+        ("p95_ns", 95),
+        ("p99_ns", 99),
+        ("max_ns", 100),
+    ] {
+        assert!(about_ms(&query[key], ms), "{key}: {}", query[key]);
+    }
+    assert_eq!(api["spans"], 200);
+    // The CLI reads through the same layer: the same figures, to the ns.
+    let cli: Value = serde_json::from_str(&monitor_ok(
+        &s.path,
+        &["--json", "summary", "--since", "1h"],
+    ))
+    .unwrap();
+    for name in ["handle", "query"] {
+        assert_eq!(function(&api["functions"], name), function(&cli, name));
+    }
+    // A group keeps its functions only; a window before the spans has none.
+    let db = server.json("/api/summary?since=1h&group=db");
+    assert_eq!(db["functions"].as_array().unwrap().len(), 1);
+    let before = server.json("/api/summary?since=2h&until=1h");
+    assert_eq!(before["functions"], Value::Array(vec![]));
+}
+
+#[test]
+fn traces_list_filter_and_open_whole() {
+    let s = recorded();
+    let server = Server::start(&s.path);
+    let all = server.json("/api/traces?limit=1000");
+    let traces = all["traces"].as_array().unwrap();
+    assert_eq!(traces.len() as i64, count(&s, "parent_id IS NULL"));
+    assert_eq!(traces.len(), 100);
+    assert!(traces
+        .iter()
+        .all(|t| t["spans"] == 2 && t["root"] == "handle"));
+    // Newest first: the 100th request leads: its 100 ms query (failed),
+    // then 8 ms more.
+    assert!(about_ms(&traces[0]["duration_ns"], 108));
+    assert_eq!(traces[0]["status"], "error");
+    let starts: Vec<i64> = traces
+        .iter()
+        .map(|t| t["start_ns"].as_i64().unwrap())
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] >= w[1]), "newest first");
+
+    let failed = server.json("/api/traces?status=error&limit=1000");
+    assert_eq!(failed["traces"].as_array().unwrap().len(), 10);
+    // Requests 95 to 100 last 103 ms or more.
+    let slow = server.json(&format!("/api/traces?min_ns={}&limit=1000", 103 * MS));
+    assert_eq!(slow["traces"].as_array().unwrap().len(), 6);
+    let named = server.json("/api/traces?name=query&limit=5");
+    assert_eq!(named["traces"].as_array().unwrap().len(), 5);
+    let none = server.json("/api/traces?name=nobody");
+    assert_eq!(none["traces"], Value::Array(vec![]));
+
+    // One trace: both spans, linked, ids as decimal text.
+    let id = traces[0]["trace_id"].as_str().unwrap();
+    let trace = server.json(&format!("/api/trace/{id}"));
+    let spans = trace["spans"].as_array().unwrap();
+    assert_eq!(spans.len(), 2);
+    let (root, child) = (&spans[0], &spans[1]);
+    assert_eq!(root["name"], "handle");
+    assert_eq!(root["span_id"], id);
+    assert_eq!(root["parent_id"], Value::Null);
+    assert_eq!(child["parent_id"], root["span_id"]);
+    assert_eq!(child["trace_id"], id);
+    assert_eq!(child["error"], "connection reset 100");
+    assert_eq!(child["file"], "src/db.rs");
+}
+
+#[test]
+fn a_function_page_has_its_figures_errors_and_neighbours() {
+    let s = recorded();
+    let server = Server::start(&s.path);
+    let query = server.json("/api/fn/query");
+    assert_eq!(query["stats"]["calls"], 100);
+    assert_eq!(query["stats"]["errors"], 10);
+    assert_eq!(query["sites"][0]["file"], "src/db.rs");
+    assert_eq!(query["sites"][0]["line"], 40);
+    let bins = query["histogram"].as_array().unwrap();
+    let binned: u64 = bins.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(binned, 100);
+    // 1..=100 ms in 1-2-5 bins: (0.5 ms, 1 ms] has the 1 ms query, and so on.
+    let bin = |le: i64| {
+        bins.iter()
+            .find(|b| b["le_ns"] == le)
+            .map(|b| b["count"].clone())
+    };
+    assert_eq!(bin(2 * MS), Some(1.into()), "{bins:?}"); // 1.x ms
+    assert_eq!(bin(100 * MS), Some(50.into()), "{bins:?}"); // 50.x to 99.x ms
+    let errors = query["recent_errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 10);
+    assert_eq!(errors[0]["error"], "connection reset 100");
+    assert_eq!(errors[9]["error"], "connection reset 10");
+    assert_eq!(
+        query["callers"],
+        serde_json::json!([{"name": "handle", "calls": 100}])
+    );
+    assert_eq!(query["callees"], Value::Array(vec![]));
+    let handle = server.json("/api/fn/handle");
+    assert_eq!(
+        handle["callees"],
+        serde_json::json!([{"name": "query", "calls": 100}])
+    );
+    assert_eq!(handle["stats"]["errors"], 0);
+}
+
+#[test]
+fn series_count_every_span_once_in_aligned_steps() {
+    let s = recorded();
+    let server = Server::start(&s.path);
+    let series = server.json("/api/series?since=1h&step=60s");
+    assert_eq!(series["step_ns"], 60_000_000_000u64);
+    let buckets = series["buckets"].as_array().unwrap();
+    let sum = |key: &str| -> u64 { buckets.iter().map(|b| b[key].as_u64().unwrap()).sum() };
+    assert_eq!(sum("calls"), 200);
+    assert_eq!(sum("errors"), 10);
+    assert!(buckets
+        .iter()
+        .all(|b| b["ts_ns"].as_u64().unwrap() % 60_000_000_000 == 0));
+    let query = server.json("/api/series?since=1h&step=60s&name=query");
+    let calls: u64 = query["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(calls, 100);
+}
+
+#[test]
+fn bad_requests_name_what_was_wrong_and_unknown_things_are_404() {
+    let s = recorded();
+    let server = Server::start(&s.path);
+    for (path, named) in [
+        ("/api/summary?since=1x", "`since`"),
+        ("/api/summary?sinse=1h", "`sinse`"),
+        ("/api/summary?since=1h&until=2h", "`until`"),
+        ("/api/traces?limit=0", "`limit`"),
+        ("/api/traces?status=broken", "`status`"),
+        ("/api/traces?min_ns=-1", "`min_ns`"),
+        ("/api/series?step=0s", "`step`"),
+        ("/api/series?since=7d&step=1s", "`step`"),
+        ("/api/trace/abc", "`abc`"),
+        ("/api/tail?after=soon", "`after`"),
+    ] {
+        let response = server.get(path);
+        assert_eq!(response.status, 400, "{path}: {}", response.body);
+        assert!(
+            response.error().contains(named),
+            "{path}: {}",
+            response.error()
+        );
+    }
+    for path in [
+        "/api/trace/12345",
+        "/api/fn/nobody",
+        "/api/series?name=nobody",
+        "/nowhere",
+    ] {
+        let response = server.get(path);
+        assert_eq!(response.status, 404, "{path}: {}", response.body);
+        assert!(!response.error().is_empty());
+    }
+}
+
+#[test]
+fn pages_forbid_inline_script_and_ship_their_assets() {
+    let s = recorded();
+    let server = Server::start(&s.path);
+    for page in [
+        "/",
+        "/traces",
+        "/trace/1",
+        "/fn/query",
+        "/resources",
+        "/health",
+        "/live",
+    ] {
+        let response = server.get(page);
+        assert_eq!(response.status, 200, "{page}");
+        let csp = response.header("content-security-policy").unwrap();
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert!(response.body.contains("/assets/app.js"));
+    }
+    for asset in [
+        "/assets/app.js",
+        "/assets/style.css",
+        "/assets/uplot/uPlot.iife.min.js",
+    ] {
+        let response = server.get(asset);
+        assert_eq!(response.status, 200, "{asset}");
+        assert!(response.body.len() > 1000, "{asset}");
+    }
+    let licence = server.get("/assets/uplot/LICENSE");
+    assert!(licence.body.contains("MIT License"));
+}
+
+#[test]
+fn metrics_are_openmetrics_text_of_the_files_figures() {
+    let s = recorded();
+    let server = Server::start(&s.path);
+    let response = server.get("/metrics");
+    assert_eq!(response.status, 200);
+    assert!(response
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = response.body;
+    for line in [
+        r#"monitor_calls_total{function="query",module="app::db"} 100"#,
+        r#"monitor_errors_total{function="query",module="app::db"} 10"#,
+        r#"monitor_calls_total{function="handle",module="app::http"} 100"#,
+        "monitor_records_written_total 200",
+        "monitor_records_dropped_total 0",
+        "# EOF",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+}
+
+#[test]
+fn the_server_reads_and_never_writes() {
+    let s = recorded();
+    drop(s.guard);
+    let before = std::fs::read(&s.path).unwrap();
+    let server = Server::start(&s.path);
+    for path in [
+        "/api/summary",
+        "/api/traces",
+        "/api/fn/query",
+        "/api/stats",
+        "/api/resources",
+        "/api/tail",
+        "/metrics",
+    ] {
+        assert_eq!(server.get(path).status, 200, "{path}");
+    }
+    drop(server);
+    assert!(
+        std::fs::read(&s.path).unwrap() == before,
+        "the file changed"
+    );
+
+    // A missing file is the CLI's error, before anything is served.
+    let missing = s.path.with_file_name("missing.db");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))
+        .args([
+            "serve",
+            "--db",
+            missing.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("missing.db: no such file"), "{stderr}");
+}
+
+#[test]
+fn stats_and_tail_follow_the_writer() {
+    let (s, clock) = recorded_with_clock();
+    let server = Server::start(&s.path);
+    let stats = server.json("/api/stats?since=1h");
+    assert_eq!(stats["written"], 200);
+    assert_eq!(stats["dropped"], 0);
+    assert!(!stats["history"].as_array().unwrap().is_empty());
+    // A span ended now is in the next poll after the watermark.
+    let first = server.json("/api/tail");
+    let watermark = first["watermark"].as_u64().unwrap();
+    static LIVE: Callsite = Callsite::new("live", "app", "app", "src/live.rs", 1, SpanKind::Sync);
+    clock.set(real_now());
+    drop(EnteredSpan::new(&LIVE));
+    s.guard.flush();
+    let next = server.json(&format!("/api/tail?after={watermark}"));
+    let names: Vec<&str> = next["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"live"), "{names:?}");
+}
