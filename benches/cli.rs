@@ -8,49 +8,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use monitor_runtime::{Callsite, Config, EnteredSpan, Overflow, SpanKind};
 
 const SPANS: usize = 1_000_000;
 
-macro_rules! callsites {
-    ($($name:ident),*) => {
-        [$({
-            static SITE: Callsite = Callsite::new(stringify!($name), "bench::app", "app", file!(), line!(), SpanKind::Sync);
-            &SITE
-        }),*]
-    };
-}
-
-fn record(db: &std::path::Path) {
-    let sites: [&'static Callsite; 20] = callsites!(
-        f00, f01, f02, f03, f04, f05, f06, f07, f08, f09, f10, f11, f12, f13, f14, f15, f16, f17,
-        f18, f19
-    );
-    let guard = monitor_runtime::init_with(
-        Config::default()
-            .db_path(db)
-            .overflow(Overflow::Block)
-            .queue_capacity(100_000),
-    )
-    .unwrap();
-    let mut made = 0;
-    while made < SPANS {
-        let i = made / 3;
-        let _root = EnteredSpan::new(sites[i % 20]);
-        let _child = EnteredSpan::new(sites[(i + 7) % 20]);
-        let mut leaf = EnteredSpan::new(sites[(i + 13) % 20]);
-        if i % 100 == 0 {
-            leaf.record_error("synthetic failure");
-        }
-        made += 3;
-    }
-    drop(guard);
-}
+mod common;
 
 fn summary(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("big.db");
-    record(&db);
+    common::record_file(&db, SPANS, 0);
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_monitor"))
             .arg("--db")

@@ -109,3 +109,60 @@ pub fn unscrubbed(id: u64, req: &Request) -> u64 {
     }
     black_box(id).wrapping_mul(31) + u64::from(req.page)
 }
+
+macro_rules! callsites {
+    ($($name:ident),*) => {
+        [$({
+            static SITE: Callsite = Callsite::new(stringify!($name), "bench::app", "app", file!(), line!(), SpanKind::Sync);
+            &SITE
+        }),*]
+    };
+}
+
+/// The big file of the `cli` and `serve` benches: `spans` spans of 20
+/// functions, three levels deep, every 100th leaf failing; then, when
+/// `trace` is not 0, one trace of `trace` spans (a root over children of
+/// ten grandchildren each), whose id is returned.
+pub fn record_file(db: &std::path::Path, spans: usize, trace: usize) -> Option<i64> {
+    let sites: [&'static Callsite; 20] = callsites!(
+        f00, f01, f02, f03, f04, f05, f06, f07, f08, f09, f10, f11, f12, f13, f14, f15, f16, f17,
+        f18, f19
+    );
+    let guard = monitor_runtime::init_with(
+        monitor_runtime::Config::default()
+            .db_path(db)
+            .overflow(monitor_runtime::Overflow::Block)
+            .queue_capacity(100_000),
+    )
+    .unwrap();
+    let mut made = 0;
+    while made < spans {
+        let i = made / 3;
+        let _root = EnteredSpan::new(sites[i % 20]);
+        let _child = EnteredSpan::new(sites[(i + 7) % 20]);
+        let mut leaf = EnteredSpan::new(sites[(i + 13) % 20]);
+        if i % 100 == 0 {
+            leaf.record_error("synthetic failure");
+        }
+        made += 3;
+    }
+    let trace_id = (trace > 0).then(|| {
+        let _root = EnteredSpan::new(sites[0]);
+        let id = monitor_runtime::current_span().unwrap().trace_id as i64;
+        let mut made = 1;
+        while made < trace {
+            let _child = EnteredSpan::new(sites[1 + made % 19]);
+            made += 1;
+            for k in 0..10 {
+                if made == trace {
+                    break;
+                }
+                drop(EnteredSpan::new(sites[1 + (made + k) % 19]));
+                made += 1;
+            }
+        }
+        id
+    });
+    drop(guard);
+    trace_id
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::{callsites, is_failure, percentile, scan, Callsite, Window};
+use super::{callsites, int, is_failure, percentile, scan, ByCallsite, Callsite, Window};
 use crate::db::Db;
 use crate::Failure;
 
@@ -84,7 +84,7 @@ pub fn summary_by(
     let sites = callsites(db)?;
     // Callsite id -> index in `functions`.
     let mut functions: Vec<(FunctionStats, Tally)> = Vec::new();
-    let mut by_callsite: HashMap<i64, Option<usize>> = HashMap::new();
+    let mut by_callsite: ByCallsite<Option<usize>> = ByCallsite::new(&sites);
     let mut by_key: HashMap<(String, String), usize> = HashMap::new();
     let mut spans = 0u64;
     scan(
@@ -92,8 +92,8 @@ pub fn summary_by(
         window,
         "callsite_id, status, duration_ns, busy_ns, items",
         |row| {
-            let callsite: i64 = row.get(0)?;
-            let at = *by_callsite.entry(callsite).or_insert_with(|| {
+            let callsite = int(row, 0)?;
+            let at = by_callsite.get_or_insert_with(callsite, || {
                 // No `callsites` row (a damaged file): shown, not skipped.
                 let unknown;
                 let site = match sites.get(&callsite) {
@@ -111,12 +111,12 @@ pub fn summary_by(
             });
             let Some(at) = at else { return Ok(()) };
             let tally = &mut functions[at].1;
-            tally.durations.push(row.get(2)?);
-            tally.busy_sum += i128::from(row.get::<_, i64>(3)?);
-            if let Some(items) = row.get::<_, Option<i64>>(4)? {
+            tally.durations.push(int(row, 2)?);
+            tally.busy_sum += i128::from(int(row, 3)?);
+            if let Some(items) = row.get_ref(4)?.as_i64_or_null()? {
                 *tally.items.get_or_insert(0) += items;
             }
-            if is_failure(row.get(1)?) {
+            if is_failure(int(row, 1)?) {
                 tally.errors += 1;
             }
             spans += 1;

@@ -10,7 +10,7 @@ mod params;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,11 +20,48 @@ use axum::Router;
 use crate::db::Db;
 use crate::Failure;
 
-/// What every handler shares: the file it reads.
+/// What every handler shares: the file it reads, and its idle
+/// connections.
 #[derive(Clone)]
 struct App {
     path: Arc<PathBuf>,
+    idle: Arc<Mutex<Vec<Pooled>>>,
 }
+
+/// An open connection between requests, with no read transaction
+/// running (so it holds back no checkpoint), and the file it opened.
+struct Pooled {
+    db: Db,
+    file: Option<FileId>,
+}
+
+/// Which file a path names now: a file moved aside and replaced (a
+/// rotated corrupt file) is another file, and needs a new connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    device: u64,
+    inode: u64,
+}
+
+impl FileId {
+    #[cfg(unix)]
+    fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| FileId {
+            device: m.dev(),
+            inode: m.ino(),
+        })
+    }
+
+    /// Elsewhere every request opens the file anew.
+    #[cfg(not(unix))]
+    fn of(_: &Path) -> Option<FileId> {
+        None
+    }
+}
+
+/// Idle connections kept: one per blocking reader a busy page keeps going.
+const IDLE_KEPT: usize = 4;
 
 /// An answer of the API that is not a success: its status and the
 /// message, sent as `{"error": "..."}`.
@@ -71,19 +108,43 @@ impl IntoResponse for ApiError {
 }
 
 impl App {
-    /// Runs `read` on a blocking thread with the file opened for this
-    /// request alone: one snapshot, however long it takes.
+    /// Runs `read` on a blocking thread with a connection of its own, in
+    /// one snapshot however long it takes. Connections are kept between
+    /// requests: SQLite's page cache outlives a read transaction while the
+    /// file does not change, and reading the file anew was most of a
+    /// request's time.
     async fn read<T: Send + 'static>(
         &self,
         read: impl FnOnce(&Db) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let path = Arc::clone(&self.path);
-        tokio::task::spawn_blocking(move || read(&Db::open(&path)?))
-            .await
-            .map_err(|e| ApiError {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                message: format!("the request's reader failed: {e}"),
-            })?
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let file = FileId::of(&app.path);
+            let pooled = app
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop()
+                .filter(|p| file.is_some() && p.file == file);
+            let db = match pooled {
+                Some(p) => p.db,
+                None => Db::open(&app.path)?,
+            };
+            let result = read(&db);
+            // Ends the snapshot; the next request's first read takes a new one.
+            if file.is_some() && db.refresh().is_ok() {
+                let mut idle = app.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                if idle.len() < IDLE_KEPT {
+                    idle.push(Pooled { db, file });
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|e| ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("the request's reader failed: {e}"),
+        })?
     }
 }
 
@@ -118,6 +179,7 @@ async fn security_headers(
 fn router(path: &Path) -> Router {
     let app = App {
         path: Arc::new(path.to_owned()),
+        idle: Arc::default(),
     };
     Router::new()
         .route("/", get(assets::page))
