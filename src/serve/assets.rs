@@ -19,6 +19,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("assets/style.css"),
     ),
     (
+        "icon.svg",
+        "image/svg+xml",
+        include_bytes!("assets/icon.svg"),
+    ),
+    (
         "uplot/uPlot.iife.min.js",
         "text/javascript; charset=utf-8",
         include_bytes!("assets/vendor/uplot-1.6.32/uPlot.iife.min.js"),
@@ -62,4 +67,9 @@ pub async fn asset(Path(file): Path<String>) -> Response {
             .into_response(),
         None => (StatusCode::NOT_FOUND, "no such file").into_response(),
     }
+}
+
+/// `/favicon.ico`, which browsers ask for whatever the page links.
+pub async fn favicon() -> Response {
+    asset(Path("icon.svg".to_owned())).await
 }

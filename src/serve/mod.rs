@@ -190,6 +190,7 @@ fn router(path: &Path) -> Router {
         .route("/health", get(assets::page))
         .route("/live", get(assets::page))
         .route("/assets/{*file}", get(assets::asset))
+        .route("/favicon.ico", get(assets::favicon))
         .route("/api/summary", get(api::summary))
         .route("/api/series", get(api::series))
         .route("/api/traces", get(api::traces))

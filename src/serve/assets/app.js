@@ -109,7 +109,7 @@ function chart(title, xs, series, opts) {
         width: 1.5,
         points: { show: s.data.filter((v) => v !== null).length < 30 },
       }, s.opts))),
-      axes: [{}, { size: 70, values: (u, vals) => vals.map((v) => (opts && opts.format ? opts.format(v) : v)) }],
+      axes: [{}, { size: 86, values: (u, vals) => vals.map((v) => (opts && opts.format ? opts.format(v) : v)) }],
     }, opts && opts.uplot), [xs].concat(series.map((s) => s.data)), target);
     charts.push(plot);
   });
@@ -294,8 +294,18 @@ async function tracePage(id) {
   scroller.append(inner);
   const details = el("div", { class: "panel details", id: "details" }, el("p", { class: "muted" }, "Click a span to see its details."));
 
+  // A time axis over the bars: offsets from the trace's start.
+  const axisTrack = el("div", { class: "wf-track" });
+  for (const share of [0, 0.25, 0.5, 0.75, 1]) {
+    const tick = el("span", { class: "wf-tick" }, fmtDuration(Math.round(total * share)));
+    tick.style.left = `${share * 100}%`;
+    axisTrack.append(tick);
+  }
+  const axis = el("div", { class: "wf-axis" }, el("div", { class: "wf-name muted" }, "span"), axisTrack, el("div", { class: "wf-dur muted" }, "duration"));
+
   const render = () => {
     inner.style.height = `${rows.length * ROW_HEIGHT}px`;
+    scroller.style.height = `min(70vh, ${rows.length * ROW_HEIGHT + 2}px)`;
     const first = Math.max(0, Math.floor(scroller.scrollTop / ROW_HEIGHT) - 10);
     const last = Math.min(rows.length, first + Math.ceil((scroller.clientHeight || 600) / ROW_HEIGHT) + 20);
     const nodes = [];
@@ -338,7 +348,7 @@ async function tracePage(id) {
       tile("duration", fmtDuration(total)),
       tile("start (UTC)", fmtTime(t0)),
       tile("errors", fmtCount(spans.filter((s) => s.status === "error" || s.status === "panic").length))),
-    el("div", { class: "split" }, scroller, details));
+    el("div", { class: "split" }, el("div", {}, axis, scroller), details));
 }
 
 function showDetails(box, s) {
@@ -391,7 +401,7 @@ async function functionPage(name) {
       bins.length ? chart("latency histogram (spans per bin, up to the bin's bound)", bins.map((_, i) => i), [{
         data: bins.map((b) => b.count),
         opts: { label: "spans", stroke: "#2f6fdf", fill: "rgba(47,111,223,0.35)", paths: uPlot.paths.bars({ size: [0.9, 80] }), points: { show: false } },
-      }], { uplot: { scales: { x: { time: false } }, axes: [{ values: (u, vals) => vals.map((v) => (bins[v] ? `≤${fmtDuration(bins[v].le_ns)}` : "")) }, { size: 60 }] } }) : "",
+      }], { uplot: { scales: { x: { time: false, range: [-0.5, bins.length - 0.5] } }, axes: [{ values: (u, vals) => vals.map((v) => (bins[v] ? `≤${fmtDuration(bins[v].le_ns)}` : "")) }, { size: 60 }] } }) : "",
       chart("p50 / p95 / p99 over time", xs, [
         { data: series.buckets.map((b) => (b.calls ? b.p50_ns : null)), opts: { label: "p50", stroke: "#3a9a5b", value: (u, v) => fmtDuration(v) } },
         { data: series.buckets.map((b) => (b.calls ? b.p95_ns : null)), opts: { label: "p95", stroke: "#e0a100", value: (u, v) => fmtDuration(v) } },
