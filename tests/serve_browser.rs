@@ -188,6 +188,10 @@ fn a_trace_of_ten_thousand_spans_draws_only_what_is_seen_and_collapses() {
     runtime().block_on(async {
         let browser = Chromium::launch(&chromium).await;
         let (page, problems) = browser.tab().await;
+        // A browser already running, as a user's is: the first page load of
+        // a fresh Chromium is not the trace's.
+        page.goto(format!("{}/health", server.url)).await.unwrap();
+        drawn(&page, "/health").await;
         let started = Instant::now();
         page.goto(format!("{}/trace/{trace}", server.url))
             .await
@@ -256,6 +260,14 @@ fn a_trace_of_ten_thousand_spans_draws_only_what_is_seen_and_collapses() {
 /// span written after it opened, without a reload.
 #[test]
 fn every_page_draws_cleanly_and_live_shows_new_spans() {
+    static PARSE: Callsite = Callsite::new(
+        "parse_request",
+        "app::http",
+        "http",
+        "src/http.rs",
+        30,
+        SpanKind::Sync,
+    );
     static LIVE: Callsite = Callsite::new(
         "on_message",
         "app::live",
@@ -279,6 +291,13 @@ fn every_page_draws_cleanly_and_live_shows_new_spans() {
     for i in 1..=600u64 {
         {
             let _handle = EnteredSpan::new(&common::server::HANDLE);
+            {
+                let mut parse = EnteredSpan::new(&PARSE);
+                clock.advance(Duration::from_micros(40 + (i * 31) % 200));
+                if i % 97 == 0 {
+                    parse.record_error("invalid digit found in string");
+                }
+            }
             let mut query = EnteredSpan::new(&common::server::QUERY);
             clock.advance(Duration::from_micros(300 + (i * 7919) % 9000));
             if i % 37 == 0 {

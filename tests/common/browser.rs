@@ -213,7 +213,7 @@ pub async fn texts(page: &Page, selector: &str) -> Vec<String> {
     texts
 }
 
-/// A PNG of the whole page, saved as `name` under the test's target
+/// A PNG of what the window shows (1400×1000), saved as `name` under the test's target
 /// directory, and under `$MONITOR_SCREENSHOTS` too when set (the README's
 /// pictures: `MONITOR_SCREENSHOTS=docs/img`).
 pub async fn screenshot(page: &Page, name: &str) -> PathBuf {
@@ -221,7 +221,7 @@ pub async fn screenshot(page: &Page, name: &str) -> PathBuf {
         .screenshot(
             ScreenshotParams::builder()
                 .format(CaptureScreenshotFormat::Png)
-                .full_page(true)
+                .full_page(false)
                 .build(),
         )
         .await
