@@ -9,38 +9,20 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::requests::{about_ms, function, real_now, requests, HANDLE, QUERY};
 use common::{following, monitor_ok as ok, session_with, Session};
 use monitor_runtime::resources::{ResourceReading, ScriptedSampler};
 use monitor_runtime::{Callsite, Clock, EnteredSpan, SpanKind};
 use serde_json::Value;
 
-const MS: i64 = 1_000_000;
 /// 2026-11-22 10:00:00 UTC.
 const T0: u64 = 1_795_341_600_000_000_000;
-
-static HANDLE: Callsite = Callsite::new(
-    "handle",
-    "app::http",
-    "http",
-    "src/http.rs",
-    12,
-    SpanKind::Sync,
-);
-static QUERY: Callsite = Callsite::new("query", "app::db", "db", "src/db.rs", 40, SpanKind::Sync);
 
 fn monitor(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_monitor"))
         .args(args)
         .output()
         .expect("run monitor")
-}
-
-/// Unix nanoseconds now, from the system clock.
-fn real_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
 }
 
 /// `monitor export --format chrome` of the file, parsed.
@@ -60,9 +42,8 @@ fn json(path: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&ok(path, &all)).expect("--json prints JSON")
 }
 
-/// 100 requests: `handle` calls `query`, whose duration is `i` ms for the
-/// i-th request; every 10th query fails. 8 ms pass between requests.
-/// Resource samples: CPU 10, 20, 30 % and RSS 100, 200, 300 MiB.
+/// [`requests`] from `T0`. Resource samples: CPU 10, 20, 30 % and RSS 100,
+/// 200, 300 MiB.
 fn recorded() -> (Session, Clock) {
     let clock = Clock::starting_at(T0);
     let readings =
@@ -74,33 +55,8 @@ fn recorded() -> (Session, Clock) {
     });
     s.guard.sample_resources();
     s.guard.sample_resources();
-    for i in 1..=100 {
-        let _handle = EnteredSpan::new(&HANDLE);
-        let mut query = EnteredSpan::new(&QUERY);
-        clock.advance(Duration::from_millis(i));
-        if i % 10 == 0 {
-            query.record_error(format!("connection reset {i}"));
-        }
-        drop(query);
-        clock.advance(Duration::from_millis(8));
-    }
-    s.guard.flush();
+    requests(&clock, &s.guard);
     (s, clock)
-}
-
-fn function<'a>(summary: &'a Value, name: &str) -> &'a Value {
-    summary
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == name)
-        .unwrap_or_else(|| panic!("{name} in {summary:#}"))
-}
-
-/// `value` (ns) is `ms` milliseconds, give or take a millisecond of real time.
-fn about_ms(value: &Value, ms: i64) -> bool {
-    let ns = value.as_i64().unwrap();
-    (ms * MS..ms * MS + MS).contains(&ns)
 }
 
 #[test]

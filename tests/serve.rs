@@ -4,27 +4,11 @@
 
 mod common;
 
-use common::server::{real_now, recorded, recorded_with_clock, Server};
+use common::requests::{about_ms, function, real_now, MS};
+use common::server::{recorded, recorded_with_clock, Server};
 use common::{monitor_ok, Session};
 use monitor_runtime::{Callsite, EnteredSpan, SpanKind};
 use serde_json::Value;
-
-const MS: i64 = 1_000_000;
-
-fn function<'a>(functions: &'a Value, name: &str) -> &'a Value {
-    functions
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == name)
-        .unwrap_or_else(|| panic!("{name} in {functions:#}"))
-}
-
-/// `value` (ns) is `ms` milliseconds, give or take a millisecond of real time.
-fn about_ms(value: &Value, ms: i64) -> bool {
-    let ns = value.as_i64().unwrap();
-    (ms * MS..ms * MS + MS).contains(&ns)
-}
 
 /// A count from the `spans` view, read with SQLite directly.
 fn count(s: &Session, condition: &str) -> i64 {

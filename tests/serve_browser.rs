@@ -10,7 +10,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use browser::{drawn, element, screenshot, text, texts, Chromium};
-use common::server::{real_now, recorded_with_clock, Server};
+use common::requests::{real_now, HANDLE, QUERY};
+use common::server::{recorded_with_clock, Server};
 use common::session_with;
 use monitor_runtime::resources::{ResourceReading, ScriptedSampler};
 use monitor_runtime::{Callsite, Clock, EnteredSpan, SpanKind};
@@ -290,7 +291,7 @@ fn every_page_draws_cleanly_and_live_shows_new_spans() {
     });
     for i in 1..=600u64 {
         {
-            let _handle = EnteredSpan::new(&common::server::HANDLE);
+            let _handle = EnteredSpan::new(&HANDLE);
             {
                 let mut parse = EnteredSpan::new(&PARSE);
                 clock.advance(Duration::from_micros(40 + (i * 31) % 200));
@@ -298,7 +299,7 @@ fn every_page_draws_cleanly_and_live_shows_new_spans() {
                     parse.record_error("invalid digit found in string");
                 }
             }
-            let mut query = EnteredSpan::new(&common::server::QUERY);
+            let mut query = EnteredSpan::new(&QUERY);
             clock.advance(Duration::from_micros(300 + (i * 7919) % 9000));
             if i % 37 == 0 {
                 query.record_error(format!("connection reset by peer (attempt {})", i % 5));

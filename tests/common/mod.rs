@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use monitor_runtime::{Config, Guard};
 use rusqlite::Connection;
 
+pub mod requests;
 pub mod server;
 
 /// A tokio runtime with two workers, one per core of the CI machine.

@@ -6,32 +6,13 @@ use std::process::{Child, Command, Stdio};
 
 use std::time::Duration;
 
-use monitor_runtime::{Callsite, Clock, EnteredSpan, SpanKind};
+use monitor_runtime::Clock;
 use serde_json::Value;
 
+use super::requests::{real_now, requests};
 use super::{session_with, Session};
 
-pub static HANDLE: Callsite = Callsite::new(
-    "handle",
-    "app::http",
-    "http",
-    "src/http.rs",
-    12,
-    SpanKind::Sync,
-);
-pub static QUERY: Callsite =
-    Callsite::new("query", "app::db", "db", "src/db.rs", 40, SpanKind::Sync);
-
-pub fn real_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-/// 100 requests, starting 20 minutes ago: `handle` calls `query`, whose
-/// duration is `i` ms for the i-th request; every 10th query fails with
-/// "connection reset i". 8 ms pass between requests.
+/// [`requests`], starting 20 minutes ago.
 pub fn recorded() -> Session {
     recorded_with_clock().0
 }
@@ -40,17 +21,7 @@ pub fn recorded() -> Session {
 pub fn recorded_with_clock() -> (Session, Clock) {
     let clock = Clock::starting_at(real_now() - 20 * 60 * 1_000_000_000);
     let s = session_with(|c| c.clock(clock.clone()).resource_interval(Duration::ZERO));
-    for i in 1..=100 {
-        let _handle = EnteredSpan::new(&HANDLE);
-        let mut query = EnteredSpan::new(&QUERY);
-        clock.advance(Duration::from_millis(i));
-        if i % 10 == 0 {
-            query.record_error(format!("connection reset {i}"));
-        }
-        drop(query);
-        clock.advance(Duration::from_millis(8));
-    }
-    s.guard.flush();
+    requests(&clock, &s.guard);
     (s, clock)
 }
 
