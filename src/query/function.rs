@@ -4,10 +4,11 @@
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::types::Value;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use super::summary::{summary_by, FunctionStats};
-use super::{callsites, scan, status_name, Window};
+use super::{callsites, int, scan, status_name, Window};
 use crate::db::Db;
 use crate::Failure;
 
@@ -110,34 +111,35 @@ pub fn function(db: &Db, name: &str, window: Window) -> Result<Option<FunctionDe
         }
     }
 
-    // Its spans' ids and parents, then everyone's links to them.
+    // Its spans (SQLite picks them), then everyone's links to them.
+    let mine: Vec<i64> = mine.into_iter().collect();
     let mut durations = Vec::new();
-    let mut own_ids: HashSet<i64> = HashSet::new();
-    let mut parents: HashMap<i64, u64> = HashMap::new();
+    let mut own_ids: FxHashSet<i64> = FxHashSet::default();
+    let mut parents: FxHashMap<i64, u64> = FxHashMap::default();
     scan(
         db,
         window,
-        "span_id, parent_id, callsite_id, duration_ns",
+        "span_id, parent_id, duration_ns",
+        Some(&mine),
         |row| {
-            if mine.contains(&row.get(2)?) {
-                own_ids.insert(row.get(0)?);
-                if let Some(parent) = row.get::<_, Option<i64>>(1)? {
-                    *parents.entry(parent).or_default() += 1;
-                }
-                durations.push(row.get::<_, i64>(3)?);
+            own_ids.insert(int(row, 0)?);
+            if let Some(parent) = row.get_ref(1)?.as_i64_or_null()? {
+                *parents.entry(parent).or_default() += 1;
             }
+            durations.push(int(row, 2)?);
             Ok(())
         },
     )?;
     let mut callers: HashMap<i64, u64> = HashMap::new();
     let mut callees: HashMap<i64, u64> = HashMap::new();
-    scan(db, window, "span_id, parent_id, callsite_id", |row| {
-        let site: i64 = row.get(2)?;
-        if let Some(&n) = parents.get(&row.get(0)?) {
+    scan(db, window, "span_id, parent_id, callsite_id", None, |row| {
+        let site = int(row, 2)?;
+        if let Some(&n) = parents.get(&int(row, 0)?) {
             *callers.entry(site).or_default() += n;
         }
         if row
-            .get::<_, Option<i64>>(1)?
+            .get_ref(1)?
+            .as_i64_or_null()?
             .is_some_and(|p| own_ids.contains(&p))
         {
             *callees.entry(site).or_default() += 1;
@@ -199,7 +201,7 @@ pub fn function(db: &Db, name: &str, window: Window) -> Result<Option<FunctionDe
 }
 
 /// The newest errors and panics of the callsites `mine`.
-fn recent_errors(db: &Db, window: Window, mine: &HashSet<i64>) -> Result<Vec<Failed>, Failure> {
+fn recent_errors(db: &Db, window: Window, mine: &[i64]) -> Result<Vec<Failed>, Failure> {
     let mut failed = Vec::new();
     let (condition, params) = window.condition();
     for partition in db.span_partitions(None)?.iter().rev() {

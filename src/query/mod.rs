@@ -172,35 +172,43 @@ pub fn callsites(db: &Db) -> Result<HashMap<i64, Callsite>, Failure> {
     rows.collect::<Result<_, _>>().map_err(|e| db.fail(e))
 }
 
-/// Calls `each` with the named columns of every span in `window`, reading
-/// the partition tables directly (no join, no text per row) and only the
-/// partitions the window reaches. A partition wholly inside the window is
-/// read without a condition: SQLite then tests nothing per row.
+/// Calls `each` with the named columns of every span in `window` (of the
+/// callsites `only`, when given), reading the partition tables directly (no
+/// join, no text per row) and only the partitions the window reaches. The
+/// filtering is SQLite's, and a partition wholly inside the window is read
+/// without a test of its times.
 fn scan(
     db: &Db,
     window: Window,
     columns: &str,
+    only: Option<&[i64]>,
     mut each: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<()>,
 ) -> Result<(), Failure> {
-    let (condition, params) = window.condition();
+    let (times, bounds) = window.condition();
+    // Callsite ids are integers read from the file: written into the SQL,
+    // not bound, as a list of any length.
+    let sites = only.map(|ids| {
+        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+        format!("callsite_id IN ({})", list.join(", "))
+    });
     for partition in db.span_partitions(None)? {
         if !window.reaches(&partition) {
             continue;
         }
         let whole = window.covers(&partition);
-        let sql = if whole {
-            format!("SELECT {columns} FROM \"{}\"", partition.table)
-        } else {
-            format!(
-                "SELECT {columns} FROM \"{}\" WHERE {condition}",
-                partition.table
-            )
-        };
+        let conditions: Vec<&str> = [(!whole).then_some(times), sites.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut sql = format!("SELECT {columns} FROM \"{}\"", partition.table);
+        if !conditions.is_empty() {
+            sql = format!("{sql} WHERE {}", conditions.join(" AND "));
+        }
         let mut stmt = db.conn.prepare(&sql).map_err(|e| db.fail(e))?;
         let mut rows = if whole {
             stmt.query([])
         } else {
-            stmt.query(params)
+            stmt.query(bounds)
         }
         .map_err(|e| db.fail(e))?;
         while let Some(row) = rows.next().map_err(|e| db.fail(e))? {
@@ -212,7 +220,33 @@ fn scan(
 
 #[cfg(test)]
 mod tests {
-    use super::percentile;
+    use super::{percentile, Window};
+    use monitor_runtime::schema::Partition;
+
+    const HOUR: u64 = 3_600_000_000_000;
+
+    fn hour(n: u64) -> Partition {
+        Partition {
+            table: format!("spans_{n}"),
+            hour_start_ns: n * HOUR,
+        }
+    }
+
+    #[test]
+    fn a_window_reads_the_partitions_it_reaches_and_tests_rows_only_at_its_edges() {
+        // From 10:30 to 12:00.
+        let w = Window {
+            since: Some(10 * HOUR + HOUR / 2),
+            until: Some(12 * HOUR),
+        };
+        assert!(!w.reaches(&hour(9)));
+        assert!(w.reaches(&hour(10)) && !w.covers(&hour(10)));
+        assert!(w.reaches(&hour(11)) && w.covers(&hour(11)));
+        assert!(!w.reaches(&hour(12)));
+        let open = Window::since(Some(10 * HOUR));
+        assert!(open.covers(&hour(10)) && open.covers(&hour(99)));
+        assert!(Window::ALL.covers(&hour(0)));
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{is_failure, percentile, scan, Window};
+use super::{int, is_failure, percentile, scan, Window};
 use crate::db::Db;
 use crate::Failure;
 
@@ -45,25 +45,15 @@ pub fn series(
         since: Some(since),
         until: Some(until),
     };
-    scan(
-        db,
-        window,
-        "callsite_id, start_ns, duration_ns, status",
-        |row| {
-            if let Some(only) = only {
-                if !only.contains(&row.get(0)?) {
-                    return Ok(());
-                }
-            }
-            let start: i64 = row.get(1)?;
-            let at = ((start as u64 - since) / step_ns) as usize;
-            durations[at].push(row.get(2)?);
-            if is_failure(row.get(3)?) {
-                errors[at] += 1;
-            }
-            Ok(())
-        },
-    )?;
+    scan(db, window, "start_ns, duration_ns, status", only, |row| {
+        let start = int(row, 0)?;
+        let at = ((start as u64 - since) / step_ns) as usize;
+        durations[at].push(int(row, 1)?);
+        if is_failure(int(row, 2)?) {
+            errors[at] += 1;
+        }
+        Ok(())
+    })?;
     Ok(durations
         .into_iter()
         .zip(errors)

@@ -91,6 +91,7 @@ pub fn summary_by(
         db,
         window,
         "callsite_id, status, duration_ns, busy_ns, items",
+        None,
         |row| {
             let callsite = int(row, 0)?;
             let at = by_callsite.get_or_insert_with(callsite, || {

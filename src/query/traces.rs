@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 
 use rusqlite::types::Value;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use super::{callsites, scan, status_name, Window};
+use super::{callsites, int, scan, status_name, Window};
 use crate::db::{Db, SpanRow};
 use crate::Failure;
 
@@ -69,16 +70,17 @@ pub fn traces(db: &Db, window: Window, filter: &TraceFilter) -> Result<Vec<Trace
             .collect(),
         None => Vec::new(),
     };
-    let mut by_trace: HashMap<i64, Tally> = HashMap::new();
+    let mut by_trace: FxHashMap<i64, Tally> = FxHashMap::default();
     scan(
         db,
         window,
         "trace_id, callsite_id, start_ns, duration_ns, status",
+        None,
         |row| {
-            let start: i64 = row.get(2)?;
-            let end = start.saturating_add(row.get(3)?);
-            let status: i64 = row.get(4)?;
-            let tally = by_trace.entry(row.get(0)?).or_insert(Tally {
+            let start = int(row, 2)?;
+            let end = start.saturating_add(int(row, 3)?);
+            let status = int(row, 4)?;
+            let tally = by_trace.entry(int(row, 0)?).or_insert(Tally {
                 start,
                 end,
                 ..Tally::default()
@@ -89,7 +91,7 @@ pub fn traces(db: &Db, window: Window, filter: &TraceFilter) -> Result<Vec<Trace
             if severity(status) > severity(tally.worst) {
                 tally.worst = status;
             }
-            tally.has_name |= named.contains(&row.get(1)?);
+            tally.has_name |= named.contains(&int(row, 1)?);
             Ok(())
         },
     )?;
