@@ -323,3 +323,45 @@ fn stats_and_tail_follow_the_writer() {
         .collect();
     assert!(names.contains(&"live"), "{names:?}");
 }
+
+#[test]
+fn ctrl_c_stops_the_server_cleanly() {
+    let s = recorded();
+    let server = Server::start(&s.path);
+    assert_eq!(server.get("/api/stats").status, 200);
+    let url = server.url.clone();
+    let status = server.interrupt();
+    assert_eq!(status.code(), Some(0), "Ctrl-C ends the server normally");
+    assert!(
+        ureq::get(&format!("{url}/api/stats")).call().is_err(),
+        "still listening"
+    );
+}
+
+#[test]
+fn a_foreign_file_is_refused_with_the_clis_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = dir.path().join("other.db");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let serve = std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))
+        .args([
+            "serve",
+            "--db",
+            foreign.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    let summary = std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))
+        .args(["summary", "--db", foreign.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(serve.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&serve.stderr);
+    assert!(said.contains("not a monitor database"), "{said}");
+    assert_eq!(said, String::from_utf8_lossy(&summary.stderr));
+}

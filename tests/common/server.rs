@@ -94,6 +94,18 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Ctrl-C (SIGINT), then the server's exit status.
+    pub fn interrupt(mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
