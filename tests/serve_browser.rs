@@ -30,10 +30,16 @@ fn a_click_goes_from_the_overview_to_a_functions_error_to_its_trace_and_span() {
     runtime().block_on(async {
         let browser = Chromium::launch(&chromium).await;
         let (page, problems) = browser.tab().await;
-        page.goto(format!("{}/?since=1h", server.url))
+        // The spans are 20 minutes old: a 1-minute window has none, and
+        // offers longer ones.
+        page.goto(format!("{}/?since=1m", server.url))
             .await
             .unwrap();
         drawn(&page, "/").await;
+        element(&page, "#no-spans a").await.click().await.unwrap();
+        drawn(&page, "/").await;
+        let at = page.url().await.unwrap().unwrap_or_default();
+        assert!(at.ends_with("/?since=24h"), "{at}");
         let row = "#functions tr[data-name=\"query\"]";
         // function, kind, calls, errors: the file's figures.
         assert_eq!(text(&page, &format!("{row} td:nth-child(3)")).await, "100");

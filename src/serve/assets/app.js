@@ -62,6 +62,14 @@ function windowParams() {
   return out;
 }
 
+/** A link to this page over another window (`since` ago until now). */
+function windowLink(since) {
+  const q = new URLSearchParams(location.search);
+  q.set("since", since);
+  q.delete("until");
+  return el("a", { href: `${location.pathname}?${q}` }, since);
+}
+
 /** An internal link that keeps the window. */
 function link(path, text, attrs) {
   const w = windowParams();
@@ -198,7 +206,8 @@ function functionTable(functions) {
     } else {
       body.push(...rows.map(line));
     }
-    table.replaceChildren(el("thead", {}, head), el("tbody", {}, body.length ? body : el("tr", {}, el("td", { colspan: columns.length, class: "muted" }, "no spans in this window"))));
+    table.replaceChildren(el("thead", {}, head), el("tbody", {}, body.length ? body : el("tr", {}, el("td", { colspan: columns.length, class: "muted", id: "no-spans" }, "No spans in this window. Longer: ",
+      windowLink("24h"), " · ", windowLink("7d"), " · ", windowLink("365d")))));
   };
   filter.addEventListener("input", draw);
   grouping.addEventListener("change", draw);
