@@ -221,7 +221,10 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             }
             commands::retention::run(&path, &out, &rules, *dry_run)
         }
-        Some(Command::Serve { addr }) => serve::run(&path, *addr),
+        Some(Command::Serve { addr }) => {
+            let retention = db::load_config(cli.config.as_deref())?.retention;
+            serve::run(&path, *addr, retention.hours)
+        }
         Some(Command::Export {
             format,
             output,

@@ -365,3 +365,57 @@ fn a_foreign_file_is_refused_with_the_clis_message() {
     assert!(said.contains("not a monitor database"), "{said}");
     assert_eq!(said, String::from_utf8_lossy(&summary.stderr));
 }
+
+#[test]
+fn health_says_which_partitions_the_next_retention_pass_drops() {
+    const HOUR: u64 = 3_600_000_000_000;
+    let (s, clock) = recorded_with_clock();
+    // One span ten hours ago: past the default 6 hours, within 24.
+    let ten_hours_ago = real_now() - 10 * HOUR;
+    clock.set(ten_hours_ago);
+    drop(EnteredSpan::new(&common::requests::QUERY));
+    s.guard.flush();
+    let old_table = {
+        let stats = Server::start(&s.path).json("/api/stats");
+        stats["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["hour_start_ns"] == ten_hours_ago / HOUR * HOUR)
+            .expect("the old span's partition")["table"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // (table, dropped at the next pass) of every spans partition.
+    let due = |server: &Server| -> Vec<(String, bool)> {
+        let stats = server.json("/api/stats");
+        let cutoff = stats["retention"]["cutoff_ns"].as_u64().unwrap();
+        stats["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["table"].as_str().unwrap().starts_with("spans_"))
+            .map(|p| {
+                let start = p["hour_start_ns"].as_u64().unwrap();
+                (
+                    p["table"].as_str().unwrap().to_owned(),
+                    start + HOUR <= cutoff,
+                )
+            })
+            .collect()
+    };
+    let server = Server::start(&s.path);
+    assert_eq!(server.json("/api/stats")["retention"]["hours"], 6);
+    let by_default = due(&server);
+    assert!(by_default.len() >= 2, "{by_default:?}");
+    for (table, dropped) in &by_default {
+        assert_eq!(*dropped, *table == old_table, "{by_default:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("monitor.toml");
+    std::fs::write(&config, "[retention]\nhours = 24\n").unwrap();
+    let server = Server::start_with(&s.path, &["--config", config.to_str().unwrap()]);
+    assert_eq!(server.json("/api/stats")["retention"]["hours"], 24);
+    assert!(due(&server).iter().all(|(_, dropped)| !dropped));
+}

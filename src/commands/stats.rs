@@ -63,13 +63,12 @@ pub fn run(db: &Db, out: &Out) -> Result<(), Failure> {
             println!("{table}");
         }
         let mut table = render::table(&["partition", "rows", "size"], 1);
-        for health::PartitionSize {
-            table: name,
-            rows,
-            bytes,
-        } in &stats.partitions
-        {
-            table.add_row(vec![name.clone(), rows.to_string(), render::bytes(*bytes)]);
+        for p in &stats.partitions {
+            table.add_row(vec![
+                p.table.clone(),
+                p.rows.to_string(),
+                render::bytes(p.bytes),
+            ]);
         }
         println!("{table}");
     });

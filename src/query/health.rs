@@ -59,6 +59,8 @@ pub struct Event {
 #[derive(Clone, Debug, Serialize)]
 pub struct PartitionSize {
     pub table: String,
+    /// The start of its UTC hour.
+    pub hour_start_ns: u64,
     pub rows: i64,
     pub bytes: i64,
 }
@@ -144,6 +146,7 @@ pub fn stats(db: &Db) -> Result<Stats, Failure> {
             )
             .map_err(|e| db.fail(e))?;
         partitions.push(PartitionSize {
+            hour_start_ns: partition.hour_start_ns,
             table: partition.table,
             rows,
             bytes: bytes.unwrap_or(0),

@@ -286,16 +286,25 @@ pub async fn resources(State(app): State<App>, Query(pairs): Pairs) -> Answer {
         .map(Json)
 }
 
-/// `?since=1h&until=`: what `monitor stats --json` says, and the
-/// `monitor_stats` rows of the window as `history`.
+/// `?since=1h&until=`: what `monitor stats --json` says, the
+/// `monitor_stats` rows of the window as `history`, and `retention`: the
+/// config's `hours` and the `cutoff_ns` before which a partition's hour
+/// must end for the next pass to drop it.
 pub async fn stats(State(app): State<App>, Query(pairs): Pairs) -> Answer {
     let params = Params::new(pairs, &["since", "until"])?;
-    let window = params.window(now_ns(), "1h")?;
+    let now = now_ns();
+    let window = params.window(now, "1h")?;
+    let retention_hours = app.retention_hours;
     app.read(move |db| {
         let mut json = serde_json::to_value(health::stats(db)?)
             .map_err(|e| ApiError::from(crate::Failure(e.to_string())))?;
         json["history"] = serde_json::to_value(health::history(db, window)?)
             .map_err(|e| ApiError::from(crate::Failure(e.to_string())))?;
+        // Partitions whose hour ended before this go at the next pass.
+        let cutoff = (retention_hours.max(0) as u64)
+            .checked_mul(3_600_000_000_000)
+            .map_or(0, |kept| now.saturating_sub(kept));
+        json["retention"] = json!({ "hours": retention_hours, "cutoff_ns": cutoff });
         Ok(json)
     })
     .await

@@ -26,6 +26,9 @@ use crate::Failure;
 struct App {
     path: Arc<PathBuf>,
     idle: Arc<Mutex<Vec<Pooled>>>,
+    /// The config's `retention.hours`: the health page says which
+    /// partitions the next pass drops.
+    retention_hours: i64,
 }
 
 /// An open connection between requests, with no read transaction
@@ -176,10 +179,11 @@ async fn security_headers(
 }
 
 /// The whole site over the file at `path`.
-fn router(path: &Path) -> Router {
+fn router(path: &Path, retention_hours: i64) -> Router {
     let app = App {
         path: Arc::new(path.to_owned()),
         idle: Arc::default(),
+        retention_hours,
     };
     Router::new()
         .route("/", get(assets::page))
@@ -205,8 +209,9 @@ fn router(path: &Path) -> Router {
         .with_state(app)
 }
 
-/// Serves the file at `path` on `addr` until Ctrl-C.
-pub fn run(path: &Path, addr: SocketAddr) -> Result<(), Failure> {
+/// Serves the file at `path` on `addr` until Ctrl-C; `retention_hours` is
+/// the config's, shown on the health page.
+pub fn run(path: &Path, addr: SocketAddr, retention_hours: i64) -> Result<(), Failure> {
     // The file is checked first: a typo in `--db` is named at once.
     drop(Db::open(path)?);
     if !addr.ip().is_loopback() {
@@ -230,7 +235,7 @@ pub fn run(path: &Path, addr: SocketAddr) -> Result<(), Failure> {
         // The first line is the address, for people and for scripts that
         // asked for port 0.
         println!("serving {} on http://{bound}/", path.display());
-        axum::serve(listener, router(path))
+        axum::serve(listener, router(path, retention_hours))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })

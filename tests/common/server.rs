@@ -36,6 +36,11 @@ impl Server {
     /// Serves `db` on 127.0.0.1 and a port of the system's choosing; returns
     /// once the server has printed where it listens.
     pub fn start(db: &Path) -> Server {
+        Server::start_with(db, &[])
+    }
+
+    /// [`Server::start`] with more arguments (`--config PATH`).
+    pub fn start_with(db: &Path, more: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_monitor"))
             .args([
                 "serve",
@@ -44,6 +49,7 @@ impl Server {
                 "--addr",
                 "127.0.0.1:0",
             ])
+            .args(more)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

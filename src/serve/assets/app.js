@@ -62,6 +62,21 @@ function windowParams() {
   return out;
 }
 
+/** `1h30m`, `15m`, `7d` in seconds, as the server reads `since`; null when bad. */
+function windowSeconds(text) {
+  const parts = /^(\d+[smhd])+$/.test(text || "") ? text.match(/\d+[smhd]/g) : null;
+  if (!parts) return null;
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 };
+  return parts.reduce((sum, p) => sum + parseInt(p, 10) * unit[p[p.length - 1]], 0);
+}
+
+/** The window's bounds in Unix seconds, for a time axis over all of it. */
+function windowRange() {
+  const w = windowParams();
+  const now = Date.now() / 1000;
+  return [now - (windowSeconds(w.since) ?? 3600), now - (windowSeconds(w.until) ?? 0)];
+}
+
 /** A link to this page over another window (`since` ago until now). */
 function windowLink(since) {
   const q = new URLSearchParams(location.search);
@@ -109,8 +124,12 @@ function chart(title, xs, series, opts) {
     const plot = new uPlot(Object.assign({
       width,
       height: 180,
-      scales: { x: { time: true } },
+      // Readings (not buckets) span the whole window: one stats row is a
+      // point in the hour, not an axis of its own.
+      scales: { x: opts && opts.whole ? { time: true, range: () => windowRange() } : { time: true } },
       legend: { show: true },
+      // UTC, as the tables' times are.
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
       // Sparse series (a short run in a long window) show their points:
       // a line needs two neighbours to be seen.
       series: [{}].concat(series.map((s) => Object.assign({
@@ -449,8 +468,8 @@ async function resourcesPage() {
     const xs = p.samples.map((s) => s.ts_ns / 1e9);
     return el("div", {}, el("h2", {}, `process ${p.pid} · ${fmtCount(p.samples.length)} samples`),
       el("div", { class: "charts" },
-        chart("CPU %", xs, [{ data: p.samples.map((s) => s.cpu_percent), opts: { label: "CPU %", stroke: "#2f6fdf" } }]),
-        chart("RSS", xs, [{ data: p.samples.map((s) => s.rss_bytes), opts: { label: "RSS", stroke: "#3a9a5b", value: (u, v) => fmtBytes(v) } }], { format: fmtBytes })));
+        chart("CPU %", xs, [{ data: p.samples.map((s) => s.cpu_percent), opts: { label: "CPU %", stroke: "#2f6fdf" } }], { whole: true }),
+        chart("RSS", xs, [{ data: p.samples.map((s) => s.rss_bytes), opts: { label: "RSS", stroke: "#3a9a5b", value: (u, v) => fmtBytes(v) } }], { format: fmtBytes, whole: true })));
   }));
 }
 
@@ -474,18 +493,21 @@ async function healthPage() {
         { data: h.map((r) => r.dropped), opts: { label: "dropped", stroke: "#d64541" } },
         { data: h.map((r) => r.spilled), opts: { label: "spilled", stroke: "#e0a100" } },
         { data: h.map((r) => r.replayed), opts: { label: "replayed", stroke: "#8e2bbf" } },
-      ]),
+      ], { whole: true }),
       chart("queue depth", xs, [
         { data: h.map((r) => r.queue_depth), opts: { label: "last", stroke: "#2f6fdf" } },
         { data: h.map((r) => r.queue_depth_max), opts: { label: "largest", stroke: "#9aa0a6" } },
-      ])) : el("p", { class: "muted" }, "No stats rows in this window."),
+      ], { whole: true })) : el("p", { class: "muted" }, "No stats rows in this window."),
     el("h2", {}, "Monitor events"),
     s.events.length ? el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "time (UTC)"), el("th", {}, "pid"), el("th", {}, "event"), el("th", {}, "what happened"))),
       el("tbody", {}, s.events.map((e) => el("tr", {}, el("td", { class: "mono" }, fmtTime(e.ts_ns)), el("td", {}, String(e.pid)), el("td", {}, e.kind), el("td", { class: "text" }, e.message)))))
       : el("p", { class: "muted" }, "None: the writer has had nothing to report."),
-    el("h2", {}, "Partitions (retention drops whole ones)"),
-    el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "table"), el("th", { class: "num" }, "rows"), el("th", { class: "num" }, "size"))),
-      el("tbody", {}, s.partitions.map((p) => el("tr", {}, el("td", { class: "mono" }, p.table), el("td", { class: "num" }, fmtCount(p.rows)), el("td", { class: "num" }, fmtBytes(p.bytes)))))));
+    el("h2", {}, "Partitions"),
+    el("p", { class: "muted", id: "retention" },
+      `Retention keeps ${s.retention.hours} hours: a partition whose hour ended before ${fmtTime(s.retention.cutoff_ns)} UTC is dropped whole at the next pass.`),
+    el("table", { id: "partitions" }, el("thead", {}, el("tr", {}, el("th", {}, "table"), el("th", { class: "num" }, "rows"), el("th", { class: "num" }, "size"), el("th", {}, "retention"))),
+      el("tbody", {}, s.partitions.map((p) => el("tr", {}, el("td", { class: "mono" }, p.table), el("td", { class: "num" }, fmtCount(p.rows)), el("td", { class: "num" }, fmtBytes(p.bytes)),
+        el("td", {}, p.hour_start_ns + 3600e9 <= s.retention.cutoff_ns ? "dropped at the next pass" : "kept"))))));
 }
 
 let liveTimer = null;
