@@ -238,7 +238,19 @@ fn pages_forbid_inline_script_and_ship_their_assets() {
 
 #[test]
 fn metrics_are_openmetrics_text_of_the_files_figures() {
+    // A name is the program's text: quotes and a newline in it must not
+    // break the scrape or forge a line.
+    static ODD: Callsite = Callsite::new(
+        "say \"hi\"\nfake_metric 1",
+        "app",
+        "app",
+        "src/odd.rs",
+        1,
+        SpanKind::Sync,
+    );
     let s = recorded();
+    drop(EnteredSpan::new(&ODD));
+    s.guard.flush();
     let server = Server::start(&s.path);
     let response = server.get("/metrics");
     assert_eq!(response.status, 200);
@@ -248,15 +260,21 @@ fn metrics_are_openmetrics_text_of_the_files_figures() {
         .starts_with("application/openmetrics-text"));
     let text = response.body;
     for line in [
-        r#"monitor_calls_total{function="query",module="app::db"} 100"#,
-        r#"monitor_errors_total{function="query",module="app::db"} 10"#,
-        r#"monitor_calls_total{function="handle",module="app::http"} 100"#,
-        "monitor_records_written_total 200",
+        r#"monitor_function_spans{function="query",module="app::db"} 100"#,
+        r#"monitor_function_errors{function="query",module="app::db"} 10"#,
+        r#"monitor_function_spans{function="handle",module="app::http"} 100"#,
+        r#"monitor_function_spans{function="say \"hi\"\nfake_metric 1",module="app"} 1"#,
+        "# TYPE monitor_function_spans gauge",
+        "monitor_records_written_total 201",
         "monitor_records_dropped_total 0",
         "# EOF",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
     }
+    assert!(
+        !text.lines().any(|l| l.starts_with("fake_metric")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -418,4 +436,25 @@ fn health_says_which_partitions_the_next_retention_pass_drops() {
     let server = Server::start_with(&s.path, &["--config", config.to_str().unwrap()]);
     assert_eq!(server.json("/api/stats")["retention"]["hours"], 24);
     assert!(due(&server).iter().all(|(_, dropped)| !dropped));
+}
+
+#[test]
+fn a_request_for_another_host_is_refused() {
+    // A page elsewhere that rebinds its name to 127.0.0.1 sends its own
+    // name as Host; the user's browser must not read the file for it.
+    let s = recorded();
+    let server = Server::start(&s.path);
+    let port = server.url.rsplit(':').next().unwrap().to_owned();
+    let get = |host: &str| match ureq::get(&format!("{}/api/summary", server.url))
+        .set("Host", host)
+        .call()
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(get("evil.example"), 403);
+    assert_eq!(get(&format!("evil.example:{port}")), 403);
+    assert_eq!(get(&format!("localhost:{port}")), 200);
+    assert_eq!(get(&format!("127.0.0.1:{port}")), 200);
 }

@@ -121,33 +121,6 @@ impl Callsite {
     }
 }
 
-/// A value per callsite id, found without hashing for the ids of the
-/// `callsites` table (its rowids: small and dense), which every row looks
-/// up once.
-struct ByCallsite<T> {
-    dense: Vec<Option<T>>,
-    sparse: HashMap<i64, T>,
-}
-
-impl<T: Copy> ByCallsite<T> {
-    fn new(sites: &HashMap<i64, Callsite>) -> ByCallsite<T> {
-        let largest = sites.keys().copied().filter(|&id| id >= 0).max();
-        let dense_len = largest.map_or(0, |id| (id as usize + 1).min(1 << 20));
-        ByCallsite {
-            dense: vec![None; dense_len],
-            sparse: HashMap::new(),
-        }
-    }
-
-    #[inline]
-    fn get_or_insert_with(&mut self, id: i64, make: impl FnOnce() -> T) -> T {
-        match usize::try_from(id).ok().and_then(|i| self.dense.get_mut(i)) {
-            Some(slot) => *slot.get_or_insert_with(make),
-            None => *self.sparse.entry(id).or_insert_with(make),
-        }
-    }
-}
-
 /// Every callsite by id.
 pub fn callsites(db: &Db) -> Result<HashMap<i64, Callsite>, Failure> {
     let mut stmt = db

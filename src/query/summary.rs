@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::{callsites, int, is_failure, percentile, scan, ByCallsite, Callsite, Window};
+use rustc_hash::FxHashMap;
+
+use super::{callsites, int, is_failure, percentile, scan, Callsite, Window};
 use crate::db::Db;
 use crate::Failure;
 
@@ -84,7 +86,9 @@ pub fn summary_by(
     let sites = callsites(db)?;
     // Callsite id -> index in `functions`.
     let mut functions: Vec<(FunctionStats, Tally)> = Vec::new();
-    let mut by_callsite: ByCallsite<Option<usize>> = ByCallsite::new(&sites);
+    // Callsite ids are hashes of the callsite's facts: a map, with a hash
+    // cheaper than SipHash for a lookup on every row.
+    let mut by_callsite: FxHashMap<i64, Option<usize>> = FxHashMap::default();
     let mut by_key: HashMap<(String, String), usize> = HashMap::new();
     let mut spans = 0u64;
     scan(
@@ -94,7 +98,7 @@ pub fn summary_by(
         None,
         |row| {
             let callsite = int(row, 0)?;
-            let at = by_callsite.get_or_insert_with(callsite, || {
+            let at = *by_callsite.entry(callsite).or_insert_with(|| {
                 // No `callsites` row (a damaged file): shown, not skipped.
                 let unknown;
                 let site = match sites.get(&callsite) {

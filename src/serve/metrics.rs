@@ -1,13 +1,17 @@
 //! `GET /metrics`: the file's figures in the OpenMetrics text format, which
 //! Prometheus scrapes. Encoded by `prometheus-client`, built anew from the
-//! file at each scrape.
+//! file at each scrape. The writer's totals (`monitor_stats` rows, never
+//! dropped) are counters; what the retained partitions hold are gauges.
 
 use std::sync::atomic::AtomicU64;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use std::fmt::Write as _;
+
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -17,7 +21,30 @@ use super::{ApiError, App};
 use crate::db::Db;
 use crate::query::{health, summary, Window};
 
-type Labels = Vec<(&'static str, String)>;
+type Labels = Vec<(&'static str, Escaped)>;
+
+/// A label value as the text format must have it: `\\`, `"` and newlines
+/// escaped. prometheus-client 0.23 writes values as they are, and a
+/// function's name is the program's text: a quote or a newline in it broke
+/// the whole scrape, or forged a line.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct Escaped(String);
+
+impl Escaped {
+    fn new(text: &str) -> Escaped {
+        Escaped(
+            text.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n"),
+        )
+    }
+}
+
+impl EncodeLabelValue for Escaped {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        encoder.write_str(&self.0)
+    }
+}
 
 /// The window of the latency quantiles: recent enough to alert on.
 const QUANTILE_WINDOW_NS: u64 = 5 * 60 * 1_000_000_000;
@@ -44,24 +71,29 @@ fn now_ns() -> u64 {
 fn encode_file(db: &Db, now_ns: u64) -> Result<String, crate::Failure> {
     let mut registry = <Registry>::default();
     let labels = |f: &summary::FunctionStats| -> Labels {
-        vec![("function", f.name.clone()), ("module", f.module.clone())]
+        vec![
+            ("function", Escaped::new(&f.name)),
+            ("module", Escaped::new(&f.module)),
+        ]
     };
 
-    let calls = Family::<Labels, Counter>::default();
-    let errors = Family::<Labels, Counter>::default();
+    // Gauges, not counters: retention drops whole hours, and a counter that
+    // fell would read as a reset to `rate()`.
+    let spans = Family::<Labels, Gauge>::default();
+    let errors = Family::<Labels, Gauge>::default();
     let (all, _) = summary::summary(db, Window::ALL, None)?;
     for f in &all {
-        calls.get_or_create(&labels(f)).inc_by(f.calls);
-        errors.get_or_create(&labels(f)).inc_by(f.errors);
+        spans.get_or_create(&labels(f)).set(f.calls as i64);
+        errors.get_or_create(&labels(f)).set(f.errors as i64);
     }
     registry.register(
-        "monitor_calls",
-        "Spans in the file per function (the retained partitions)",
-        calls,
+        "monitor_function_spans",
+        "Spans of the function in the file (its retained partitions)",
+        spans,
     );
     registry.register(
-        "monitor_errors",
-        "Spans ending in error or panic per function (the retained partitions)",
+        "monitor_function_errors",
+        "Spans of the function ending in error or panic, in the file (its retained partitions)",
         errors,
     );
 
@@ -76,7 +108,7 @@ fn encode_file(db: &Db, now_ns: u64) -> Result<String, crate::Failure> {
             ("1", f.max_ns),
         ] {
             let mut l = labels(f);
-            l.push(("quantile", q.to_owned()));
+            l.push(("quantile", Escaped::new(q)));
             quantiles.get_or_create(&l).set(ns as f64 / 1e9);
         }
     }

@@ -178,8 +178,56 @@ async fn security_headers(
     response
 }
 
+/// The host names a request may be addressed to; `None`: any (the server
+/// was bound to an address other machines reach, with a warning).
+type AllowedHosts = Option<Arc<Vec<String>>>;
+
+/// The names a loopback server answers to. Any other `Host` is a page
+/// elsewhere that rebound its own name to 127.0.0.1 (DNS rebinding) to read
+/// the file through the user's browser.
+fn allowed_hosts(bound: SocketAddr) -> AllowedHosts {
+    bound.ip().is_loopback().then(|| {
+        let ip = match bound.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        Arc::new(vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "[::1]".to_owned(),
+            ip,
+        ])
+    })
+}
+
+async fn check_host(
+    axum::extract::State(allowed): axum::extract::State<AllowedHosts>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let (Some(allowed), Some(host)) = (allowed, request.headers().get(header::HOST)) {
+        let host = host.to_str().unwrap_or("");
+        // The name without its port; an IPv6 literal keeps its brackets.
+        let name = match host.rfind(':') {
+            Some(colon) if !host[colon..].contains(']') => &host[..colon],
+            _ => host,
+        };
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+            return ApiError {
+                status: StatusCode::FORBIDDEN,
+                message: format!(
+                    "this server answers to {} only, not to Host `{host}`",
+                    allowed.join(", ")
+                ),
+            }
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
 /// The whole site over the file at `path`.
-fn router(path: &Path, retention_hours: i64) -> Router {
+fn router(path: &Path, retention_hours: i64, hosts: AllowedHosts) -> Router {
     let app = App {
         path: Arc::new(path.to_owned()),
         idle: Arc::default(),
@@ -205,6 +253,7 @@ fn router(path: &Path, retention_hours: i64) -> Router {
         .route("/api/tail", get(api::tail))
         .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::not_found("no such page") })
+        .layer(axum::middleware::from_fn_with_state(hosts, check_host))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(app)
 }
@@ -235,11 +284,14 @@ pub fn run(path: &Path, addr: SocketAddr, retention_hours: i64) -> Result<(), Fa
         // The first line is the address, for people and for scripts that
         // asked for port 0.
         println!("serving {} on http://{bound}/", path.display());
-        axum::serve(listener, router(path, retention_hours))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .map_err(|e| Failure(format!("the server stopped: {e}")))
+        axum::serve(
+            listener,
+            router(path, retention_hours, allowed_hosts(bound)),
+        )
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| Failure(format!("the server stopped: {e}")))
     })
 }
