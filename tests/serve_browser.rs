@@ -40,6 +40,14 @@ fn a_click_goes_from_the_overview_to_a_functions_error_to_its_trace_and_span() {
         drawn(&page, "/").await;
         let at = page.url().await.unwrap().unwrap_or_default();
         assert!(at.ends_with("/?since=24h"), "{at}");
+        // The window picker follows the address.
+        let picked: String = page
+            .evaluate("document.getElementById('window').value")
+            .await
+            .unwrap()
+            .into_value()
+            .unwrap();
+        assert_eq!(picked, "24h");
         let row = "#functions tr[data-name=\"query\"]";
         // function, kind, calls, errors: the file's figures.
         assert_eq!(text(&page, &format!("{row} td:nth-child(3)")).await, "100");
@@ -104,6 +112,8 @@ fn hostile_names_errors_and_fields_show_verbatim_and_nothing_runs() {
     let trace = {
         let mut span = EnteredSpan::new(&HOSTILE);
         span.record("note", FIELD);
+        // Past 2^53: a JavaScript number would round it.
+        span.record("id", u64::MAX);
         span.record_error(ERROR);
         span.ids().unwrap().trace_id as i64
     };
@@ -141,7 +151,9 @@ fn hostile_names_errors_and_fields_show_verbatim_and_nothing_runs() {
         element(&page, ".wf-row").await.click().await.unwrap();
         let details = text(&page, "#details").await;
         assert!(
-            details.contains(ERROR) && details.contains("document.title='pwned'//"),
+            details.contains(ERROR)
+                && details.contains("document.title='pwned'//")
+                && details.contains("18446744073709551615"),
             "{details}"
         );
         assert_eq!(page.get_title().await.unwrap().as_deref(), Some("monitor"));

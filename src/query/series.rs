@@ -47,7 +47,15 @@ pub fn series(
     };
     scan(db, window, "start_ns, duration_ns, status", only, |row| {
         let start = int(row, 0)?;
-        let at = ((start as u64 - since) / step_ns) as usize;
+        // The scan keeps [since, until): a row outside is a damaged file.
+        let Some(at) = u64::try_from(start)
+            .ok()
+            .and_then(|start| start.checked_sub(since))
+            .map(|offset| (offset / step_ns) as usize)
+            .filter(|&at| at < durations.len())
+        else {
+            return Ok(());
+        };
         durations[at].push(int(row, 1)?);
         if is_failure(int(row, 2)?) {
             errors[at] += 1;

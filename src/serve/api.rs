@@ -111,6 +111,13 @@ impl<'a> SpanOut<'a> {
     }
 }
 
+/// An event of `tracing` as the API gives it: its span id as text.
+fn event_json(event: &crate::db::EventRow) -> Value {
+    let mut json = event.to_json();
+    json["span_id"] = event.span_id.map(|id| id.to_string()).into();
+    json
+}
+
 /// The callsite ids of function `name`; 404 when it has none.
 fn callsites_named(db: &Db, name: &str) -> Result<Vec<i64>, ApiError> {
     let ids: Vec<i64> = query::callsites(db)?
@@ -241,7 +248,7 @@ pub async fn trace(
             .map(|span| SpanOut {
                 events: events
                     .remove(&span.span_id)
-                    .map(|events| events.iter().map(|e| e.to_json()).collect()),
+                    .map(|events| events.iter().map(event_json).collect()),
                 ..SpanOut::new(span)
             })
             .collect();
@@ -343,10 +350,13 @@ pub async fn tail(State(app): State<App>, Query(pairs): Pairs) -> Result<Respons
         struct TailOut<'a> {
             watermark: u64,
             spans: Vec<SpanOut<'a>>,
+            /// Older spans of the look-back were left out.
+            more: bool,
         }
         serialized(&TailOut {
             watermark: now,
             spans: spans[skip..].iter().map(SpanOut::new).collect(),
+            more: skip > 0,
         })
     })
     .await

@@ -94,6 +94,18 @@ function link(path, text, attrs) {
 
 class ApiError extends Error {}
 
+/** A JSON integer past 2^53 (a u64 in a span's fields) kept as its digits,
+ * where a JavaScript number would round it. Times and durations (`*_ns`,
+ * the tail's `watermark`) stay numbers, for arithmetic: Unix ns are past
+ * 2^53 too, and a quarter of a microsecond is below what the page shows. */
+function keepBigIntegers(key, value, context) {
+  if (typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value) &&
+      !/_ns$|^watermark$/.test(key) && context && context.source) {
+    return context.source;
+  }
+  return value;
+}
+
 async function api(path, params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params || {})) {
@@ -102,7 +114,7 @@ async function api(path, params) {
   const url = q.toString() ? `${path}?${q}` : path;
   const response = await fetch(url, { headers: { Accept: "application/json" } });
   let body;
-  try { body = await response.json(); } catch (_) { body = {}; }
+  try { body = JSON.parse(await response.text(), keepBigIntegers); } catch (_) { body = {}; }
   if (!response.ok) throw new ApiError(body.error || `${response.status} ${response.statusText}`);
   return body;
 }
@@ -154,7 +166,9 @@ const main = () => document.getElementById("main");
 async function overviewPage() {
   const w = windowParams();
   const [summary, series] = await Promise.all([api("/api/summary", w), api("/api/series", w)]);
-  const step_s = series.step_ns / 1e9;
+  // The last step may have only begun: a rate over the part that passed.
+  const now_s = Date.now() / 1000;
+  const seconds = (b) => Math.max(1, Math.min(series.step_ns / 1e9, now_s - b.ts_ns / 1e9));
   const xs = series.buckets.map((b) => b.ts_ns / 1e9);
   const page = el("div", {},
     el("h1", {}, "Overview"),
@@ -163,7 +177,7 @@ async function overviewPage() {
       tile("functions", fmtCount(summary.functions.length)),
       tile("errors", fmtCount(summary.functions.reduce((a, f) => a + f.errors, 0)))),
     el("div", { class: "charts" },
-      chart("calls / s", xs, [{ data: series.buckets.map((b) => b.calls / step_s), opts: { label: "calls/s", stroke: "#2f6fdf", fill: "rgba(47,111,223,0.08)" } }]),
+      chart("calls / s", xs, [{ data: series.buckets.map((b) => b.calls / seconds(b)), opts: { label: "calls/s", stroke: "#2f6fdf", fill: "rgba(47,111,223,0.08)" } }]),
       chart("error rate %", xs, [{ data: series.buckets.map((b) => (b.calls ? (100 * b.errors) / b.calls : null)), opts: { label: "error %", stroke: "#d64541" } }]),
       chart("p99", xs, [{ data: series.buckets.map((b) => (b.calls ? b.p99_ns : null)), opts: { label: "p99", stroke: "#8e2bbf", value: (u, v) => fmtDuration(v) } }], { format: fmtDuration })),
     el("h2", {}, "Functions"),
@@ -175,6 +189,10 @@ function tile(key, value) {
   return el("div", { class: "tile" }, el("div", { class: "v" }, value), el("div", { class: "k" }, key));
 }
 
+/** The function table's sort, filter and grouping, kept across redraws
+ * (auto-refresh, another window). */
+const tableState = { sortKey: "calls", filter: "", grouping: "" };
+
 /** The function table: sorted by a header's click, filtered, grouped. */
 function functionTable(functions) {
   const columns = [
@@ -182,12 +200,14 @@ function functionTable(functions) {
     ["error_pct", "err %", true], ["p50_ns", "p50", true], ["p95_ns", "p95", true], ["p99_ns", "p99", true],
     ["max_ns", "max", true], ["items", "items", true],
   ];
-  let sortKey = "calls";
-  const filter = el("input", { type: "search", placeholder: "filter functions", "aria-label": "filter functions", id: "fn-filter" });
+  let sortKey = tableState.sortKey;
+  const filter = el("input", { type: "search", placeholder: "filter functions", "aria-label": "filter functions", id: "fn-filter", value: tableState.filter });
   const grouping = el("select", { "aria-label": "group by", id: "fn-group" },
     el("option", { value: "" }, "no grouping"), el("option", { value: "group" }, "by group (module when none)"));
   const table = el("table", { id: "functions" });
+  grouping.value = tableState.grouping;
   const draw = () => {
+    Object.assign(tableState, { sortKey, filter: filter.value, grouping: grouping.value });
     const needle = filter.value.trim().toLowerCase();
     let rows = functions.filter((f) => !needle || f.name.toLowerCase().includes(needle) || f.module.toLowerCase().includes(needle));
     const numeric = columns.find((c) => c[0] === sortKey)[2];
@@ -292,8 +312,12 @@ async function tracePage(id) {
       tops.push(s);
     }
   }
-  const t0 = Math.min(...spans.map((s) => s.start_ns));
-  const t1 = Math.max(...spans.map((s) => s.start_ns + s.duration_ns));
+  // Loops, not Math.min(...spans): an argument list of 100k+ overflows.
+  let t0 = Infinity, t1 = -Infinity;
+  for (const s of spans) {
+    t0 = Math.min(t0, s.start_ns);
+    t1 = Math.max(t1, s.start_ns + s.duration_ns);
+  }
   const total = Math.max(1, t1 - t0);
   const collapsed = new Set();
   let selected = null;
@@ -513,7 +537,10 @@ async function healthPage() {
 let liveTimer = null;
 
 async function livePage() {
-  const seen = new Set();
+  const mine = generation;
+  // Span id -> its end: what is shown, forgotten once older than any poll
+  // looks back.
+  const seen = new Map();
   let watermark = null;
   const errorsOnly = el("input", { type: "checkbox", id: "live-errors" });
   const state = el("span", { class: "muted", id: "live-state" }, "following…");
@@ -526,29 +553,34 @@ async function livePage() {
       const data = await api("/api/tail", { after: watermark, errors: errorsOnly.checked ? 1 : 0 });
       watermark = data.watermark;
       const fresh = data.spans.filter((s) => !seen.has(s.span_id));
-      fresh.forEach((s) => seen.add(s.span_id));
-      if (fresh.length) {
-        // Newest on top; a reader scrolled down keeps their place.
-        const before = document.documentElement.scrollHeight;
-        for (const s of fresh) {
-          body.prepend(el("tr", { class: "live-new", dataset: { span: s.span_id } },
-            el("td", { class: "mono" }, fmtTime(s.start_ns + s.duration_ns)),
-            el("td", {}, link(`/fn/${encodeURIComponent(s.name)}`, s.name)),
-            el("td", { class: "num" }, fmtDuration(s.duration_ns)),
-            el("td", {}, statusBadge(s.status)),
-            el("td", { class: "text" }, s.error || ""),
-            el("td", {}, link(`/trace/${s.trace_id}`, s.trace_id))));
-        }
-        while (body.rows.length > 1000) body.deleteRow(-1);
-        if (window.scrollY > 0) window.scrollBy(0, document.documentElement.scrollHeight - before);
+      // Newest on top. A reader scrolled down keeps their place: the
+      // browser's scroll anchoring holds the rows they look at.
+      for (const s of fresh) {
+        seen.set(s.span_id, s.start_ns + s.duration_ns);
+        body.prepend(el("tr", { class: "live-new", dataset: { span: s.span_id } },
+          el("td", { class: "mono" }, fmtTime(s.start_ns + s.duration_ns)),
+          el("td", {}, link(`/fn/${encodeURIComponent(s.name)}`, s.name)),
+          el("td", { class: "num" }, fmtDuration(s.duration_ns)),
+          el("td", {}, statusBadge(s.status)),
+          el("td", { class: "text" }, s.error || ""),
+          el("td", {}, link(`/trace/${s.trace_id}`, s.trace_id))));
       }
-      state.textContent = `following · ${fmtCount(body.rows.length)} shown`;
+      while (body.rows.length > 1000) body.deleteRow(-1);
+      for (const [id, end] of seen) if (end < watermark - 120e9) seen.delete(id);
+      state.textContent = `following · ${fmtCount(body.rows.length)} shown` +
+        (data.more ? " · busy: each poll shows the latest 500" : "");
     } catch (error) {
       state.textContent = `paused: ${error.message}`;
     }
   };
+  // One poll at a time, and none once another page is drawn.
+  const tick = async () => {
+    if (mine !== generation) return;
+    await poll();
+    if (mine === generation) liveTimer = setTimeout(tick, 1000);
+  };
   await poll();
-  liveTimer = setInterval(poll, 1000);
+  if (mine === generation) liveTimer = setTimeout(tick, 1000);
   return el("div", {}, el("h1", {}, "Live"), el("div", { class: "filters" }, el("label", {}, errorsOnly, " errors and panics only"), state), table);
 }
 
@@ -568,7 +600,8 @@ let generation = 0;
 
 async function route() {
   const mine = ++generation;
-  if (liveTimer) { clearInterval(liveTimer); liveTimer = null; }
+  if (liveTimer) { clearTimeout(liveTimer); liveTimer = null; }
+  syncControls();
   clearCharts();
   const path = location.pathname;
   const found = routes.find(([re]) => re.test(path));
@@ -592,7 +625,8 @@ function navigate(url) {
   route();
 }
 
-function setupControls() {
+/** The window picker as the address says (a link or Back may change it). */
+function syncControls() {
   const select = document.getElementById("window");
   const custom = document.getElementById("custom");
   const w = windowParams();
@@ -603,6 +637,11 @@ function setupControls() {
     document.getElementById("since").value = w.since;
     document.getElementById("until").value = w.until || "";
   }
+}
+
+function setupControls() {
+  const select = document.getElementById("window");
+  const custom = document.getElementById("custom");
   const go = (since, until) => {
     const q = new URLSearchParams(location.search);
     q.set("since", since);
@@ -619,7 +658,10 @@ function setupControls() {
   let timer = null;
   document.getElementById("refresh").addEventListener("change", (event) => {
     if (timer) clearInterval(timer);
-    timer = event.target.checked ? setInterval(() => { if (location.pathname !== "/live") route(); }, 10000) : null;
+    // Not the live page (it follows on its own) nor a trace (a trace does
+    // not change, and redrawing it would lose what was collapsed).
+    const refreshes = () => location.pathname !== "/live" && !location.pathname.startsWith("/trace/");
+    timer = event.target.checked ? setInterval(() => { if (refreshes()) route(); }, 10000) : null;
   });
 }
 
