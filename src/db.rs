@@ -31,9 +31,6 @@ pub fn load_config(config: Option<&Path>) -> Result<Config, Failure> {
     Ok(config?)
 }
 
-/// How much of the file a reader maps (SQLite's `mmap_size`).
-const READ_MMAP_BYTES: i64 = 1 << 30;
-
 /// An open monitor database.
 pub struct Db {
     pub conn: Connection,
@@ -135,12 +132,6 @@ impl Db {
         };
         // A writer holds the file for a moment per batch.
         conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| format!("{shown}: {e}"))?;
-        // Pages read in place from the OS's cache instead of copied into
-        // SQLite's: a scan of 1M spans spent a fifth of its time copying.
-        // The file cannot shrink under a read transaction (a checkpoint
-        // waits for its readers), so a mapped page stays valid.
-        conn.pragma_update(None, "mmap_size", READ_MMAP_BYTES)
             .map_err(|e| format!("{shown}: {e}"))?;
         let (is_monitor, version): (bool, i64) = conn
             .query_row(
