@@ -458,3 +458,46 @@ fn a_request_for_another_host_is_refused() {
     assert_eq!(get(&format!("localhost:{port}")), 200);
     assert_eq!(get(&format!("127.0.0.1:{port}")), 200);
 }
+
+#[test]
+fn each_request_reads_one_snapshot_while_the_program_writes() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    // A function's page reads the file three times (its figures, its
+    // spans, their neighbours); with writes landing meanwhile, only one
+    // snapshot makes its call count and its histogram agree.
+    let s = recorded();
+    let server = Server::start(&s.path);
+    let requests = AtomicUsize::new(0);
+    let writing = AtomicBool::new(true);
+    std::thread::scope(|scope| {
+        // Bounded whatever the other side does: a test that fails must
+        // not leave a writer filling the disk.
+        scope.spawn(|| {
+            for round in 0..2_000 {
+                if round >= 20 && requests.load(Ordering::Relaxed) >= 10 {
+                    break;
+                }
+                for _ in 0..200 {
+                    drop(EnteredSpan::new(&common::requests::QUERY));
+                }
+                s.guard.flush();
+            }
+            writing.store(false, Ordering::Relaxed);
+        });
+        let mut seen = std::collections::BTreeSet::new();
+        while writing.load(Ordering::Relaxed) {
+            let f = server.json("/api/fn/query");
+            let binned: u64 = f["histogram"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["count"].as_u64().unwrap())
+                .sum();
+            assert_eq!(f["stats"]["calls"].as_u64().unwrap(), binned);
+            seen.insert(binned);
+            requests.fetch_add(1, Ordering::Relaxed);
+        }
+        // The writes did land between requests.
+        assert!(seen.len() > 1, "{seen:?}");
+    });
+}

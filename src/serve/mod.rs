@@ -258,16 +258,23 @@ fn router(path: &Path, retention_hours: i64, hosts: AllowedHosts) -> Router {
         .with_state(app)
 }
 
+/// What to tell a user who serves on an address other machines can reach.
+fn exposure_warning(addr: SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "serving on {addr}, which other machines can reach; \
+             the pages show everything the file holds (names, errors, arguments)"
+        )
+    })
+}
+
 /// Serves the file at `path` on `addr` until Ctrl-C; `retention_hours` is
 /// the config's, shown on the health page.
 pub fn run(path: &Path, addr: SocketAddr, retention_hours: i64) -> Result<(), Failure> {
     // The file is checked first: a typo in `--db` is named at once.
     drop(Db::open(path)?);
-    if !addr.ip().is_loopback() {
-        eprintln!(
-            "monitor: warning: serving on {addr}, which other machines can reach; \
-             the pages show everything the file holds (names, errors, arguments)"
-        );
+    if let Some(warning) = exposure_warning(addr) {
+        eprintln!("monitor: warning: {warning}");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -294,4 +301,24 @@ pub fn run(path: &Path, addr: SocketAddr, retention_hours: i64) -> Result<(), Fa
         .await
         .map_err(|e| Failure(format!("the server stopped: {e}")))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{allowed_hosts, exposure_warning};
+
+    #[test]
+    fn only_an_address_beyond_loopback_is_warned_about_and_answers_any_host() {
+        for loopback in ["127.0.0.1:7878", "[::1]:7878"] {
+            let addr = loopback.parse().unwrap();
+            assert_eq!(exposure_warning(addr), None);
+            assert!(allowed_hosts(addr).is_some());
+        }
+        let open = "0.0.0.0:7878".parse().unwrap();
+        let warning = exposure_warning(open).unwrap();
+        assert!(warning.contains("0.0.0.0:7878") && warning.contains("other machines"));
+        assert!(allowed_hosts(open).is_none());
+        let lan = "192.168.1.20:7878".parse().unwrap();
+        assert!(exposure_warning(lan).is_some());
+    }
 }
