@@ -1,7 +1,7 @@
 //! One function in depth (`/api/fn/<name>`): its figures, a latency
 //! histogram, its recent errors, and who calls it and whom it calls.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use rusqlite::types::Value;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -84,7 +84,7 @@ fn bounds(max: i64) -> Vec<i64> {
 /// `None` when no callsite has this name.
 pub fn function(db: &Db, name: &str, window: Window) -> Result<Option<FunctionDetail>, Failure> {
     let sites = callsites(db)?;
-    let mine: HashSet<i64> = sites
+    let mut mine: Vec<i64> = sites
         .iter()
         .filter(|(_, s)| s.name == name)
         .map(|(&id, _)| id)
@@ -92,10 +92,9 @@ pub fn function(db: &Db, name: &str, window: Window) -> Result<Option<FunctionDe
     if mine.is_empty() {
         return Ok(None);
     }
+    mine.sort_unstable();
     let mut own_sites: Vec<Site> = Vec::new();
-    let mut ids: Vec<&i64> = mine.iter().collect();
-    ids.sort();
-    for id in ids {
+    for id in &mine {
         let s = &sites[id];
         if !own_sites
             .iter()
@@ -112,7 +111,6 @@ pub fn function(db: &Db, name: &str, window: Window) -> Result<Option<FunctionDe
     }
 
     // Its spans (SQLite picks them), then everyone's links to them.
-    let mine: Vec<i64> = mine.into_iter().collect();
     let mut durations = Vec::new();
     let mut own_ids: FxHashSet<i64> = FxHashSet::default();
     let mut parents: FxHashMap<i64, u64> = FxHashMap::default();
