@@ -8,7 +8,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use super::summary::{summary_by, FunctionStats};
-use super::{callsites, int, scan, status_name, Window};
+use super::{callsites, int, named, scan, status_name, Window};
 use crate::db::Db;
 use crate::Failure;
 
@@ -84,15 +84,10 @@ fn bounds(max: i64) -> Vec<i64> {
 /// `None` when no callsite has this name.
 pub fn function(db: &Db, name: &str, window: Window) -> Result<Option<FunctionDetail>, Failure> {
     let sites = callsites(db)?;
-    let mut mine: Vec<i64> = sites
-        .iter()
-        .filter(|(_, s)| s.name == name)
-        .map(|(&id, _)| id)
-        .collect();
+    let mine = named(&sites, name);
     if mine.is_empty() {
         return Ok(None);
     }
-    mine.sort_unstable();
     let mut own_sites: Vec<Site> = Vec::new();
     for id in &mine {
         let s = &sites[id];

@@ -121,6 +121,18 @@ impl Callsite {
     }
 }
 
+/// The ids of the callsites of function `name` (one per module, line or
+/// build that defines it), in order.
+pub fn named(sites: &HashMap<i64, Callsite>, name: &str) -> Vec<i64> {
+    let mut ids: Vec<i64> = sites
+        .iter()
+        .filter(|(_, site)| site.name == name)
+        .map(|(&id, _)| id)
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
 /// Every callsite by id.
 pub fn callsites(db: &Db) -> Result<HashMap<i64, Callsite>, Failure> {
     let mut stmt = db

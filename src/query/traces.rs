@@ -62,14 +62,10 @@ struct Tally {
 /// newest first.
 pub fn traces(db: &Db, window: Window, filter: &TraceFilter) -> Result<Vec<TraceSummary>, Failure> {
     let sites = callsites(db)?;
-    let named: Vec<i64> = match &filter.name {
-        Some(name) => sites
-            .iter()
-            .filter(|(_, site)| &site.name == name)
-            .map(|(&id, _)| id)
-            .collect(),
-        None => Vec::new(),
-    };
+    let named: Vec<i64> = filter
+        .name
+        .as_deref()
+        .map_or_else(Vec::new, |name| super::named(&sites, name));
     let mut by_trace: FxHashMap<i64, Tally> = FxHashMap::default();
     scan(
         db,

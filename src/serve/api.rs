@@ -22,7 +22,8 @@ use crate::query::{self, health, series::MAX_STEPS, traces::TraceFilter, Window}
 type Pairs = Query<Vec<(String, String)>>;
 type Answer = Result<Json<Value>, ApiError>;
 
-fn now_ns() -> u64 {
+/// Unix nanoseconds now: the API's windows are how long ago.
+pub fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
@@ -120,11 +121,7 @@ fn event_json(event: &crate::db::EventRow) -> Value {
 
 /// The callsite ids of function `name`; 404 when it has none.
 fn callsites_named(db: &Db, name: &str) -> Result<Vec<i64>, ApiError> {
-    let ids: Vec<i64> = query::callsites(db)?
-        .into_iter()
-        .filter(|(_, site)| site.name == name)
-        .map(|(id, _)| id)
-        .collect();
+    let ids = query::named(&query::callsites(db)?, name);
     if ids.is_empty() {
         return Err(ApiError::not_found(format!("no function named `{name}`")));
     }

@@ -17,6 +17,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::api::now_ns;
 use super::{ApiError, App};
 use crate::db::Db;
 use crate::query::{health, summary, Window};
@@ -59,12 +60,6 @@ pub async fn metrics(State(app): State<App>) -> Result<Response, ApiError> {
         text,
     )
         .into_response())
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// The registry of one scrape, encoded.
