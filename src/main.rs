@@ -108,6 +108,23 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:7878", value_name = "IP:PORT")]
         addr: std::net::SocketAddr,
     },
+    /// Evaluates the config's `[[alerts]]` rules over their windows and
+    /// prints each one's state. Exit code: 0 when none fires, 1 when any
+    /// fires, 2 on a config or file error (for cron, CI and health probes).
+    Check {
+        /// Appends each rule's change of state to the file's `alert_events`.
+        #[arg(long)]
+        record: bool,
+    },
+    /// The history of the rules' states, as `check --record` kept it.
+    Alerts {
+        /// Only changes this recent.
+        #[arg(long, value_name = "WINDOW")]
+        since: Option<String>,
+        /// Only this rule.
+        #[arg(long)]
+        rule: Option<String>,
+    },
     /// Writes spans as a Chrome trace (Perfetto), CSV or JSON lines.
     Export {
         #[arg(long, value_enum)]
@@ -148,6 +165,14 @@ impl<T: std::fmt::Display> From<T> for Failure {
     }
 }
 
+impl Command {
+    /// Commands whose exit code 1 means a finding (a rule fires, a function
+    /// got slower): their errors exit with 2 instead.
+    fn reports_findings(&self) -> bool {
+        matches!(self, Command::Check { .. })
+    }
+}
+
 fn main() -> ExitCode {
     // `monitor ... | head` ends quietly when `head` has what it wants,
     // like any Unix tool, instead of panicking on a closed pipe.
@@ -159,20 +184,24 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(Failure(message)) => {
             eprintln!("monitor: {message}");
-            ExitCode::FAILURE
+            if cli.command.as_ref().is_some_and(Command::reports_findings) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
 
-fn run(cli: &Cli) -> Result<(), Failure> {
+fn run(cli: &Cli) -> Result<ExitCode, Failure> {
     // Windows are checked before the file is opened: a typo is named first.
     let since = |window: &Option<String>| window.as_deref().map(window::since).transpose();
     let path = db::resolve_path(cli.db.as_deref(), cli.config.as_deref())?;
     let out = render::Out::new(cli.json);
-    match &cli.command {
+    let result = match &cli.command {
         None => {
             let db = db::Db::open(&path)?;
             commands::summary::run(&db, &out, None, None, SortBy::Calls)
@@ -234,5 +263,23 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             let since = since(s)?;
             commands::export::run(&db::Db::open(&path)?, *format, output, *trace, since)
         }
-    }
+        Some(Command::Check { record }) => {
+            let config = db::load_config(cli.config.as_deref())?;
+            if config.alerts.is_empty() {
+                return Err(Failure(format!(
+                    "no [[alerts]] rules in {}: nothing to check",
+                    cli.config
+                        .as_deref()
+                        .map_or("monitor.toml".into(), |p| p.display().to_string())
+                )));
+            }
+            let db = db::Db::open(&path)?;
+            return commands::check::run(&db, &out, &config.alerts, window::now_ns(), *record);
+        }
+        Some(Command::Alerts { since: s, rule }) => {
+            let since = since(s)?;
+            commands::alerts::run(&db::Db::open(&path)?, &out, since, rule.as_deref())
+        }
+    };
+    result.map(|()| ExitCode::SUCCESS)
 }

@@ -9,11 +9,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The Unix nanoseconds `window` ago.
 pub fn since(window: &str) -> Result<u64, String> {
-    let span = parse(window)?;
-    let now = SystemTime::now()
+    Ok(now_ns().saturating_sub(parse(window)?))
+}
+
+/// Unix nanoseconds now, from the system clock.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    Ok(now.saturating_sub(span))
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// The length of `window` in nanoseconds.

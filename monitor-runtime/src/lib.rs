@@ -67,8 +67,9 @@ pub mod prelude {
 pub use callsite::{Callsite, SpanKind};
 pub use clock::Clock;
 pub use config::{
-    CaptureConfig, Config, OnCorrupt, Overflow, QueueConfig, ResourcesConfig, RetentionConfig,
-    ENV_CONFIG, ENV_DB, ENV_ENABLED, ENV_RETENTION_HOURS,
+    AlertMetric, AlertOp, AlertRule, CaptureConfig, Config, OnCorrupt, Overflow, QueueConfig,
+    ResourcesConfig, RetentionConfig, ThresholdText, ENV_CONFIG, ENV_DB, ENV_ENABLED,
+    ENV_RETENTION_HOURS,
 };
 pub use error::Error;
 pub use instrument::{InCurrentSpan, InSpan};

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub mod alerts;
+pub mod check;
 pub mod errors;
 pub mod export;
 pub mod resources;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::db::{Db, EventRow, SpanRow};
 use crate::render::{self, Out};
@@ -19,9 +19,7 @@ const LOOK_BACK_NS: i64 = 30_000_000_000;
 const LONGEST_SPAN_NS: i64 = 86_400_000_000_000;
 
 fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
+    crate::window::now_ns() as i64
 }
 
 fn print(out: &Out, span: &SpanRow, events: &[EventRow]) {

@@ -2,6 +2,7 @@
 //! render it as tables and JSON, `monitor serve` as its JSON API and pages,
 //! and `/metrics` as Prometheus text; each figure is computed here once.
 
+pub mod alerts;
 pub mod function;
 pub mod health;
 pub mod series;

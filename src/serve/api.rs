@@ -3,7 +3,7 @@
 //! Ids are decimal strings (JavaScript's numbers hold 53 bits), times Unix
 //! ns, durations ns.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use crate::window::now_ns;
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -21,13 +21,6 @@ use crate::query::{self, health, series::MAX_STEPS, traces::TraceFilter, Window}
 
 type Pairs = Query<Vec<(String, String)>>;
 type Answer = Result<Json<Value>, ApiError>;
-
-/// Unix nanoseconds now: the API's windows are how long ago.
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
 
 /// `value` as a JSON response, serialized now.
 fn serialized(value: &impl Serialize) -> Result<Response, ApiError> {

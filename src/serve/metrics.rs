@@ -17,10 +17,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::api::now_ns;
 use super::{ApiError, App};
 use crate::db::Db;
 use crate::query::{health, summary, Window};
+use crate::window::now_ns;
 
 type Labels = Vec<(&'static str, Escaped)>;
 

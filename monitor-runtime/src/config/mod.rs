@@ -8,6 +8,10 @@ use serde::Deserialize;
 use crate::clock::Clock;
 use crate::error::Error;
 
+mod alerts;
+
+pub use alerts::{AlertMetric, AlertOp, AlertRule, ThresholdText};
+
 /// Everything `init` needs; `Config::default()` is what an empty
 /// `monitor.toml` gives.
 ///
@@ -66,6 +70,8 @@ pub struct Config {
     pub resources: ResourcesConfig,
     /// Captured argument, return and field values.
     pub capture: CaptureConfig,
+    /// `[[alerts]]`: the rules `monitor check` evaluates.
+    pub alerts: Vec<AlertRule>,
     /// The time source of spans; [`Clock::system`] unless set in code.
     #[serde(skip)]
     pub clock: Clock,
@@ -204,6 +210,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             resources: ResourcesConfig::default(),
             capture: CaptureConfig::default(),
+            alerts: Vec::new(),
             clock: Clock::system(),
             sampler: SamplerSlot::default(),
         }
@@ -330,12 +337,19 @@ impl Config {
     fn parse(text: &str, origin: &str) -> Result<Config, Error> {
         let deserializer = toml::Deserializer::new(text);
         let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|err| {
-            let key = dotted_key(err.path());
-            let inner = err.into_inner();
+            let mut key = dotted_key(err.path());
+            let mut message = err.into_inner().message().trim().to_owned();
+            // `alerts.2.op` is `alerts[2].op`, in the rule the text names.
+            if let Some((at, rule)) = alerts::locate(&key, text) {
+                key = at;
+                if let Some(rule) = rule {
+                    message = format!("in rule {rule:?}: {message}");
+                }
+            }
             Error::Config {
                 origin: origin.to_owned(),
                 key,
-                message: inner.message().trim().to_owned(),
+                message,
             }
         })?;
         config.validate(origin)
@@ -384,7 +398,7 @@ impl Config {
     }
 
     /// Checks the values serde cannot: ranges and combinations.
-    pub(crate) fn validate(self, origin: &str) -> Result<Config, Error> {
+    pub(crate) fn validate(mut self, origin: &str) -> Result<Config, Error> {
         let bad = |key: &str, message: String| {
             Err(Error::Config {
                 origin: origin.to_owned(),
@@ -429,6 +443,9 @@ impl Config {
                 "retention.cleanup_interval_secs",
                 "expected at least 1 second, got 0".into(),
             );
+        }
+        if let Err((key, message)) = alerts::check_all(&mut self.alerts) {
+            return bad(&key, message);
         }
         if let Err((key, message)) =
             crate::redact::Redactor::new(&self.capture.secret_names, &self.capture.redact_patterns)
