@@ -125,6 +125,45 @@ enum Command {
         #[arg(long)]
         rule: Option<String>,
     },
+    /// Compares each function's calls, error rate and latency in two
+    /// windows, or in a baseline file and this one, and says which got
+    /// slower: a Mann-Whitney U test on the durations, and a change of the
+    /// median of at least `--min-change` percent.
+    Diff {
+        /// The earlier window: `2h..1h` (two hours ago to one hour ago) or
+        /// `1h` (the last hour) [default: as long as `--after`, just before
+        /// it; with `--baseline`, the whole baseline file].
+        #[arg(long, value_name = "RANGE")]
+        before: Option<String>,
+        /// The later window, of this file [default: 1h; with `--baseline`,
+        /// the whole file].
+        #[arg(long, value_name = "RANGE")]
+        after: Option<String>,
+        /// The file to compare with, in place of an earlier window of this
+        /// one (before and after a deploy, two benchmark runs).
+        #[arg(long, value_name = "PATH")]
+        baseline: Option<PathBuf>,
+        /// Only functions of this group.
+        #[arg(long)]
+        group: Option<String>,
+        /// The test's significance level.
+        #[arg(long, default_value_t = 0.01)]
+        alpha: f64,
+        /// The smallest change of the median, in percent, that is a verdict.
+        #[arg(
+            long,
+            default_value_t = 10.0,
+            value_name = "PERCENT",
+            allow_negative_numbers = true
+        )]
+        min_change: f64,
+        /// The fewest calls a side needs for a verdict.
+        #[arg(long, default_value_t = 20)]
+        min_calls: usize,
+        /// Exits with 1 when a function got slower (for CI).
+        #[arg(long, value_enum)]
+        fail_on: Option<FailOn>,
+    },
     /// Writes spans as a Chrome trace (Perfetto), CSV or JSON lines.
     Export {
         #[arg(long, value_enum)]
@@ -149,6 +188,11 @@ pub enum SortBy {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOn {
+    Slower,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExportFormat {
     Chrome,
     Csv,
@@ -169,7 +213,7 @@ impl Command {
     /// Commands whose exit code 1 means a finding (a rule fires, a function
     /// got slower): their errors exit with 2 instead.
     fn reports_findings(&self) -> bool {
-        matches!(self, Command::Check { .. })
+        matches!(self, Command::Check { .. } | Command::Diff { .. })
     }
 }
 
@@ -275,6 +319,29 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
             }
             let db = db::Db::open(&path)?;
             return commands::check::run(&db, &out, &config.alerts, window::now_ns(), *record);
+        }
+        Some(Command::Diff {
+            before,
+            after,
+            baseline,
+            group,
+            alpha,
+            min_change,
+            min_calls,
+            fail_on,
+        }) => {
+            let rules = commands::diff::rules(*alpha, *min_change, *min_calls)?;
+            let windows = commands::diff::Windows::resolve(
+                before.as_deref(),
+                after.as_deref(),
+                baseline.is_some(),
+                window::now_ns(),
+            )?;
+            let current = db::Db::open(&path)?;
+            let old = baseline.as_deref().map(db::Db::open).transpose()?;
+            let slower_fails = *fail_on == Some(FailOn::Slower);
+            let dbs = (old.as_ref().unwrap_or(&current), &current);
+            return commands::diff::run(&out, dbs, &windows, group.as_deref(), rules, slower_fails);
         }
         Some(Command::Alerts { since: s, rule }) => {
             let since = since(s)?;

@@ -19,6 +19,21 @@ pub fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// `2h..1h` (from two hours ago to one hour ago) or `1h` (the last hour),
+/// as Unix nanoseconds `[since, until)` before `now`.
+pub fn range(text: &str, now: u64) -> Result<(u64, u64), String> {
+    let Some((from, to)) = text.split_once("..") else {
+        return Ok((now.saturating_sub(parse(text)?), now));
+    };
+    let (from, to) = (parse(from)?, parse(to)?);
+    if from <= to {
+        return Err(format!(
+            "bad time range `{text}`: it must start further back than it ends, such as 2h..1h"
+        ));
+    }
+    Ok((now.saturating_sub(from), now.saturating_sub(to)))
+}
+
 /// The length of `window` in nanoseconds.
 pub fn parse(window: &str) -> Result<u64, String> {
     let bad = |why: &str| {
@@ -92,6 +107,24 @@ mod tests {
             assert!(message.contains(why), "{input}: {message}");
             assert!(message.contains(&format!("`{input}`")), "{message}");
         }
+    }
+
+    #[test]
+    fn ranges_are_how_long_ago_they_start_and_end() {
+        use super::range;
+        let now = 100 * 3_600 * S;
+        assert_eq!(
+            range("2h..1h", now).unwrap(),
+            (now - 7_200 * S, now - 3_600 * S)
+        );
+        assert_eq!(range("30m", now).unwrap(), (now - 1_800 * S, now));
+        let message = range("1h..2h", now).unwrap_err();
+        assert!(
+            message.contains("`1h..2h`") && message.contains("2h..1h"),
+            "{message}"
+        );
+        assert!(range("1h..", now).unwrap_err().contains("it is empty"));
+        assert!(range("x..1h", now).unwrap_err().contains("`x`"));
     }
 
     mod props {

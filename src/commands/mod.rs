@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod check;
+pub mod diff;
 pub mod errors;
 pub mod export;
 pub mod resources;

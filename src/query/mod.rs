@@ -3,6 +3,7 @@
 //! and `/metrics` as Prometheus text; each figure is computed here once.
 
 pub mod alerts;
+pub mod diff;
 pub mod function;
 pub mod health;
 pub mod series;

@@ -83,6 +83,19 @@ pub fn summary_by(
     window: Window,
     key: impl Fn(&Callsite) -> Option<(String, String)>,
 ) -> Result<(Vec<FunctionStats>, u64), Failure> {
+    let (rows, spans) = samples_by(db, window, key)?;
+    Ok((rows.into_iter().map(|(stats, _)| stats).collect(), spans))
+}
+
+/// A function's figures and its durations, sorted.
+pub type Sample = (FunctionStats, Vec<i64>);
+
+/// [`summary_by`], with each row's durations.
+pub fn samples_by(
+    db: &Db,
+    window: Window,
+    key: impl Fn(&Callsite) -> Option<(String, String)>,
+) -> Result<(Vec<Sample>, u64), Failure> {
     let sites = callsites(db)?;
     // Callsite id -> index in `functions`.
     let mut functions: Vec<(FunctionStats, Tally)> = Vec::new();
@@ -128,7 +141,7 @@ pub fn summary_by(
             Ok(())
         },
     )?;
-    let mut stats: Vec<FunctionStats> = functions
+    let mut stats: Vec<Sample> = functions
         .into_iter()
         .filter(|(_, tally)| !tally.durations.is_empty())
         .map(|(mut stats, mut tally)| {
@@ -145,10 +158,10 @@ pub fn summary_by(
             stats.mean_wall_ns = (wall_sum / calls as i128) as i64;
             stats.mean_busy_ns = (tally.busy_sum / calls as i128) as i64;
             stats.items = tally.items;
-            stats
+            (stats, tally.durations)
         })
         .collect();
     // A stable order for equal figures, whatever the scan met first.
-    stats.sort_by(|a, b| (&a.name, &a.module).cmp(&(&b.name, &b.module)));
+    stats.sort_by(|(a, _), (b, _)| (&a.name, &a.module).cmp(&(&b.name, &b.module)));
     Ok((stats, spans))
 }
