@@ -6,7 +6,7 @@ mod common;
 
 use common::requests::{about_ms, function, real_now, MS};
 use common::server::{recorded, recorded_with_clock, Server};
-use common::{monitor_ok, Session};
+use common::{monitor_ok, record_alerts, Session};
 use monitor_runtime::{Callsite, EnteredSpan, SpanKind};
 use serde_json::Value;
 
@@ -500,4 +500,56 @@ fn each_request_reads_one_snapshot_while_the_program_writes() {
         // The writes did land between requests.
         assert!(seen.len() > 1, "{seen:?}");
     });
+}
+
+#[test]
+fn alerts_are_the_recorded_changes_of_state_with_each_rules_latest() {
+    let s = recorded();
+    let rule = |threshold: &str| {
+        format!(
+            "[[alerts]]\nname = \"slow queries\"\nfn = \"query\"\nmetric = \"p99\"\nop = \">\"\n\
+             threshold = \"{threshold}\"\nwindow = \"1h\"\n\
+             [[alerts]]\nname = \"errors\"\nmetric = \"error_rate\"\nop = \">\"\nthreshold = 0.01\nwindow = \"1h\"\n"
+        )
+    };
+    let server = Server::start(&s.path);
+    // Nothing recorded yet: no table, no events.
+    let none = server.json("/api/alerts");
+    assert_eq!(none, serde_json::json!({ "events": [], "latest": [] }));
+
+    assert_eq!(record_alerts(&s.path, &rule("50ms")), 1);
+    assert_eq!(record_alerts(&s.path, &rule("1s")), 1);
+    let alerts = server.json("/api/alerts?since=1h");
+    let events: Vec<(&str, &str)> = alerts["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["rule"].as_str().unwrap(), e["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("slow queries", "firing"),
+            ("errors", "firing"),
+            ("slow queries", "ok")
+        ]
+    );
+    let latest: Vec<(&str, &str)> = alerts["latest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["rule"].as_str().unwrap(), e["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(latest, [("errors", "firing"), ("slow queries", "ok")]);
+    // 10 failed queries among 200 spans (100 queries, 100 handlers).
+    assert_eq!(alerts["latest"][0]["value"], 0.05);
+    let p99 = alerts["events"][0]["value"].as_f64().unwrap();
+    assert!((99e6..100e6).contains(&p99), "{p99}");
+    // The same rows as the CLI's.
+    let cli: Value = serde_json::from_str(&monitor_ok(&s.path, &["--json", "alerts"])).unwrap();
+    assert_eq!(cli, alerts["events"]);
+    // A window before they were recorded holds none of them; `latest` stays.
+    let old = server.json("/api/alerts?since=3h&until=2h");
+    assert_eq!(old["events"], serde_json::json!([]));
+    assert_eq!(old["latest"], alerts["latest"]);
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use browser::{drawn, element, screenshot, text, texts, Chromium};
 use common::requests::{real_now, HANDLE, QUERY};
 use common::server::{recorded_with_clock, Server};
-use common::session_with;
+use common::{record_alerts, session_with};
 use monitor_runtime::resources::{ResourceReading, ScriptedSampler};
 use monitor_runtime::{Callsite, Clock, EnteredSpan, SpanKind};
 
@@ -331,6 +331,16 @@ fn every_page_draws_cleanly_and_live_shows_new_spans() {
         }
     }
     s.guard.flush();
+    // Alert states for the health page: `slow queries` fired, then cleared.
+    let slow = |threshold: &str| {
+        format!(
+            "[[alerts]]\nname = \"slow queries\"\nfn = \"query\"\nmetric = \"p99\"\nop = \">\"\n\
+             threshold = \"{threshold}\"\nwindow = \"1h\"\n\
+             [[alerts]]\nname = \"memory\"\nmetric = \"rss\"\nop = \">\"\nthreshold = \"300MiB\"\nwindow = \"1h\"\n"
+        )
+    };
+    assert_eq!(record_alerts(&s.path, &slow("5ms")), 1);
+    assert_eq!(record_alerts(&s.path, &slow("1s")), 1);
     let server = Server::start(&s.path);
     let trace = server.json("/api/traces?limit=1")["traces"][0]["trace_id"]
         .as_str()
@@ -357,6 +367,20 @@ fn every_page_draws_cleanly_and_live_shows_new_spans() {
             }
             if path != "/traces" && !path.starts_with("/trace/") {
                 element(&page, ".u-over").await; // a chart is drawn
+            }
+            if path == "/health" {
+                let states = texts(&page, "#alerts-latest tbody tr").await;
+                assert_eq!(states.len(), 2, "{states:?}");
+                assert!(
+                    states[0].contains("memory") && states[0].contains("firing"),
+                    "{states:?}"
+                );
+                assert!(
+                    states[1].contains("slow queries") && states[1].contains("ok"),
+                    "{states:?}"
+                );
+                let changes = texts(&page, "#alerts-history tbody tr").await;
+                assert_eq!(changes.len(), 3, "{changes:?}");
             }
             let shot = screenshot(&page, name).await;
             eprintln!("{path}: {}", shot.display());

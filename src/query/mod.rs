@@ -45,6 +45,12 @@ impl Window {
         )
     }
 
+    /// Whether an instant is in the window.
+    pub fn holds(&self, ns: i64) -> bool {
+        let ns = u64::try_from(ns).unwrap_or(0);
+        self.since.is_none_or(|s| ns >= s) && self.until.is_none_or(|u| ns < u)
+    }
+
     /// Whether every span a partition can hold is in the window. A span is
     /// stored in the partition of the hour it started in.
     fn covers(&self, partition: &monitor_runtime::schema::Partition) -> bool {

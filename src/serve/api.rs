@@ -308,6 +308,28 @@ pub async fn stats(State(app): State<App>, Query(pairs): Pairs) -> Answer {
     .map(Json)
 }
 
+/// `?since=1h&until=`: the alert rules' changes of state in the window
+/// (`monitor alerts`), and `latest`: each rule's last recorded state,
+/// whenever it was recorded.
+pub async fn alerts(State(app): State<App>, Query(pairs): Pairs) -> Answer {
+    let params = Params::new(pairs, &["since", "until"])?;
+    let window = params.window(now_ns(), "1h")?;
+    app.read(move |db| {
+        let all = query::alerts::history(db, Window::ALL)?;
+        let mut latest: Vec<&query::alerts::AlertEvent> = Vec::new();
+        for event in all.iter().rev() {
+            if !latest.iter().any(|e| e.rule == event.rule) {
+                latest.push(event);
+            }
+        }
+        latest.sort_by(|a, b| a.rule.cmp(&b.rule));
+        let events: Vec<_> = all.iter().filter(|e| window.holds(e.ts_ns)).collect();
+        Ok(json!({ "events": events, "latest": latest }))
+    })
+    .await
+    .map(Json)
+}
+
 /// Spans reach the file a flush interval or more after they end: a poll
 /// looks back this far before its watermark, and the page skips what it has.
 const TAIL_LOOK_BACK_NS: u64 = 30_000_000_000;

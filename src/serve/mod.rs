@@ -250,6 +250,7 @@ fn router(path: &Path, retention_hours: i64, hosts: AllowedHosts) -> Router {
         .route("/api/fn/{name}", get(api::function))
         .route("/api/resources", get(api::resources))
         .route("/api/stats", get(api::stats))
+        .route("/api/alerts", get(api::alerts))
         .route("/api/tail", get(api::tail))
         .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::not_found("no such page") })

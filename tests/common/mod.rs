@@ -182,6 +182,22 @@ pub fn monitor_ok(path: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Writes `rules` (`[[alerts]]` TOML) to a config beside the file and runs
+/// `monitor check --record` on it; returns its exit code (0: none fires, 1:
+/// one does).
+pub fn record_alerts(path: &Path, rules: &str) -> i32 {
+    let config = path.with_file_name("alerts.toml");
+    std::fs::write(&config, rules).expect("write the config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))
+        .args(["--db", path.to_str().unwrap()])
+        .args(["--config", config.to_str().unwrap(), "check", "--record"])
+        .output()
+        .expect("run monitor");
+    let code = out.status.code().expect("an exit code");
+    assert!(code < 2, "{}", String::from_utf8_lossy(&out.stderr));
+    code
+}
+
 /// Starts `monitor --db path args` (a `tail`) and returns once it says it
 /// is following the file.
 pub fn following(path: &Path, args: &[&str]) -> std::process::Child {

@@ -497,8 +497,46 @@ async function resourcesPage() {
   }));
 }
 
+/** An alert rule's value or threshold in its metric's unit. */
+function fmtAlertValue(metric, v) {
+  if (v === null || v === undefined) return "";
+  if (metric === "error_rate") return `${(100 * v).toFixed(2)}%`;
+  if (metric === "calls") return fmtCount(v);
+  if (metric === "rss") return fmtBytes(v);
+  return fmtDuration(v);
+}
+
+/** `ok`, `firing`, `no data`. */
+function alertBadge(state) {
+  return el("span", { class: `status alert-${state.replace(" ", "-")}` }, state);
+}
+
+/** The alert rules' last recorded states and the window's changes. */
+function alertsSection(a) {
+  if (!a.latest.length) {
+    return el("p", { class: "muted", id: "alerts" },
+      "No alert state recorded: `monitor check --record` keeps the [[alerts]] rules' changes of state here (run it from cron).");
+  }
+  const head = (...names) => el("thead", {}, el("tr", {}, names.map((n) => el("th", { class: n === "value" || n === "threshold" ? "num" : "" }, n))));
+  const row = (e) => el("tr", { dataset: { rule: e.rule } },
+    el("td", { class: "mono" }, fmtTime(e.ts_ns)),
+    el("td", { class: "text" }, e.rule),
+    el("td", {}, alertBadge(e.state)),
+    el("td", {}, e.metric || ""),
+    el("td", { class: "num" }, fmtAlertValue(e.metric, e.value)),
+    el("td", { class: "num" }, fmtAlertValue(e.metric, e.threshold)));
+  return el("div", { id: "alerts" },
+    el("table", { id: "alerts-latest" }, head("since (UTC)", "rule", "state", "metric", "value", "threshold"),
+      el("tbody", {}, a.latest.map(row))),
+    el("h3", {}, "Changes in this window"),
+    a.events.length
+      ? el("table", { id: "alerts-history" }, head("time (UTC)", "rule", "state", "metric", "value", "threshold"),
+        el("tbody", {}, a.events.slice().reverse().map(row)))
+      : el("p", { class: "muted" }, "None in this window."));
+}
+
 async function healthPage() {
-  const s = await api("/api/stats", windowParams());
+  const [s, alerts] = await Promise.all([api("/api/stats", windowParams()), api("/api/alerts", windowParams())]);
   const h = s.history;
   const xs = h.map((r) => r.ts_ns / 1e9);
   const figures = [
@@ -522,6 +560,8 @@ async function healthPage() {
         { data: h.map((r) => r.queue_depth), opts: { label: "last", stroke: "#2f6fdf" } },
         { data: h.map((r) => r.queue_depth_max), opts: { label: "largest", stroke: "#9aa0a6" } },
       ], { whole: true })) : el("p", { class: "muted" }, "No stats rows in this window."),
+    el("h2", {}, "Alerts"),
+    alertsSection(alerts),
     el("h2", {}, "Monitor events"),
     s.events.length ? el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "time (UTC)"), el("th", {}, "pid"), el("th", {}, "event"), el("th", {}, "what happened"))),
       el("tbody", {}, s.events.map((e) => el("tr", {}, el("td", { class: "mono" }, fmtTime(e.ts_ns)), el("td", {}, String(e.pid)), el("td", {}, e.kind), el("td", { class: "text" }, e.message)))))
