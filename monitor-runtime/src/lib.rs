@@ -36,6 +36,7 @@ mod capture;
 mod clock;
 mod config;
 mod error;
+mod health;
 mod id;
 mod instrument;
 mod local;
@@ -72,6 +73,7 @@ pub use config::{
     ENV_RETENTION_HOURS,
 };
 pub use error::Error;
+pub use health::{FailReason, Health, HealthProbe, WriterState};
 pub use instrument::{InCurrentSpan, InSpan};
 /// Records every call of a function as a span: sync fns, `async fn`s and
 /// fns returning a future (options and semantics in the README and

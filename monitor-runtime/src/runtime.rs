@@ -12,6 +12,7 @@ use crate::capture::CaptureRules;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::Error;
+use crate::health::{Health, HealthCell, HealthProbe};
 use crate::queue::Queue;
 use crate::resources::{LatestRss, SamplerThread, SysinfoSampler};
 use crate::retention::{RetentionReport, RetentionThread};
@@ -47,6 +48,12 @@ static GUARD_ALIVE: Mutex<bool> = Mutex::new(false);
 pub(crate) fn capture_rules() -> &'static CaptureRules {
     static DEFAULT: CaptureRules = CaptureRules::DEFAULT;
     active().map_or(&DEFAULT, |rt| &rt.capture)
+}
+
+/// Whether this is a process forked from the one that called `init`, with
+/// no syscall: for `Guard::health`, which a probe calls on every request.
+pub(crate) fn forked() -> bool {
+    fork::forked()
 }
 
 /// Stops recording for `rt` if it is still the active runtime.
@@ -252,6 +259,10 @@ mod fork {
     /// Set in a forked child: spans begun here are counted.
     static FORKED: AtomicBool = AtomicBool::new(false);
     static CHILD_SPANS: AtomicU64 = AtomicU64::new(0);
+    /// Set in every child forked after `init` registered the handler, and
+    /// cleared by an `init` in this process: [`in_child`] without the
+    /// `getpid` syscall, for `Guard::health`.
+    static CHILD: AtomicBool = AtomicBool::new(false);
     /// Where the count goes: the database and its file mode.
     static DB: Mutex<Option<(PathBuf, u32)>> = Mutex::new(None);
 
@@ -299,10 +310,17 @@ mod fork {
         owner != 0 && owner != std::process::id()
     }
 
+    /// Whether this process is a forked child of the one that called
+    /// `init`, from a flag the fork handler sets: one relaxed load.
+    pub(super) fn forked() -> bool {
+        CHILD.load(Ordering::Relaxed)
+    }
+
     /// Notes the owner and its database and, once per process, asks to
     /// hear of forks.
     pub(super) fn watch(db: PathBuf, mode: u32) {
         OWNER.store(std::process::id(), Ordering::Relaxed);
+        CHILD.store(false, Ordering::Relaxed);
         *DB.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((db, mode));
         #[cfg(unix)]
         {
@@ -323,6 +341,7 @@ mod fork {
             .is_null();
         CHILD_SPANS.store(0, Ordering::Relaxed);
         FORKED.store(was_recording, Ordering::Relaxed);
+        CHILD.store(true, Ordering::Relaxed);
     }
 }
 
@@ -433,8 +452,9 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
         #[cfg(feature = "tracing")]
         open_tracing_spans: std::sync::atomic::AtomicU64::new(0),
     }));
+    let health = std::sync::Arc::new(HealthCell::default());
     let (control, handle) =
-        writer::spawn(opened, rt, error_spill, &config).map_err(Error::Thread)?;
+        writer::spawn(opened, rt, error_spill, health.clone(), &config).map_err(Error::Thread)?;
     let threads = RetentionThread::spawn(
         config.db_path.clone(),
         config.retention.clone(),
@@ -475,6 +495,7 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
     Ok(Guard {
         running: Some(Running {
             rt,
+            health,
             control,
             writer: Some(handle),
             retention: Some(retention),
@@ -499,6 +520,8 @@ pub struct Guard {
 
 struct Running {
     rt: &'static Runtime,
+    /// What the writer publishes for [`Guard::health`].
+    health: std::sync::Arc<HealthCell>,
     control: Sender<Control>,
     writer: Option<JoinHandle<()>>,
     retention: Option<RetentionThread>,
@@ -643,6 +666,55 @@ impl Guard {
             })
             .map(drop)
             .map_err(Error::Signals)
+    }
+
+    /// The writer's health, for the program's own probes: its state (ok,
+    /// spilling since when, failed), the queue depth, the records dropped
+    /// and lost since `init`, and the age of the last commit. A few atomic
+    /// loads and one clock read, no lock: cheap enough for every request of
+    /// a `/healthz` (see `examples/healthz.rs`). A guard that records
+    /// nothing says [`WriterState::Disabled`](crate::WriterState::Disabled).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use monitor_runtime::Config;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let guard = monitor_runtime::init_with(Config::default().db_path(dir.path().join("m.db")))?;
+    /// let health = guard.health();
+    /// assert!(health.is_ok(), "{health:?}");
+    /// assert_eq!(health.dropped, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn health(&self) -> Health {
+        match &self.running {
+            // Not `running()`: its fork check asks the kernel for the pid.
+            Some(running) if !forked() => running.health.read(&running.rt.queue),
+            _ => Health::disabled(),
+        }
+    }
+
+    /// A handle that reads [`health`](Self::health) without the guard, for
+    /// a `/healthz` handler's state or another thread (see
+    /// [`HealthProbe`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use monitor_runtime::Config;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut guard = monitor_runtime::init_with(Config::default().db_path(dir.path().join("m.db")))?;
+    /// let probe = guard.health_probe();
+    /// let hold = guard.hold_writer(); // borrows the guard; the probe still answers
+    /// assert_eq!(probe.health().queue_depth, 0);
+    /// drop(hold);
+    /// # Ok(()) }
+    /// ```
+    pub fn health_probe(&self) -> HealthProbe {
+        match &self.running {
+            Some(running) => HealthProbe::new(running.rt, running.health.clone()),
+            None => HealthProbe::disabled(),
+        }
     }
 
     /// Whether spans are being recorded.

@@ -52,10 +52,12 @@ pub(crate) struct NewThread {
     pub(crate) name: String,
 }
 
-/// Counts since the previous `monitor_stats` row.
+/// Counts since the previous `monitor_stats` row, except `dropped`.
 #[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) enqueued: AtomicU64,
+    /// Since `init`, for `guard.health()`: the writer keeps what its last
+    /// stats row reached and stores the difference.
     pub(crate) dropped: AtomicU64,
     /// Spans left out by a callsite's sampling rate (not losses).
     pub(crate) sampled_out: AtomicU64,

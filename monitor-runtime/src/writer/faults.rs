@@ -16,6 +16,7 @@ use super::{
     busy, identity, insert_registry, open, Fault, Writer, PROBE_BUSY_TIMEOUT, PROBE_EVERY,
 };
 use crate::callsite;
+use crate::health::{FailReason, WriterState};
 
 impl Writer {
     /// Another process sharing the file (or a forked child) may have left
@@ -34,6 +35,7 @@ impl Writer {
             None => {
                 self.fault = Some(Fault {
                     since: now,
+                    since_ns: crate::health::now_ns(),
                     next_probe: now + PROBE_EVERY,
                     spilled: 0,
                     failed: 0,
@@ -47,6 +49,32 @@ impl Writer {
                 );
             }
         }
+        self.publish_state();
+    }
+
+    /// Tells `guard.health()` where records go now: the database, the
+    /// spill file, or nowhere.
+    pub(super) fn publish_state(&self) {
+        let state = match &self.fault {
+            None => WriterState::Ok,
+            Some(fault) => {
+                let since_ns = fault.since_ns;
+                if self.spill_failing {
+                    WriterState::Failed {
+                        since_ns,
+                        reason: FailReason::SpillFailed,
+                    }
+                } else if self.spill_full {
+                    WriterState::Failed {
+                        since_ns,
+                        reason: FailReason::SpillFull,
+                    }
+                } else {
+                    WriterState::Spilling { since_ns }
+                }
+            }
+        };
+        self.health.set_state(state);
     }
 
     /// Reopens the database when the file at the path is not the one open
@@ -113,6 +141,7 @@ impl Writer {
             Ok(bytes) => {
                 // Only a replay that stored something shows the database
                 // takes writes; with nothing read, the next batch probes.
+                self.health.committed();
                 self.recovered();
                 bytes
             }
@@ -180,6 +209,7 @@ impl Writer {
                 ));
             }
             self.event("recovered", message);
+            self.publish_state();
         }
     }
 
@@ -293,7 +323,9 @@ impl Writer {
                 }
             }
             Err(err) => {
+                // Not `count_failed`: `lines` borrows the batch.
                 self.stats.failed += spans;
+                self.health.count_failed(spans);
                 // Keep the events for the next write.
                 self.events.extend(events_in(lines));
                 if let Some(fault) = &mut self.fault {
@@ -308,6 +340,7 @@ impl Writer {
                 }
             }
         }
+        self.publish_state();
     }
 
     /// The spill file is full: drops the batch's non-error records and its

@@ -41,6 +41,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::callsite;
 use crate::config::Config;
+use crate::health::HealthCell;
 use crate::record::Record;
 use crate::report::report;
 use crate::resources::Sample;
@@ -93,6 +94,7 @@ pub(crate) fn spawn(
     opened: schema::Opened,
     rt: &'static Runtime,
     error_spill: Arc<ErrorSpill>,
+    health: Arc<HealthCell>,
     config: &Config,
 ) -> io::Result<(Sender<Control>, JoinHandle<()>)> {
     let (control_tx, control) = crossbeam_channel::unbounded();
@@ -107,6 +109,8 @@ pub(crate) fn spawn(
             bytes => bytes,
         },
         error_spill,
+        health,
+        dropped_stored: 0,
         db_path,
         options,
         rt,
@@ -175,6 +179,8 @@ struct Progress {
 /// The database is failing; batches go to the spill file meanwhile.
 struct Fault {
     since: Instant,
+    /// `since` on the system clock, for `guard.health()`.
+    since_ns: u64,
     next_probe: Instant,
     /// Records spilled since.
     spilled: u64,
@@ -204,6 +210,12 @@ struct Writer {
     /// `spill_max_bytes`: past it, only error records are spilled.
     spill_max_bytes: u64,
     error_spill: Arc<ErrorSpill>,
+    /// What `guard.health()` reads: published on each change of state and
+    /// each commit.
+    health: Arc<HealthCell>,
+    /// `queue.counters.dropped` (a count since `init`) as of the last stats
+    /// row stored: the next row has the difference.
+    dropped_stored: u64,
     rt: &'static Runtime,
     control: Receiver<Control>,
     sweep_every: Duration,
@@ -275,12 +287,17 @@ pub(crate) fn spill_fork_losses(db: &std::path::Path, mode: u32, spans: u64) -> 
 }
 
 /// Runs when the writer thread ends, however it ends: producers must not
-/// wait for a writer that is gone, and spans stop being recorded.
-struct OnExit(&'static Runtime);
+/// wait for a writer that is gone, spans stop being recorded, and
+/// `guard.health()` says so.
+struct OnExit(&'static Runtime, Arc<HealthCell>);
 
 impl Drop for OnExit {
     fn drop(&mut self) {
         self.0.queue.close();
+        self.1.set_state(crate::health::WriterState::Failed {
+            since_ns: crate::health::now_ns(),
+            reason: crate::health::FailReason::WriterStopped,
+        });
         if std::thread::panicking() {
             crate::runtime::deactivate(self.0);
             report(format_args!(
@@ -306,7 +323,7 @@ fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
 impl Writer {
     /// Serves until shutdown, restarting the loop after a panic.
     fn run(mut self) {
-        let on_exit = OnExit(self.rt);
+        let on_exit = OnExit(self.rt, self.health.clone());
         // The connection was opened on `init`'s thread.
         busy::set_limit(self.options.busy_timeout);
         let mut last_panic: Option<Instant> = None;
@@ -521,7 +538,7 @@ impl Writer {
             || self.stats.failed > 0
             || !self.events.is_empty()
             || counters.enqueued.load(Relaxed) > 0
-            || counters.dropped.load(Relaxed) > 0
+            || counters.dropped.load(Relaxed) > self.dropped_stored
             || counters.sampled_out.load(Relaxed) > 0
     }
 
@@ -558,7 +575,7 @@ impl Writer {
             Ok(stored) => {
                 self.stats.written += stored.written;
                 self.stats.errors_written += stored.errors;
-                self.stats.failed += stored.rejected;
+                self.count_failed(stored.rejected);
                 if let Some(msg) = stored.first_rejection {
                     if !self.failure_reported {
                         self.failure_reported = true;
@@ -610,6 +627,7 @@ impl Writer {
         });
         match result {
             Ok(stored) => {
+                self.health.committed();
                 self.recovered();
                 Ok(stored)
             }
@@ -715,18 +733,21 @@ impl Writer {
         use std::sync::atomic::Ordering::Relaxed;
         let taken = self.error_spill.take();
         self.stats.spilled += taken.spilled;
-        self.stats.failed += taken.failed;
+        self.count_failed(taken.failed);
         if let Some(failure) = taken.failure {
             self.event("spill_failed", failure);
         }
         let counters = &self.rt.queue.counters;
         let s = std::mem::take(&mut self.stats);
+        // `dropped` counts since `init` (`guard.health()` reads it): the
+        // row has what is new since the last row stored.
+        let dropped = counters.dropped.load(Relaxed);
         let row = StatsRow {
             ts_ns: self.rt.clock.now_ns(),
             pid: self.pid,
             enqueued: counters.enqueued.swap(0, Relaxed),
             written: s.written,
-            dropped: counters.dropped.swap(0, Relaxed),
+            dropped: dropped - self.dropped_stored,
             errors_written: s.errors_written,
             failed: s.failed,
             queue_depth: self.rt.queue.depth(),
@@ -741,21 +762,28 @@ impl Writer {
         };
         if self.fault.is_none() {
             match self.insert_stats(&row) {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.health.committed();
+                    self.dropped_stored = dropped;
+                    return;
+                }
                 Err(err) => self.fail(err.to_string()),
             }
         }
         let mut lines: Vec<Line<'_>> = self.events.drain(..).map(Line::Event).collect();
         lines.push(Line::Stats(row));
         match self.spill.append(&lines) {
-            Ok(()) => self.spill_pending = true,
+            Ok(()) => {
+                self.spill_pending = true;
+                self.dropped_stored = dropped;
+            }
             Err(err) => {
-                // Keep the counts for the next row rather than lose them.
+                // Keep the counts for the next row rather than lose them
+                // (`dropped` stays where it is: the next row takes it).
                 let Some(Line::Stats(row)) = lines.pop() else {
                     unreachable!("pushed last")
                 };
                 counters.enqueued.fetch_add(row.enqueued, Relaxed);
-                counters.dropped.fetch_add(row.dropped, Relaxed);
                 counters.sampled_out.fetch_add(row.sampled_out, Relaxed);
                 self.stats = s;
                 self.events.extend(events_in(lines));
@@ -765,6 +793,12 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// `n` more records lost after the queue (`monitor_stats.failed`).
+    fn count_failed(&mut self, n: u64) {
+        self.stats.failed += n;
+        self.health.count_failed(n);
     }
 
     /// The stats row and pending events, in one transaction.
