@@ -1,4 +1,4 @@
-//! `monitor summary` over a file of 1,000,000 spans (20 functions, three
+//! `monitor summary` (and `errors`, `tree`, `diff`) over a file of 1,000,000 spans (20 functions, three
 //! levels deep): the whole command, process start included, as a user runs
 //! it. Target (issue 7): under 2 s.
 //!
@@ -52,6 +52,12 @@ fn summary(c: &mut Criterion) {
     group.bench_function("errors_1m_spans", |b| b.iter(|| run(&["errors"])));
     group.bench_function("tree_last_1m_spans", |b| {
         b.iter(|| run(&["tree", "--last"]))
+    });
+    // The file against itself: every duration read twice (2,000,000) and
+    // a Mann-Whitney U test per function.
+    let baseline = db.to_str().unwrap().to_owned();
+    group.bench_function("diff_baseline_1m_spans", |b| {
+        b.iter(|| run(&["diff", "--baseline", &baseline]))
     });
     group.finish();
 }
