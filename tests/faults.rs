@@ -9,10 +9,9 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{read_spans, session_with, Session};
+use common::{quiet_session, read_spans, Session};
 use monitor_runtime::prelude::*;
 use monitor_runtime::schema::spill_path;
-use monitor_runtime::Config;
 use rusqlite::Connection;
 
 #[monitor]
@@ -67,10 +66,6 @@ fn events(db: &Path) -> Vec<(String, String)> {
         .collect::<Result<_, _>>()
         .unwrap();
     rows
-}
-
-fn quiet_session(configure: impl FnOnce(Config) -> Config) -> Session {
-    session_with(|c| configure(c.resource_interval(Duration::ZERO)))
 }
 
 /// Runs `fault` on the writer's connection, makes `n` spans, flushes, and

@@ -4,9 +4,10 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::{session_with, stats_sum, Session};
+use common::requests::real_now;
+use common::{quiet_session, stats_sum};
 use monitor_runtime::prelude::*;
 use monitor_runtime::schema::spill_path;
 use monitor_runtime::{Config, FailReason, Overflow, WriterState};
@@ -22,21 +23,9 @@ fn refuse(i: u64) -> Result<u64, String> {
     Err(format!("refused {i}"))
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-/// No sampler: its samples would make commits the tests do not ask for.
-fn quiet_session(configure: impl FnOnce(Config) -> Config) -> Session {
-    session_with(|c| configure(c.resource_interval(Duration::ZERO)))
-}
-
 #[test]
 fn a_fresh_guard_is_ok_and_commits_on_flush() {
-    let before = now_ns();
+    let before = real_now();
     let s = quiet_session(|c| c);
     let health = s.guard.health();
     assert!(health.is_ok(), "{health:?}");
@@ -51,7 +40,7 @@ fn a_fresh_guard_is_ok_and_commits_on_flush() {
         (0, 0, 0)
     );
     let at = health.last_commit_ns.expect("the flush committed");
-    assert!(before <= at && at <= now_ns(), "{health:?}");
+    assert!(before <= at && at <= real_now(), "{health:?}");
     assert!(health.last_commit_age().unwrap() < Duration::from_secs(60));
 
     let json = serde_json::to_value(&health).unwrap();
@@ -114,7 +103,7 @@ fn a_locked_database_is_spilling_since_the_lock_then_ok_again() {
     s.guard.flush();
     let committed = s.guard.health().last_commit_ns.unwrap();
 
-    let before = now_ns();
+    let before = real_now();
     let holder = Connection::open(&s.path).unwrap();
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
     for i in 1..=100 {
@@ -125,7 +114,7 @@ fn a_locked_database_is_spilling_since_the_lock_then_ok_again() {
     let WriterState::Spilling { since_ns } = health.state else {
         panic!("expected spilling: {health:?}");
     };
-    assert!(before <= since_ns && since_ns <= now_ns(), "{health:?}");
+    assert!(before <= since_ns && since_ns <= real_now(), "{health:?}");
     assert!(!health.is_ok());
     assert_eq!((health.dropped, health.failed), (0, 0), "spilled, not lost");
     assert_eq!(health.last_commit_ns, Some(committed), "nothing committed");
@@ -232,7 +221,7 @@ fn a_full_spill_file_is_failed_and_its_drops_counted() {
 #[test]
 fn a_stopped_writer_is_failed() {
     let s = quiet_session(|c| c);
-    let before = now_ns();
+    let before = real_now();
     // The writer gives up after 10 panics less than a second apart.
     for i in 0..10 {
         s.guard.__panic_writer_on_next_batch();
@@ -247,7 +236,7 @@ fn a_stopped_writer_is_failed() {
     else {
         panic!("expected a stopped writer: {health:?}");
     };
-    assert!(before <= since_ns && since_ns <= now_ns());
+    assert!(before <= since_ns && since_ns <= real_now());
     assert_eq!(
         serde_json::to_value(&health).unwrap()["reason"],
         "writer_stopped"

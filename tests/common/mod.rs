@@ -47,6 +47,12 @@ pub fn session_with(configure: impl FnOnce(Config) -> Config) -> Session {
     }
 }
 
+/// [`session_with`] without the resource sampler: its samples would make
+/// commits and stats the tests do not ask for.
+pub fn quiet_session(configure: impl FnOnce(Config) -> Config) -> Session {
+    session_with(|c| configure(c.resource_interval(std::time::Duration::ZERO)))
+}
+
 /// One row of the `spans` view.
 #[derive(Debug, Clone)]
 pub struct Row {
