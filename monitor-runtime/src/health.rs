@@ -5,7 +5,7 @@
 //! after each commit; `health()` reads it back with a handful of atomic
 //! loads, no lock and one clock read. Spans never touch it.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -41,14 +41,15 @@ pub enum WriterState {
     /// read-only, ...): batches go to the spill file beside it, to be
     /// replayed once it takes writes again. Nothing is lost so far.
     Spilling {
-        /// When the database first refused (Unix ns, the system clock).
+        /// When the database first refused (Unix ns, the system clock, to
+        /// the microsecond).
         since_ns: u64,
     },
     /// Records are being lost, or nothing records any more: see
     /// [`FailReason`].
     Failed {
         /// When the database first refused, or when the writer stopped
-        /// (Unix ns, the system clock).
+        /// (Unix ns, the system clock, to the microsecond).
         since_ns: u64,
         /// What is failing.
         reason: FailReason,
@@ -254,9 +255,10 @@ const WRITER_STOPPED: u8 = 4;
 /// Written by the writer thread only; read by the guard.
 #[derive(Default)]
 pub(crate) struct HealthCell {
-    state: AtomicU8,
-    /// The `since_ns` of the state; stored before `state`.
-    since_ns: AtomicU64,
+    /// The state code in the low 3 bits and its `since` in microseconds
+    /// above them, in one word: a reader cannot pair one state with another
+    /// state's time (2^61 µs is 73,000 years).
+    state: AtomicU64,
     /// 0 before the first commit.
     last_commit_ns: AtomicU64,
     /// Records lost after the queue (`monitor_stats.failed`), since `init`.
@@ -279,15 +281,8 @@ impl HealthCell {
                 since_ns,
             ),
         };
-        if self.state.load(Ordering::Relaxed) == code
-            && self.since_ns.load(Ordering::Relaxed) == since_ns
-        {
-            return;
-        }
-        // `since_ns` first: a reader that sees the new state sees its
-        // `since_ns` (or a later state's).
-        self.since_ns.store(since_ns, Ordering::Relaxed);
-        self.state.store(code, Ordering::Release);
+        self.state
+            .store((since_ns / 1_000) << 3 | u64::from(code), Ordering::Relaxed);
     }
 
     /// The writer committed a transaction just now.
@@ -302,8 +297,8 @@ impl HealthCell {
 
     /// The health of the writer feeding on `queue`.
     pub(crate) fn read(&self, queue: &Queue) -> Health {
-        let code = self.state.load(Ordering::Acquire);
-        let since_ns = self.since_ns.load(Ordering::Relaxed);
+        let word = self.state.load(Ordering::Relaxed);
+        let (code, since_ns) = ((word & 0b111) as u8, (word >> 3) * 1_000);
         let failed = |reason| WriterState::Failed { since_ns, reason };
         let state = match code {
             SPILLING => WriterState::Spilling { since_ns },

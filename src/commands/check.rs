@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde_json::json;
 
 use crate::db::Db;
-use crate::query::alerts::{evaluate, Evaluation, State, EVENTS_TABLE};
+use crate::query::alerts::{evaluate, prepare_events_table, Evaluation, State, EVENTS_TABLE};
 use crate::render::{self, Out};
 use crate::Failure;
 
@@ -24,6 +24,9 @@ pub fn run(
 ) -> Result<ExitCode, Failure> {
     let evaluations = evaluate(db, rules, now_ns)?;
     let recorded = if record {
+        // Our read snapshot would keep a file in rollback-journal mode (a
+        // `VACUUM INTO` copy, an archive) from taking our own write.
+        db.refresh()?;
         self::record(&db.path, &evaluations, now_ns)?
     } else {
         0
@@ -105,18 +108,8 @@ fn record(path: &Path, evaluations: &[Evaluation], now_ns: u64) -> Result<usize,
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(fail)?;
-    tx.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS {EVENTS_TABLE} (
-             ts_ns INTEGER NOT NULL,
-             rule TEXT NOT NULL,
-             state TEXT NOT NULL,
-             value REAL,
-             metric TEXT,
-             threshold REAL
-         );
-         CREATE INDEX IF NOT EXISTS {EVENTS_TABLE}_by_rule ON {EVENTS_TABLE} (rule, ts_ns);"
-    ))
-    .map_err(fail)?;
+    prepare_events_table(&tx)
+        .map_err(|e| Failure(format!("{shown}: cannot record alert states: {e}")))?;
     let mut changes = 0;
     for e in evaluations {
         let last: Option<String> = tx

@@ -3,6 +3,7 @@
 //! dashboard's health page).
 
 use monitor_runtime::{AlertMetric, AlertRule};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use super::health::resources;
@@ -64,7 +65,8 @@ pub fn evaluate(db: &Db, rules: &[AlertRule], now_ns: u64) -> Result<Vec<Evaluat
 }
 
 fn evaluate_one(db: &Db, rule: &AlertRule, now_ns: u64) -> Result<Evaluation, Failure> {
-    let since = now_ns.saturating_sub(rule.window().as_nanos() as u64);
+    let window_ns = u64::try_from(rule.window().as_nanos()).unwrap_or(u64::MAX);
+    let since = now_ns.saturating_sub(window_ns);
     let window = Window {
         since: Some(since),
         until: Some(now_ns),
@@ -83,8 +85,13 @@ fn evaluate_one(db: &Db, rule: &AlertRule, now_ns: u64) -> Result<Evaluation, Fa
         // The matching callsites tallied as one row.
         let (rows, _) = summary_by(db, window, |site| {
             let hit = match (&rule.function, &rule.group) {
-                (Some(f), _) if f.contains("::") => *f == format!("{}::{}", site.module, site.name),
-                (Some(f), _) => *f == site.name,
+                // `name = "Cache::get"` is a name with `::` in it.
+                (Some(f), _) => {
+                    *f == site.name
+                        || f.strip_prefix(site.module.as_str())
+                            .and_then(|rest| rest.strip_prefix("::"))
+                            == Some(site.name.as_str())
+                }
                 (None, Some(g)) => *g == site.group,
                 (None, None) => true,
             };
@@ -137,6 +144,64 @@ fn evaluate_one(db: &Db, rule: &AlertRule, now_ns: u64) -> Result<Evaluation, Fa
 /// changes.
 pub const EVENTS_TABLE: &str = "alert_events";
 
+/// The columns a reader and a writer of `alert_events` need.
+const REQUIRED: [&str; 3] = ["ts_ns", "rule", "state"];
+/// The columns this build adds, with their types: a table made by hand
+/// from the issue's `ts_ns, rule, state, value` may lack some.
+const OPTIONAL: [(&str, &str); 3] = [("value", "REAL"), ("metric", "TEXT"), ("threshold", "REAL")];
+
+/// The columns of `alert_events`, `None` when there is no such table; an
+/// error when it lacks one that every row needs.
+fn events_columns(conn: &Connection) -> Result<Option<Vec<String>>, String> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info(?1)")
+        .map_err(|e| e.to_string())?;
+    let columns: Vec<String> = stmt
+        .query_map([EVENTS_TABLE], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| e.to_string())?;
+    if columns.is_empty() {
+        return Ok(None);
+    }
+    if let Some(missing) = REQUIRED
+        .iter()
+        .find(|c| !columns.iter().any(|have| have == *c))
+    {
+        return Err(format!(
+            "table {EVENTS_TABLE} has no column `{missing}` (it has {}); expected at least {}",
+            columns.join(", "),
+            REQUIRED.join(", ")
+        ));
+    }
+    Ok(Some(columns))
+}
+
+/// Makes `alert_events` ready for rows: created when missing, the columns
+/// it lacks added (a table of an older shape keeps its rows).
+pub fn prepare_events_table(conn: &Connection) -> Result<(), String> {
+    let columns = match events_columns(conn)? {
+        Some(columns) => columns,
+        None => {
+            conn.execute_batch(&format!(
+                "CREATE TABLE {EVENTS_TABLE} (ts_ns INTEGER NOT NULL, rule TEXT NOT NULL, \
+                 state TEXT NOT NULL, value REAL, metric TEXT, threshold REAL);
+                 CREATE INDEX {EVENTS_TABLE}_by_rule ON {EVENTS_TABLE} (rule, ts_ns);"
+            ))
+            .map_err(|e| e.to_string())?;
+            return Ok(());
+        }
+    };
+    for (name, kind) in OPTIONAL {
+        if !columns.iter().any(|c| c == name) {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {EVENTS_TABLE} ADD COLUMN {name} {kind}"
+            ))
+            .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
 /// One change of a rule's state.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct AlertEvent {
@@ -149,23 +214,28 @@ pub struct AlertEvent {
 }
 
 /// The state changes recorded in `window`, oldest first; none when no
-/// `check --record` ever ran on the file.
+/// `check --record` ever ran on the file. A column of this build's that
+/// the table lacks reads as null.
 pub fn history(db: &Db, window: Window) -> Result<Vec<AlertEvent>, Failure> {
-    let exists: bool = db
-        .conn
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
-            [EVENTS_TABLE],
-            |r| r.get(0),
-        )
-        .map_err(|e| db.fail(e))?;
-    if !exists {
-        return Ok(Vec::new());
-    }
+    let columns = match events_columns(&db.conn) {
+        Ok(Some(columns)) => columns,
+        Ok(None) => return Ok(Vec::new()),
+        Err(message) => return Err(Failure(format!("{}: {message}", db.path.display()))),
+    };
+    let optional: Vec<&str> = OPTIONAL
+        .iter()
+        .map(|(name, _)| {
+            if columns.iter().any(|c| c == name) {
+                *name
+            } else {
+                "NULL"
+            }
+        })
+        .collect();
     let (condition, bounds) = window.condition();
     let sql = format!(
-        "SELECT ts_ns, rule, state, value, metric, threshold FROM {EVENTS_TABLE} \
-         WHERE {} ORDER BY ts_ns, rowid",
+        "SELECT ts_ns, rule, state, {} FROM {EVENTS_TABLE} WHERE {} ORDER BY ts_ns, rowid",
+        optional.join(", "),
         condition.replace("start_ns", "ts_ns")
     );
     let mut stmt = db.conn.prepare(&sql).map_err(|e| db.fail(e))?;

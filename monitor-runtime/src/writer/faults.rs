@@ -209,6 +209,9 @@ impl Writer {
                 ));
             }
             self.event("recovered", message);
+            // A spill file that failed in this fault says so again in the
+            // next one, not from the start of it.
+            self.spill_failing = false;
             self.publish_state();
         }
     }

@@ -776,6 +776,8 @@ impl Writer {
             Ok(()) => {
                 self.spill_pending = true;
                 self.dropped_stored = dropped;
+                self.spill_failing = false;
+                self.publish_state();
             }
             Err(err) => {
                 // Keep the counts for the next row rather than lose them
