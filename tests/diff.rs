@@ -329,6 +329,7 @@ fn bad_arguments_and_files_exit_with_2() {
     let s = two_hours();
     for (args, says) in [
         (vec!["--before", "1h..2h"], "`1h..2h`"),
+        (vec!["--before", "2h", "--after", "1h"], "overlap"),
         (vec!["--after", "soon"], "`soon`"),
         (vec!["--alpha", "1.5"], "--alpha"),
         (vec!["--min-change", "-1"], "--min-change"),

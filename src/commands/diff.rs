@@ -1,6 +1,6 @@
 //! `monitor diff`: per function, calls, error rate, p50 and p99 before and
 //! after, the change in percent, and a verdict (`slower`, `faster`, `same`,
-//! `new`, `gone`, `too few`).
+//! `mixed`, `new`, `gone`, `too few`).
 
 use std::process::ExitCode;
 
@@ -56,6 +56,17 @@ impl Windows {
                 until: Some(since),
             }
         });
+        // Spans in both samples would make the test compare a sample with
+        // itself.
+        let overlap = before.since.unwrap_or(0) < after.until.unwrap_or(u64::MAX)
+            && after.since.unwrap_or(0) < before.until.unwrap_or(u64::MAX);
+        if overlap {
+            return Err(Failure(
+                "--before and --after overlap: expected two windows of the file that share no \
+                 time, such as --before 2h..1h --after 1h"
+                    .into(),
+            ));
+        }
         Ok(Windows { before, after })
     }
 }
@@ -110,7 +121,7 @@ pub fn run(
         let rank = |c: &Change| match c.verdict {
             Verdict::Slower => 0,
             Verdict::Faster => 1,
-            Verdict::New | Verdict::Gone => 2,
+            Verdict::Mixed | Verdict::New | Verdict::Gone => 2,
             Verdict::Same => 3,
             Verdict::TooFew => 4,
         };

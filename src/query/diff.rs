@@ -3,6 +3,8 @@
 //! got slower, judged by a Mann-Whitney U test on the two samples of
 //! durations and by the size of the change in the median.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -48,6 +50,9 @@ pub enum Verdict {
     /// Too few calls on a side to tell.
     #[serde(rename = "too few")]
     TooFew,
+    /// A real change whose median moved one way while most calls moved the
+    /// other (a bimodal function whose modes shifted): read the figures.
+    Mixed,
 }
 
 impl Verdict {
@@ -59,6 +64,7 @@ impl Verdict {
             Verdict::New => "new",
             Verdict::Gone => "gone",
             Verdict::TooFew => "too few",
+            Verdict::Mixed => "mixed",
         }
     }
 }
@@ -100,6 +106,9 @@ pub struct Change {
     pub error_rate_change_pts: Option<f64>,
     /// The two-sided Mann-Whitney U test's p-value on the durations.
     pub p_value: Option<f64>,
+    /// The chance that a call after is slower than a call before (ties
+    /// count half): 0.5 when nothing changed.
+    pub prob_slower: Option<f64>,
     pub verdict: Verdict,
 }
 
@@ -124,17 +133,23 @@ pub fn diff(
         .collect();
     names.sort();
     names.dedup();
-    let find = |side: &'_ [Sample], name: &(String, String)| {
+    let by_name = |side: &'_ [Sample]| -> HashMap<(String, String), usize> {
         side.iter()
-            .position(|(s, _)| s.name == name.0 && s.module == name.1)
+            .enumerate()
+            .map(|(i, (s, _))| ((s.name.clone(), s.module.clone()), i))
+            .collect()
     };
-    let mut changes = Vec::with_capacity(names.len());
-    for name in &names {
-        let old = find(&old, name).map(|i| &old[i]);
-        let new = find(&new, name).map(|i| &new[i]);
-        changes.push(compare(old, new, rules));
-    }
-    Ok(changes)
+    let (old_at, new_at) = (by_name(&old), by_name(&new));
+    Ok(names
+        .iter()
+        .map(|name| {
+            compare(
+                old_at.get(name).map(|&i| &old[i]),
+                new_at.get(name).map(|&i| &new[i]),
+                rules,
+            )
+        })
+        .collect())
 }
 
 fn compare(old: Option<&Sample>, new: Option<&Sample>, rules: Rules) -> Change {
@@ -144,23 +159,18 @@ fn compare(old: Option<&Sample>, new: Option<&Sample>, rules: Rules) -> Change {
     let pct = |a: i64, b: i64| (a > 0).then(|| 100.0 * (b - a) as f64 / a as f64);
     let both = old.is_some() && new.is_some();
     let p50_change_pct = both.then(|| pct(before.p50_ns, after.p50_ns)).flatten();
-    let (p_value, verdict) = match (old, new) {
+    let (test, verdict) = match (old, new) {
         (None, _) => (None, Verdict::New),
         (_, None) => (None, Verdict::Gone),
         (Some((_, a)), Some((_, b))) if a.len() < rules.min_calls || b.len() < rules.min_calls => {
             (None, Verdict::TooFew)
         }
         (Some((_, a)), Some((_, b))) => {
-            let p = mann_whitney_p(a, b);
-            let change = p50_change_pct.unwrap_or(0.0);
-            let verdict = if p >= rules.alpha || change.abs() < rules.min_change_pct {
-                Verdict::Same
-            } else if change > 0.0 {
-                Verdict::Slower
-            } else {
-                Verdict::Faster
-            };
-            (Some(p), verdict)
+            let test = mann_whitney(a, b);
+            (
+                Some(test),
+                judge(test, p50_change_pct.unwrap_or(0.0), rules),
+            )
         }
     };
     Change {
@@ -170,19 +180,44 @@ fn compare(old: Option<&Sample>, new: Option<&Sample>, rules: Rules) -> Change {
         p50_change_pct,
         p99_change_pct: both.then(|| pct(before.p99_ns, after.p99_ns)).flatten(),
         error_rate_change_pts: both.then_some(100.0 * (after.error_rate - before.error_rate)),
-        p_value,
+        p_value: test.map(|t| t.p_value),
+        prob_slower: test.map(|t| t.prob_greater),
         verdict,
         before,
         after,
     }
 }
 
-/// The two-sided p-value of the Mann-Whitney U test that `a` and `b`
-/// (each sorted, neither empty) come from one distribution: the normal
-/// approximation with the tie correction and a continuity correction of
-/// 1/2, as `scipy.stats.mannwhitneyu(method="asymptotic")` computes it.
-/// Ranks come from one merge of the two sorted samples: O(n).
-pub fn mann_whitney_p(a: &[i64], b: &[i64]) -> f64 {
+/// The verdict on a function whose two samples gave `test` and whose
+/// median moved by `p50_change_pct`: a change must be significant, large
+/// enough, and in one direction for the median and for most calls alike.
+fn judge(test: MannWhitney, p50_change_pct: f64, rules: Rules) -> Verdict {
+    if test.p_value >= rules.alpha || p50_change_pct.abs() < rules.min_change_pct {
+        return Verdict::Same;
+    }
+    match (p50_change_pct > 0.0, test.prob_greater > 0.5) {
+        (true, true) => Verdict::Slower,
+        (false, false) => Verdict::Faster,
+        _ => Verdict::Mixed,
+    }
+}
+
+/// What the Mann-Whitney U test says of two samples.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MannWhitney {
+    /// Two-sided: that both come from one distribution.
+    pub p_value: f64,
+    /// U of the second sample over `n1 * n2`: the chance that a value of
+    /// the second exceeds one of the first, ties counting half.
+    pub prob_greater: f64,
+}
+
+/// The Mann-Whitney U test of `a` against `b` (each sorted, neither
+/// empty): the two-sided p-value by the normal approximation with the tie
+/// correction and a continuity correction of 1/2, as
+/// `scipy.stats.mannwhitneyu(method="asymptotic")` computes it. Ranks come
+/// from one merge of the two sorted samples: O(n).
+pub fn mann_whitney(a: &[i64], b: &[i64]) -> MannWhitney {
     let (n1, n2) = (a.len() as f64, b.len() as f64);
     let n = n1 + n2;
     // Sum of `a`'s ranks (average ranks for ties) and the sum of t^3 - t
@@ -209,20 +244,31 @@ pub fn mann_whitney_p(a: &[i64], b: &[i64]) -> f64 {
     }
     let u1 = rank_sum_a - n1 * (n1 + 1.0) / 2.0;
     let u = u1.max(n1 * n2 - u1);
+    let prob_greater = (n1 * n2 - u1) / (n1 * n2);
     let mean = n1 * n2 / 2.0;
     let sd = (n1 * n2 / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)))).sqrt();
     if sd.is_nan() || sd <= 0.0 {
         // Every value equal: nothing tells the samples apart.
-        return 1.0;
+        return MannWhitney {
+            p_value: 1.0,
+            prob_greater,
+        };
     }
     let z = (u - mean - 0.5) / sd;
     let normal = Normal::new(0.0, 1.0).expect("the standard normal");
-    (2.0 * normal.sf(z)).clamp(0.0, 1.0)
+    MannWhitney {
+        p_value: (2.0 * normal.sf(z)).clamp(0.0, 1.0),
+        prob_greater,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::mann_whitney_p;
+    use super::{judge, mann_whitney, Rules, Verdict};
+
+    fn mann_whitney_p(a: &[i64], b: &[i64]) -> f64 {
+        mann_whitney(a, b).p_value
+    }
 
     fn sorted(mut v: Vec<i64>) -> Vec<i64> {
         v.sort_unstable();
@@ -254,6 +300,29 @@ mod tests {
         let shifted: Vec<i64> = a.iter().map(|d| d * 13 / 10).collect();
         let (a, shifted) = (sorted(a), sorted(shifted));
         assert!(mann_whitney_p(&a, &shifted) < 1e-6);
+        assert!(mann_whitney(&a, &shifted).prob_greater > 0.5);
+        assert!(mann_whitney(&shifted, &a).prob_greater < 0.5);
         assert!(mann_whitney_p(&a, &a) > 0.9);
+        assert_eq!(mann_whitney(&a, &a).prob_greater, 0.5);
+    }
+
+    #[test]
+    fn a_median_moving_against_most_calls_is_mixed_not_slower() {
+        // Half the calls at 10 ms and half at 100 ms, then 49% at 1 ms and
+        // 51% at 11.5 ms: the median rose 15% while most calls got faster.
+        let ms = 1_000_000;
+        let before = sorted([vec![10 * ms; 500], vec![100 * ms; 500]].concat());
+        let after = sorted([vec![ms; 490], vec![11_500_000; 510]].concat());
+        let test = mann_whitney(&before, &after);
+        assert!(test.p_value < 1e-6 && test.prob_greater < 0.5, "{test:?}");
+        let p50 = |v: &[i64]| crate::query::percentile(v, 50.0) as f64;
+        let change = 100.0 * (p50(&after) - p50(&before)) / p50(&before);
+        assert!(change > 10.0, "{change}");
+        assert_eq!(judge(test, change, Rules::default()), Verdict::Mixed);
+        // Both the median and most calls slower: slower.
+        let slower: Vec<i64> = before.iter().map(|d| d * 12 / 10).collect();
+        let test = mann_whitney(&before, &slower);
+        assert_eq!(judge(test, 20.0, Rules::default()), Verdict::Slower);
+        assert_eq!(judge(test, 5.0, Rules::default()), Verdict::Same);
     }
 }

@@ -513,6 +513,7 @@ function alertBadge(state) {
 
 /** The alert rules' last recorded states and the window's changes. */
 function alertsSection(a) {
+  if (a.error) return el("p", { class: "muted", id: "alerts" }, `The alert states could not be read: ${a.error.message}`);
   if (!a.latest.length) {
     return el("p", { class: "muted", id: "alerts" },
       "No alert state recorded: `monitor check --record` keeps the [[alerts]] rules' changes of state here (run it from cron).");
@@ -536,7 +537,12 @@ function alertsSection(a) {
 }
 
 async function healthPage() {
-  const [s, alerts] = await Promise.all([api("/api/stats", windowParams()), api("/api/alerts", windowParams())]);
+  // The alerts' table is the CLI's to make: a damaged one costs its own
+  // section, not the page.
+  const [s, alerts] = await Promise.all([
+    api("/api/stats", windowParams()),
+    api("/api/alerts", windowParams()).catch((error) => ({ error })),
+  ]);
   const h = s.history;
   const xs = h.map((r) => r.ts_ns / 1e9);
   const figures = [
