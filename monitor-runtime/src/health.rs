@@ -128,15 +128,16 @@ pub struct Health {
     /// Records dropped since `init`: the normal lane full with `overflow =
     /// "drop"`, the spill file full, spans ended after the writer stopped.
     /// The counter `monitor_stats.dropped` is made from: once a flush has
-    /// stored its stats row, it equals the sum of that column over this
-    /// process's rows (while the database refuses writes, the rows wait in
-    /// the spill file).
+    /// stored its stats row, it equals the sum of that column over the
+    /// rows this guard's writer stored (a second `init` in the process
+    /// starts again from 0; while the database refuses writes, the rows
+    /// wait in the spill file).
     pub dropped: u64,
     /// Records lost since `init` although taken from the queue: refused by
     /// both the database and the spill file, or a row the database
-    /// rejected. Equals the sum of `monitor_stats.failed` over this
-    /// process's rows once a flush has stored them, with one lag: error
-    /// records past `queue.error_max_bytes` that their own thread could
+    /// rejected. Equals the sum of `monitor_stats.failed` over the rows
+    /// this guard's writer stored, once a flush has stored them, with one
+    /// lag: error records past `queue.error_max_bytes` that their own thread could
     /// not spill are counted at the writer's next stats row.
     pub failed: u64,
     /// When the writer last committed a transaction to the database (a
