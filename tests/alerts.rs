@@ -10,7 +10,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::requests::{real_now, requests, MS};
-use common::{monitor_ok, session_with, Session};
+use common::{monitor_ok, rule_states, session_with, Session};
 use monitor_runtime::resources::{ResourceReading, ScriptedSampler};
 use monitor_runtime::{Clock, EnteredSpan};
 use serde_json::Value;
@@ -321,12 +321,7 @@ fn record_keeps_each_change_of_state_and_alerts_lists_them() {
     assert_eq!(code, 0);
 
     let events: Value = serde_json::from_str(&monitor_ok(&s.path, &["--json", "alerts"])).unwrap();
-    let seen: Vec<(&str, &str)> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["rule"].as_str().unwrap(), e["state"].as_str().unwrap()))
-        .collect();
+    let seen = rule_states(&events);
     assert_eq!(
         seen,
         [

@@ -6,7 +6,7 @@ mod common;
 
 use common::requests::{about_ms, function, real_now, MS};
 use common::server::{recorded, recorded_with_clock, Server};
-use common::{monitor_ok, record_alerts, Session};
+use common::{monitor_ok, record_alerts, rule_states, Session};
 use monitor_runtime::{Callsite, EnteredSpan, SpanKind};
 use serde_json::Value;
 
@@ -520,12 +520,7 @@ fn alerts_are_the_recorded_changes_of_state_with_each_rules_latest() {
     assert_eq!(record_alerts(&s.path, &rule("50ms")), 1);
     assert_eq!(record_alerts(&s.path, &rule("1s")), 1);
     let alerts = server.json("/api/alerts?since=1h");
-    let events: Vec<(&str, &str)> = alerts["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["rule"].as_str().unwrap(), e["state"].as_str().unwrap()))
-        .collect();
+    let events = rule_states(&alerts["events"]);
     assert_eq!(
         events,
         [
@@ -534,12 +529,7 @@ fn alerts_are_the_recorded_changes_of_state_with_each_rules_latest() {
             ("slow queries", "ok")
         ]
     );
-    let latest: Vec<(&str, &str)> = alerts["latest"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["rule"].as_str().unwrap(), e["state"].as_str().unwrap()))
-        .collect();
+    let latest = rule_states(&alerts["latest"]);
     assert_eq!(latest, [("errors", "firing"), ("slow queries", "ok")]);
     // 10 failed queries among 200 spans (100 queries, 100 handlers).
     assert_eq!(alerts["latest"][0]["value"], 0.05);

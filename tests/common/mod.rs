@@ -204,6 +204,17 @@ pub fn record_alerts(path: &Path, rules: &str) -> i32 {
     code
 }
 
+/// `(rule, state)` of each alert event in a JSON list (`monitor alerts
+/// --json`, `/api/alerts`).
+pub fn rule_states(events: &serde_json::Value) -> Vec<(&str, &str)> {
+    events
+        .as_array()
+        .expect("a list of alert events")
+        .iter()
+        .map(|e| (e["rule"].as_str().unwrap(), e["state"].as_str().unwrap()))
+        .collect()
+}
+
 /// Starts `monitor --db path args` (a `tail`) and returns once it says it
 /// is following the file.
 pub fn following(path: &Path, args: &[&str]) -> std::process::Child {
