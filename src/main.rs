@@ -310,11 +310,14 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
         Some(Command::Check { record }) => {
             let config = db::load_config(cli.config.as_deref())?;
             if config.alerts.is_empty() {
+                let read = cli
+                    .config
+                    .clone()
+                    .or_else(|| std::env::var_os(monitor_runtime::ENV_CONFIG).map(PathBuf::from))
+                    .unwrap_or_else(|| "monitor.toml".into());
                 return Err(Failure(format!(
                     "no [[alerts]] rules in {}: nothing to check",
-                    cli.config
-                        .as_deref()
-                        .map_or("monitor.toml".into(), |p| p.display().to_string())
+                    read.display()
                 )));
             }
             let db = db::Db::open(&path)?;
