@@ -137,8 +137,7 @@ fn child() {
         "locked_exit" => {
             // Another connection holds the file's lock past the program's
             // end: the writer's first insert waits for it.
-            let holder = Connection::open(&db).unwrap();
-            holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            let _holder = common::lock_database(db.as_ref());
             for i in 0..LOCKED_EXIT {
                 let _ = checked(i);
             }

@@ -146,8 +146,7 @@ fn a_lock_held_past_the_busy_timeout_spills_without_stalling_the_program() {
     let s = quiet_session(|c| c.busy_timeout(Duration::from_millis(50)));
     work(0);
     s.guard.flush();
-    let holder = Connection::open(&s.path).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let holder = common::lock_database(&s.path);
     // This thread holds the lock: if a span waited for the writer, the
     // test would never get past this loop.
     for i in 1..=20_000 {
@@ -320,8 +319,7 @@ fn a_stats_row_the_database_refuses_is_spilled_and_starts_the_fault() {
     let s = quiet_session(|c| c.busy_timeout(Duration::from_millis(50)));
     work(0);
     s.guard.flush();
-    let holder = Connection::open(&s.path).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let holder = common::lock_database(&s.path);
     // Nothing new to write: only the flush's stats row meets the lock.
     s.guard.flush();
     assert_eq!(spilled(&s.path, "stats").len(), 1);
@@ -350,8 +348,7 @@ fn a_link_planted_at_the_spill_path_is_moved_aside_not_followed() {
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::os::unix::fs::symlink(&target, spill_path(&s.path)).unwrap();
 
-    let holder = Connection::open(&s.path).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let holder = common::lock_database(&s.path);
     for i in 1..=100 {
         work(i);
     }
@@ -468,8 +465,7 @@ fn a_full_spill_file_keeps_errors_and_counts_the_rest_as_dropped() {
     });
     work(0);
     s.guard.flush();
-    let holder = Connection::open(&s.path).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let holder = common::lock_database(&s.path);
     for round in 0..10 {
         for i in 0..200 {
             work(round * 1_000 + i);
@@ -505,8 +501,7 @@ fn records_neither_stored_nor_spilled_are_counted_in_the_file() {
     });
     work(0);
     s.guard.flush();
-    let holder = Connection::open(&s.path).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let holder = common::lock_database(&s.path);
     // A directory where the spill file would go: appends fail.
     std::fs::create_dir(spill_path(&s.path)).unwrap();
     for i in 0..100 {

@@ -11,7 +11,6 @@ use common::{quiet_session, stats_sum};
 use monitor_runtime::prelude::*;
 use monitor_runtime::schema::spill_path;
 use monitor_runtime::{Config, FailReason, Overflow, WriterState};
-use rusqlite::Connection;
 
 #[monitor]
 fn work(i: u64) -> u64 {
@@ -104,8 +103,7 @@ fn a_locked_database_is_spilling_since_the_lock_then_ok_again() {
     let committed = s.guard.health().last_commit_ns.unwrap();
 
     let before = real_now();
-    let holder = Connection::open(&s.path).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let holder = common::lock_database(&s.path);
     for i in 1..=100 {
         work(i);
     }
@@ -146,8 +144,7 @@ fn a_spill_file_that_fails_too_is_failed_and_counts_the_loss() {
     });
     work(0);
     s.guard.flush();
-    let holder = Connection::open(&s.path).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let holder = common::lock_database(&s.path);
     // A directory where the spill file would go: appends fail.
     std::fs::create_dir(spill_path(&s.path)).unwrap();
     for i in 0..100 {
@@ -181,8 +178,7 @@ fn a_spill_file_that_fails_too_is_failed_and_counts_the_loss() {
     assert_eq!(stats_sum(&s.path, "failed") as u64, health.failed);
 
     // The next fault, with a spill file that works: spilling, not failed.
-    let holder = Connection::open(&s.path).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let holder = common::lock_database(&s.path);
     work(2_000);
     s.guard.flush();
     let health = s.guard.health();
@@ -204,8 +200,7 @@ fn a_full_spill_file_is_failed_and_its_drops_counted() {
     });
     work(0);
     s.guard.flush();
-    let holder = Connection::open(&s.path).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let holder = common::lock_database(&s.path);
     for round in 0..2 {
         for i in 0..200 {
             work(round * 1_000 + i);

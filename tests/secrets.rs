@@ -16,7 +16,6 @@ use common::{session, session_with};
 use monitor_runtime::{monitor, retention, Callsite, Config, EnteredSpan, SpanKind};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
-use rusqlite::Connection;
 use serde_json::json;
 
 #[derive(Debug, Clone)]
@@ -540,8 +539,7 @@ fn no_secret_marker_reaches_the_database_wal_spill_file_or_archive() {
 
     // The spill file, while another process holds the database.
     let spill = monitor_runtime::schema::spill_path(&s.path);
-    let holder = Connection::open(&s.path).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let holder = common::lock_database(&s.path);
     let mut runner = TestRunner::new(ProptestConfig {
         cases: 16,
         ..config

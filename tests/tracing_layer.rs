@@ -533,8 +533,7 @@ fn events_spilled_while_the_database_is_locked_are_replayed() {
     let s = session_configured(|c| c.busy_timeout(Duration::from_millis(50)));
     load_rows();
     s.guard.flush();
-    let holder = rusqlite::Connection::open(&s.path).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let holder = common::lock_database(&s.path);
     tracing::info_span!("while_locked").in_scope(|| {
         tracing::error!("disk on fire");
         tracing::info!(n = 1, "still going");

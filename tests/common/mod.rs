@@ -53,6 +53,16 @@ pub fn quiet_session(configure: impl FnOnce(Config) -> Config) -> Session {
     session_with(|c| configure(c.resource_interval(std::time::Duration::ZERO)))
 }
 
+/// A connection holding the file's write lock, as another process in the
+/// middle of a write would: the writer spills until it commits or drops.
+pub fn lock_database(path: &Path) -> Connection {
+    let holder = Connection::open(path).expect("open");
+    holder
+        .execute_batch("BEGIN EXCLUSIVE")
+        .expect("take the write lock");
+    holder
+}
+
 /// One row of the `spans` view.
 #[derive(Debug, Clone)]
 pub struct Row {
