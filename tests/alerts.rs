@@ -10,7 +10,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::requests::{real_now, requests, MS};
-use common::{monitor_ok, rule_states, session_with, Session};
+use common::{monitor_ok, monitor_on, rule_states, session_with, Session};
 use monitor_runtime::resources::{ResourceReading, ScriptedSampler};
 use monitor_runtime::{Clock, EnteredSpan};
 use serde_json::Value;
@@ -47,16 +47,10 @@ fn rule(name: &str, body: &str) -> String {
 }
 
 fn monitor(db: &Path, config: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))
-        .args([
-            "--db",
-            db.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-        ])
-        .args(args)
-        .output()
-        .expect("run monitor")
+    monitor_on(
+        db,
+        &[&["--config", config.to_str().unwrap()], args].concat(),
+    )
 }
 
 /// `monitor check --json`: its exit code and each rule by name.

@@ -7,11 +7,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use common::requests::real_now;
-use common::{session_with, Session};
+use common::{monitor_on, session_with, Session};
 use monitor_runtime::{Callsite, Clock, EnteredSpan, SpanKind};
 use serde_json::Value;
 
@@ -171,17 +170,9 @@ fn two_hours() -> Session {
     s
 }
 
-fn monitor(db: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))
-        .args(["--db", db.to_str().unwrap()])
-        .args(args)
-        .output()
-        .expect("run monitor")
-}
-
 /// `monitor --json diff args`: the exit code and each function's verdict.
 fn diff(db: &Path, args: &[&str]) -> (i32, Value) {
-    let out = monitor(db, &[&["--json", "diff"], args].concat());
+    let out = monitor_on(db, &[&["--json", "diff"], args].concat());
     let code = out.status.code().unwrap();
     assert!(code < 2, "{}", String::from_utf8_lossy(&out.stderr));
     (code, serde_json::from_slice(&out.stdout).unwrap())
@@ -263,7 +254,7 @@ fn two_windows_of_one_workload_are_the_same_and_a_30_percent_change_is_found() {
     assert_eq!(verdicts(&spelled), verdicts(&json));
 
     // The table a person reads.
-    let out = monitor(&s.path, &["diff"]);
+    let out = monitor_on(&s.path, &["diff"]);
     let table = String::from_utf8(out.stdout).unwrap();
     let row = table.lines().find(|l| l.contains("slowed")).expect("a row");
     assert!(
@@ -335,7 +326,7 @@ fn bad_arguments_and_files_exit_with_2() {
         (vec!["--min-change", "-1"], "--min-change"),
         (vec!["--baseline", "/nonexistent/old.db"], "no such file"),
     ] {
-        let out = monitor(&s.path, &[&["diff"], &args[..]].concat());
+        let out = monitor_on(&s.path, &[&["diff"], &args[..]].concat());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");

@@ -182,14 +182,20 @@ pub fn depth(rows: &[Row], row: &Row) -> usize {
     depth
 }
 
-/// Runs the `monitor` CLI with `--db path` and `args`; it must succeed.
-/// Returns its stdout.
-pub fn monitor_ok(path: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))
+/// Runs the `monitor` CLI with `--db path` and `args`, whatever its exit
+/// code.
+pub fn monitor_on(path: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))
         .args(["--db", path.to_str().unwrap()])
         .args(args)
         .output()
-        .expect("run monitor");
+        .expect("run monitor")
+}
+
+/// Runs the `monitor` CLI with `--db path` and `args`; it must succeed.
+/// Returns its stdout.
+pub fn monitor_ok(path: &Path, args: &[&str]) -> String {
+    let out = monitor_on(path, args);
     assert!(
         out.status.success(),
         "monitor {args:?} failed: {}",
@@ -204,11 +210,10 @@ pub fn monitor_ok(path: &Path, args: &[&str]) -> String {
 pub fn record_alerts(path: &Path, rules: &str) -> i32 {
     let config = path.with_file_name("alerts.toml");
     std::fs::write(&config, rules).expect("write the config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))
-        .args(["--db", path.to_str().unwrap()])
-        .args(["--config", config.to_str().unwrap(), "check", "--record"])
-        .output()
-        .expect("run monitor");
+    let out = monitor_on(
+        path,
+        &["--config", config.to_str().unwrap(), "check", "--record"],
+    );
     let code = out.status.code().expect("an exit code");
     assert!(code < 2, "{}", String::from_utf8_lossy(&out.stderr));
     code
