@@ -63,12 +63,15 @@ pub struct SpanRow {
     pub alloc_bytes: Option<i64>,
     /// The `threads` row's id: thread names repeat (tokio's workers).
     pub thread_id: i64,
+    /// The trace id's high 64 bits: 0 unless the trace came from another
+    /// process with a 128-bit id (W3C trace context).
+    pub trace_hi: i64,
 }
 
 /// The view's columns, in `SpanRow`'s order.
 pub const SPAN_COLUMNS: &str = "span_id, parent_id, trace_id, name, module, group_name, kind, \
     file, line, status, error, start_ns, duration_ns, busy_ns, items, thread, pid, fields, \
-    rss_bytes, cpu_ns, alloc_bytes, thread_id";
+    rss_bytes, cpu_ns, alloc_bytes, thread_id, trace_hi";
 
 impl SpanRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<SpanRow> {
@@ -95,6 +98,7 @@ impl SpanRow {
             cpu_ns: r.get(19)?,
             alloc_bytes: r.get(20)?,
             thread_id: r.get(21)?,
+            trace_hi: r.get(22)?,
         })
     }
 
@@ -145,6 +149,18 @@ impl Db {
             return Err(Failure(format!(
                 "{shown}: not a monitor database (no monitor_meta table)"
             )));
+        }
+        if (schema::MIGRATES_FROM..schema::SCHEMA_VERSION).contains(&version) {
+            // An older file is upgraded in place, as `init` would: readers
+            // and writers then agree on one shape.
+            drop(conn);
+            schema::upgrade(path).map_err(|e| {
+                format!(
+                    "{shown}: schema version {version} needs an upgrade to {}, which failed: {e}",
+                    schema::SCHEMA_VERSION
+                )
+            })?;
+            return Db::open(path);
         }
         if version != schema::SCHEMA_VERSION {
             return Err(Failure(format!(
@@ -358,6 +374,13 @@ impl SpanRow {
             "rss_bytes": self.rss_bytes,
             "cpu_ns": self.cpu_ns,
             "alloc_bytes": self.alloc_bytes,
+            "trace_hi": self.trace_hi,
         })
+    }
+
+    /// The 128-bit trace id as W3C trace context and OTLP write it: 32
+    /// lowercase hex digits.
+    pub fn trace_hex(&self) -> String {
+        format!("{:016x}{:016x}", self.trace_hi as u64, self.trace_id as u64)
     }
 }

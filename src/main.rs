@@ -60,9 +60,10 @@ enum Command {
     },
     /// A call tree, indented, with each span's share of its root.
     Tree {
-        /// The trace id (the root span's id).
+        /// The trace id: the `trace_id` column in decimal (a local trace's
+        /// root span id), or the whole 128-bit id as 32 hex digits.
         #[arg(required_unless_present = "last", conflicts_with = "last")]
-        trace_id: Option<i64>,
+        trace_id: Option<query::traces::TraceKey>,
         /// The latest trace (with `--name`: the latest containing that function).
         #[arg(long)]
         last: bool,

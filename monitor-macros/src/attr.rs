@@ -17,6 +17,7 @@ mod kw {
     syn::custom_keyword!(stream);
     syn::custom_keyword!(iter);
     syn::custom_keyword!(item_spans);
+    syn::custom_keyword!(parent);
 }
 
 /// The kind a function's returned sequence is given.
@@ -50,6 +51,9 @@ pub(crate) struct Options {
     /// `stream` or `iter`, where it was written.
     pub(crate) sequence: Option<(Sequence, Span)>,
     pub(crate) item_spans: Option<Span>,
+    /// `parent = expr`: a remote parent (`TraceContext`, `traceparent`
+    /// text, `SpanIds`, or an `Option`/`Result` of one).
+    pub(crate) parent: Option<Expr>,
     /// Options seen so far, to report duplicates at the second one.
     seen: Vec<&'static str>,
 }
@@ -222,6 +226,15 @@ impl Parse for Options {
                 let token: kw::item_spans = input.parse()?;
                 options.first("item_spans", token.span)?;
                 options.item_spans = Some(token.span);
+            } else if lookahead.peek(kw::parent) {
+                let token: kw::parent = input.parse()?;
+                options.first("parent", token.span)?;
+                equals(
+                    input,
+                    token.span,
+                    "`parent = expression` (a `TraceContext`, a `traceparent` text, or an `Option` of one)",
+                )?;
+                options.parent = Some(input.parse()?);
             } else if lookahead.peek(Token![crate]) {
                 let token: Token![crate] = input.parse()?;
                 options.first("crate", token.span)?;

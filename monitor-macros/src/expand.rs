@@ -141,6 +141,29 @@ struct Parts<'a> {
     result_like: bool,
 }
 
+impl Parts<'_> {
+    /// Opens the span: an `EnteredSpan` for a call (`entered`), else a
+    /// `Span`; under the `parent` option's value when it gives one.
+    fn new_span(&self, entered: bool) -> TokenStream {
+        let krate = &self.krate;
+        let guard = if entered {
+            quote!(#krate::EnteredSpan)
+        } else {
+            quote!(#krate::Span)
+        };
+        match &self.options.parent {
+            None => quote!(#guard::new(&__MONITOR_CALLSITE)),
+            Some(parent) => {
+                // A value of the wrong type is reported at the expression.
+                let into = quote_spanned!(parent.span()=>
+                    #krate::propagation::IntoParent::into_parent(#parent)
+                );
+                quote!(#guard::under(&__MONITOR_CALLSITE, #into))
+            }
+        }
+    }
+}
+
 /// A sync fn: an `EnteredSpan` for the call; the body runs in a closure
 /// that catches a panic where the span ends, and its result is observed.
 fn sync_body(p: &Parts<'_>, func: &ItemFn) -> TokenStream {
@@ -155,6 +178,7 @@ fn sync_body(p: &Parts<'_>, func: &ItemFn) -> TokenStream {
     } = p;
     let block = &func.block;
     let stmts = &block.stmts;
+    let new_span = p.new_span(true);
     let ret = Ident::new("__monitor_ret", Span::mixed_site());
     let observe = observe(
         p.result_like,
@@ -172,7 +196,7 @@ fn sync_body(p: &Parts<'_>, func: &ItemFn) -> TokenStream {
         let mutability = (!capture.is_empty()).then(|| quote!(mut));
         quote! {{
             #callsite_static
-            let #mutability #span_var = #krate::EnteredSpan::new(&__MONITOR_CALLSITE);
+            let #mutability #span_var = #new_span;
             #capture
             #(#stmts)*
         }}
@@ -188,7 +212,7 @@ fn sync_body(p: &Parts<'_>, func: &ItemFn) -> TokenStream {
         let call = quote!(let #ret = #span_var.observe_panic(move || -> #ty #block););
         quote! {{
             #callsite_static
-            let mut #span_var = #krate::EnteredSpan::new(&__MONITOR_CALLSITE);
+            let mut #span_var = #new_span;
             #capture
             #call
             #observe
@@ -210,7 +234,8 @@ fn async_fn_body(p: &Parts<'_>, sig: &mut Signature, block: &Block) -> TokenStre
         value_type,
         ..
     } = p;
-    let rebinds = rewrite_async_signature(sig, krate);
+    let rebinds = rewrite_async_signature(sig, krate, options.parent.is_some());
+    let new_span = p.new_span(false);
     let ret = Ident::new("__monitor_ret", Span::mixed_site());
     let out_ty = output
         .as_ref()
@@ -227,7 +252,7 @@ fn async_fn_body(p: &Parts<'_>, sig: &mut Signature, block: &Block) -> TokenStre
     let wrapped = monitored(inner, value_type.as_ref(), options, krate, span_var);
     quote! {{
         #callsite_static
-        let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
+        let mut #span_var = #new_span;
         #capture
         #wrapped
     }}
@@ -249,6 +274,7 @@ fn future_body(p: &Parts<'_>, func: &ItemFn) -> TokenStream {
     // its async block is the span's work too. A tail `async {}` or
     // `Box::pin(async {})` is wrapped in place; any other future is
     // wrapped whole, and boxed again when the function returns a box.
+    let new_span = p.new_span(false);
     let mut stmts = func.block.stmts.clone();
     let boxer = match async_tail(&func.block) {
         Some((boxer, async_block)) => {
@@ -272,7 +298,7 @@ fn future_body(p: &Parts<'_>, func: &ItemFn) -> TokenStream {
     };
     quote! {{
         #callsite_static
-        let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
+        let mut #span_var = #new_span;
         #capture
         let #future = {
             let _entered = #span_var.enter();
@@ -295,6 +321,7 @@ fn sequence_body(p: &Parts<'_>, func: &ItemFn, seq: &SequenceReturn) -> TokenStr
         ..
     } = p;
     let block = &func.block;
+    let new_span = p.new_span(false);
     // The stream or iterator is built with the span entered, in a
     // closure so that an early `return` is wrapped too.
     let ty = output
@@ -332,7 +359,7 @@ fn sequence_body(p: &Parts<'_>, func: &ItemFn, seq: &SequenceReturn) -> TokenStr
     quote! {{
         #callsite_static
         #item_static
-        let mut #span_var = #krate::Span::new(&__MONITOR_CALLSITE);
+        let mut #span_var = #new_span;
         #capture
         let #inner = #span_var.in_scope(move || -> #ty #block);
         #wrap(#inner_at_type, #span_var, #item_callsite, #observer)
@@ -725,7 +752,13 @@ impl VisitMut for NameElided {
 /// Turns `async fn f(args) -> T` into `fn f(args) -> impl Future<Output = T>`
 /// capturing every lifetime; returns the statements that move the arguments
 /// into the async block, as `async fn` does (so they drop when it ends).
-fn rewrite_async_signature(sig: &mut Signature, krate: &syn::Path) -> Vec<TokenStream> {
+/// `parent_option`: the `parent` option may be an argument's only use,
+/// which a rebinding inside the future must not report as unused.
+fn rewrite_async_signature(
+    sig: &mut Signature,
+    krate: &syn::Path,
+    parent_option: bool,
+) -> Vec<TokenStream> {
     sig.asyncness = None;
     let mut namer = NameElided::default();
     let mut rebinds = Vec::new();
@@ -736,8 +769,10 @@ fn rewrite_async_signature(sig: &mut Signature, krate: &syn::Path) -> Vec<TokenS
             Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none() => {
                 let ident = &p.ident;
                 let mutability = p.mutability.take();
+                let unused = parent_option.then(|| quote!(#[allow(unused_variables)]));
                 rebinds.push(quote! {
                     #[allow(clippy::redundant_locals)]
+                    #unused
                     let #mutability #ident = #ident;
                 });
             }

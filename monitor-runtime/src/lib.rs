@@ -41,6 +41,7 @@ mod id;
 mod instrument;
 mod local;
 mod panic;
+pub mod propagation;
 mod queue;
 mod record;
 mod redact;

@@ -157,6 +157,8 @@ pub(crate) struct Record {
     pub(crate) span_id: u64,
     pub(crate) parent_id: u64,
     pub(crate) trace_id: u64,
+    /// The trace id's high half: 0 unless the trace came from elsewhere.
+    pub(crate) trace_hi: u64,
     pub(crate) callsite: &'static crate::callsite::Callsite,
     pub(crate) thread_id: u64,
     /// Raw clock readings ([`raw_now`](crate::clock::raw_now)) at the start
@@ -322,6 +324,7 @@ impl Record {
             span_id,
             parent_id: 0,
             trace_id: span_id,
+            trace_hi: 0,
             callsite: &CALLSITE,
             thread_id: 1,
             start_raw: 0,

@@ -29,7 +29,26 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 
 use crate::writer::schema::{Family, EVENTS, RESOURCE_SAMPLES, SPANS};
-pub use crate::writer::schema::{HOUR_NS, SCHEMA_VERSION};
+pub use crate::writer::schema::{HOUR_NS, MIGRATES_FROM, SCHEMA_VERSION};
+
+/// Upgrades a file written by an older monitor (schema version
+/// [`MIGRATES_FROM`] or later) to [`SCHEMA_VERSION`] in place, as `init`
+/// does when it opens one; a file already current is left as it is.
+/// Readers call it before they read an older file.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let db = dir.path().join("m.db");
+/// monitor_runtime::schema::upgrade(&db)?; // a new file gets the current schema
+/// let conn = rusqlite::Connection::open(&db)?;
+/// let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+/// assert_eq!(version, monitor_runtime::schema::SCHEMA_VERSION);
+/// # Ok(()) }
+/// ```
+pub fn upgrade(path: &Path) -> Result<(), crate::Error> {
+    crate::writer::schema::open(path, &Default::default()).map(drop)
+}
 
 /// The spill file of the database at `db`: JSON lines, one record each,
 /// that the writer could not store and will replay into the database once

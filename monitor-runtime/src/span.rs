@@ -18,7 +18,11 @@ use crate::panic::PanicMark;
 use crate::record::{Detail, FieldValue, Record, Status, BUSY_THROUGHOUT, NULL};
 use crate::runtime::{self, Runtime};
 
-/// The ids of a span: its own and its trace's (the root span's id).
+/// The ids of a span: its own and its trace's.
+///
+/// A trace started here has the 64-bit id of its root span (`trace_hi` is
+/// 0); a trace started in another process ([`crate::propagation`]) keeps
+/// its 128-bit id, split into `trace_hi` and `trace_id`.
 ///
 /// ```
 /// use monitor_runtime::{current_span, Callsite, EnteredSpan, SpanKind};
@@ -32,8 +36,31 @@ use crate::runtime::{self, Runtime};
 pub struct SpanIds {
     /// This span's id (the `span_id` column).
     pub span_id: u64,
-    /// The id of the root of this span's tree (the `trace_id` column).
+    /// The low 64 bits of the trace id (the `trace_id` column): the root
+    /// span's id for a trace started here.
     pub trace_id: u64,
+    /// The high 64 bits of the trace id (the `trace_hi` column), 0 for a
+    /// trace started here.
+    pub trace_hi: u64,
+}
+
+impl SpanIds {
+    /// The whole 128-bit trace id, as W3C trace context and OTLP carry it.
+    ///
+    /// ```
+    /// use monitor_runtime::SpanIds;
+    /// let ids = SpanIds { span_id: 7, trace_id: 5, trace_hi: 1 };
+    /// assert_eq!(ids.trace_id_128(), (1u128 << 64) | 5);
+    /// ```
+    pub fn trace_id_128(&self) -> u128 {
+        (u128::from(self.trace_hi) << 64) | u128::from(self.trace_id)
+    }
+
+    /// The context a request made inside this span carries to another
+    /// process (its `traceparent` header is this value's `to_string()`).
+    pub fn trace_context(&self) -> crate::propagation::TraceContext {
+        (*self).into()
+    }
 }
 
 /// The span current on this thread, if any.
@@ -491,6 +518,44 @@ impl Span {
         }
     }
 
+    /// Opens a span under a span of another process, named by the
+    /// `traceparent` header of the request it serves
+    /// ([`propagation::extract`](crate::propagation::extract)): it joins
+    /// that trace, keeping its 128-bit id.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use monitor_runtime::{propagation, Callsite, Config, Span, SpanKind};
+    ///
+    /// static HANDLE: Callsite = Callsite::new("handle", module_path!(), module_path!(), file!(), line!(), SpanKind::Async);
+    /// let dir = tempfile::tempdir()?;
+    /// let guard = monitor_runtime::init_with(Config::default().db_path(dir.path().join("m.db")))?;
+    /// let remote = propagation::extract("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")?;
+    /// let span = Span::child_of_remote(&HANDLE, &remote);
+    /// let ids = span.ids().unwrap();
+    /// assert_eq!(ids.trace_id_128(), remote.trace_id);
+    /// span.end();
+    /// # drop(guard); Ok(()) }
+    /// ```
+    #[inline]
+    pub fn child_of_remote(
+        callsite: &'static Callsite,
+        remote: &crate::propagation::TraceContext,
+    ) -> Span {
+        Span::with_parent(callsite, Some(remote.as_parent()))
+    }
+
+    /// Opens a span under `parent` when there is one, else under the
+    /// current span (`#[monitor(parent = ...)]`).
+    #[doc(hidden)]
+    #[inline]
+    pub fn under(callsite: &'static Callsite, parent: Option<SpanIds>) -> Span {
+        match parent {
+            Some(parent) => Span::with_parent(callsite, Some(parent)),
+            None => Span::new(callsite),
+        }
+    }
+
     /// A span that records nothing.
     pub const fn none() -> Span {
         Span { open: None }
@@ -869,6 +934,27 @@ impl EnteredSpan {
         }
     }
 
+    /// Opens a span under a span of another process and makes it current:
+    /// a request handler's call (see [`Span::child_of_remote`]).
+    #[inline]
+    pub fn child_of_remote(
+        callsite: &'static Callsite,
+        remote: &crate::propagation::TraceContext,
+    ) -> EnteredSpan {
+        Span::child_of_remote(callsite, remote).entered()
+    }
+
+    /// Opens a span under `parent` when there is one, else under the
+    /// current span, and makes it current (`#[monitor(parent = ...)]`).
+    #[doc(hidden)]
+    #[inline]
+    pub fn under(callsite: &'static Callsite, parent: Option<SpanIds>) -> EnteredSpan {
+        match parent {
+            Some(parent) => Span::with_parent(callsite, Some(parent)).entered(),
+            None => EnteredSpan::new(callsite),
+        }
+    }
+
     recording_methods!();
 
     /// Ends the span now (the same as dropping it).
@@ -940,6 +1026,7 @@ fn ids_under(parent: Option<SpanIds>, span_id: u64) -> (SpanIds, u64) {
             SpanIds {
                 span_id,
                 trace_id: p.trace_id,
+                trace_hi: p.trace_hi,
             },
             p.span_id,
         ),
@@ -947,6 +1034,7 @@ fn ids_under(parent: Option<SpanIds>, span_id: u64) -> (SpanIds, u64) {
             SpanIds {
                 span_id,
                 trace_id: span_id,
+                trace_hi: 0,
             },
             0,
         ),
@@ -1012,6 +1100,7 @@ fn finish(
             span_id: ids.span_id,
             parent_id: state.parent_id,
             trace_id: ids.trace_id,
+            trace_hi: ids.trace_hi,
             callsite: state.callsite,
             thread_id,
             start_raw: state.start_raw,

@@ -240,6 +240,63 @@ fn a_newer_monitor_s_file_is_never_rotated() {
     assert!(err.contains("newer monitor"), "{err}");
 }
 
+/// Undoes what version 4 added: 128-bit trace ids, the commit sequence
+/// and `processes`, leaving the shape version 3 wrote.
+fn downgrade_to_version_3(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let views: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'view' AND name GLOB 'spans*'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for view in views {
+        conn.execute_batch(&format!("DROP VIEW \"{view}\""))
+            .unwrap();
+    }
+    for p in monitor_runtime::schema::span_partitions(&conn).unwrap() {
+        let t = &p.table;
+        conn.execute_batch(&format!(
+            "DROP INDEX \"{t}_seq\";
+             ALTER TABLE \"{t}\" DROP COLUMN seq;
+             ALTER TABLE \"{t}\" DROP COLUMN trace_hi;"
+        ))
+        .unwrap();
+    }
+    conn.execute_batch("DROP TABLE monitor_seq; DROP TABLE processes; PRAGMA user_version = 3;")
+        .unwrap();
+}
+
+#[test]
+fn a_version_3_file_is_upgraded_in_place() {
+    let _serial = serial();
+    let (_dir, path) = temp_db();
+    let guard = monitor_runtime::init_with(Config::default().db_path(&path)).unwrap();
+    drop(EnteredSpan::new(&LEAF));
+    drop(guard);
+    downgrade_to_version_3(&path);
+    let guard = monitor_runtime::init_with(Config::default().db_path(&path)).unwrap();
+    drop(EnteredSpan::new(&LEAF));
+    drop(guard);
+    assert_eq!(count(&path, "PRAGMA user_version"), 4);
+    assert_eq!(count(&path, "SELECT count(*) FROM spans"), 2);
+    // The old row reads as a local trace from before any commit counted.
+    assert_eq!(
+        count(&path, "SELECT count(*) FROM spans WHERE trace_hi = 0"),
+        2
+    );
+    assert_eq!(count(&path, "SELECT count(*) FROM spans WHERE seq = 0"), 1);
+    assert_eq!(count(&path, "SELECT count(*) FROM spans WHERE seq > 0"), 1);
+    assert_eq!(
+        count(
+            &path,
+            "SELECT count(*) FROM processes WHERE pid = (SELECT pid FROM spans WHERE seq > 0)"
+        ),
+        1
+    );
+}
+
 #[test]
 fn a_version_2_file_is_upgraded_in_place() {
     let _serial = serial();
@@ -247,6 +304,7 @@ fn a_version_2_file_is_upgraded_in_place() {
     let guard = monitor_runtime::init_with(Config::default().db_path(&path)).unwrap();
     drop(EnteredSpan::new(&LEAF));
     drop(guard);
+    downgrade_to_version_3(&path);
     // Undo what version 3 added.
     rusqlite::Connection::open(&path)
         .unwrap()
@@ -261,7 +319,7 @@ fn a_version_2_file_is_upgraded_in_place() {
     let guard = monitor_runtime::init_with(Config::default().db_path(&path)).unwrap();
     drop(EnteredSpan::new(&LEAF));
     drop(guard);
-    assert_eq!(count(&path, "PRAGMA user_version"), 3);
+    assert_eq!(count(&path, "PRAGMA user_version"), 4);
     assert_eq!(count(&path, "SELECT count(*) FROM spans"), 2);
     assert_eq!(
         count(

@@ -154,7 +154,7 @@ fn chrome_events(span: &SpanRow, tid: usize, base_ns: i64) -> Vec<serde_json::Va
     ]
 }
 
-fn csv_record(s: &SpanRow) -> [String; 22] {
+fn csv_record(s: &SpanRow) -> [String; 23] {
     let opt = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
     [
         s.span_id.to_string(),
@@ -179,5 +179,6 @@ fn csv_record(s: &SpanRow) -> [String; 22] {
         opt(s.cpu_ns),
         opt(s.alloc_bytes),
         s.thread_id.to_string(),
+        s.trace_hi.to_string(),
     ]
 }

@@ -8,6 +8,7 @@ use rusqlite::types::Value;
 use serde_json::json;
 
 use crate::db::{Db, SpanRow};
+use crate::query::traces::TraceKey;
 use crate::render::{self, Out};
 use crate::Failure;
 
@@ -112,17 +113,20 @@ fn latest_trace(db: &Db, name: Option<&str>) -> Result<i64, Failure> {
     }))
 }
 
-pub fn run(db: &Db, out: &Out, trace_id: Option<i64>, name: Option<&str>) -> Result<(), Failure> {
-    let trace_id = match trace_id {
-        Some(id) => id,
-        None => latest_trace(db, name)?,
+pub fn run(
+    db: &Db,
+    out: &Out,
+    trace_id: Option<TraceKey>,
+    name: Option<&str>,
+) -> Result<(), Failure> {
+    let key = match trace_id {
+        Some(key) => key,
+        None => latest_trace(db, name)?.into(),
     };
-    let spans = crate::query::traces::trace(db, trace_id)?;
+    let spans = crate::query::traces::trace(db, key)?;
+    let trace_id = key.low;
     if spans.is_empty() {
-        return Err(Failure(format!(
-            "no trace {trace_id} in {}",
-            db.path.display()
-        )));
+        return Err(Failure(format!("no trace {key} in {}", db.path.display())));
     }
     let lines = layout(&spans);
     let mut events: HashMap<i64, Vec<crate::db::EventRow>> = HashMap::new();
@@ -137,6 +141,7 @@ pub fn run(db: &Db, out: &Out, trace_id: Option<i64>, name: Option<&str>) -> Res
     // be as deep as the user's recursion, and JSON tools recurse.
     let json = json!({
         "trace_id": trace_id,
+        "trace": spans[0].trace_hex(),
         "spans": spans.len(),
         "nodes": lines.iter().map(|line| {
             let span = &spans[line.index];
@@ -173,8 +178,13 @@ pub fn run(db: &Db, out: &Out, trace_id: Option<i64>, name: Option<&str>) -> Res
         };
         let labels: Vec<String> = lines.iter().map(label).collect();
         let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        // A trace from another process is known by its 128-bit id there.
+        let shown = match spans[0].trace_hi {
+            0 => trace_id.to_string(),
+            _ => spans[0].trace_hex(),
+        };
         println!(
-            "trace {trace_id}: {} spans, started {} UTC",
+            "trace {shown}: {} spans, started {} UTC",
             spans.len(),
             render::timestamp(spans[0].start_ns)
         );

@@ -154,9 +154,77 @@ fn roots(db: &Db, ids: impl Iterator<Item = i64>) -> Result<HashMap<i64, i64>, F
     Ok(found)
 }
 
+/// A trace id as a user gives it: the decimal `trace_id` column (its low
+/// 64 bits), or all 128 bits as 32 hex digits, the form of a W3C
+/// `traceparent` and of OpenTelemetry tools.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceKey {
+    /// The `trace_id` column.
+    pub low: i64,
+    /// The `trace_hi` column, when the id was given whole.
+    pub high: Option<i64>,
+}
+
+impl std::str::FromStr for TraceKey {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let id = u128::from_str_radix(text, 16).map_err(|e| e.to_string())?;
+            return Ok(TraceKey {
+                low: id as u64 as i64,
+                high: Some((id >> 64) as u64 as i64),
+            });
+        }
+        text.parse()
+            .map(|low| TraceKey { low, high: None })
+            .map_err(|_| {
+                format!("bad trace id `{text}`; expected a decimal 64-bit id or 32 hex digits")
+            })
+    }
+}
+
+impl std::fmt::Display for TraceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.high {
+            Some(high) => write!(f, "{:016x}{:016x}", high as u64, self.low as u64),
+            None => write!(f, "{}", self.low),
+        }
+    }
+}
+
+impl From<i64> for TraceKey {
+    fn from(low: i64) -> Self {
+        TraceKey { low, high: None }
+    }
+}
+
 /// Every span of a trace, by start (empty for an unknown trace).
-pub fn trace(db: &Db, trace_id: i64) -> Result<Vec<SpanRow>, Failure> {
-    let mut spans = db.spans(None, "trace_id = ?", &[Value::Integer(trace_id)])?;
+pub fn trace(db: &Db, key: TraceKey) -> Result<Vec<SpanRow>, Failure> {
+    let mut spans = match key.high {
+        Some(high) => db.spans(
+            None,
+            "trace_id = ? AND trace_hi = ?",
+            &[Value::Integer(key.low), Value::Integer(high)],
+        )?,
+        None => db.spans(None, "trace_id = ?", &[Value::Integer(key.low)])?,
+    };
     spans.sort_by_key(|s| (s.start_ns, s.span_id));
     Ok(spans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TraceKey;
+
+    #[test]
+    fn trace_ids_are_read_in_decimal_or_as_32_hex_digits() {
+        assert_eq!("42".parse(), Ok(TraceKey::from(42)));
+        let whole: TraceKey = "4bf92f3577b34da6a3ce929d0e0e4736".parse().unwrap();
+        assert_eq!(whole.high, Some(0x4bf92f3577b34da6));
+        assert_eq!(whole.low as u64, 0xa3ce929d0e0e4736);
+        assert_eq!(whole.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let err = "x12".parse::<TraceKey>().unwrap_err();
+        assert!(err.contains("32 hex digits"), "{err}");
+    }
 }

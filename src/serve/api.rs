@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::params::{self, Params};
+use super::params::Params;
 use super::{ApiError, App};
 use crate::db::{Db, SpanRow};
 use crate::query::{self, health, series::MAX_STEPS, traces::TraceFilter, Window};
@@ -224,13 +224,12 @@ pub async fn trace(
     Query(pairs): Pairs,
 ) -> Result<Response, ApiError> {
     Params::new(pairs, &[])?;
-    let trace_id = params::id(&id)?;
+    let key: query::traces::TraceKey = id.parse().map_err(ApiError::bad_request)?;
+    let trace_id = key.low;
     app.read(move |db| {
-        let spans = query::traces::trace(db, trace_id)?;
+        let spans = query::traces::trace(db, key)?;
         if spans.is_empty() {
-            return Err(ApiError::not_found(format!(
-                "no trace {trace_id} in the file"
-            )));
+            return Err(ApiError::not_found(format!("no trace {key} in the file")));
         }
         let mut events = db.events_of(spans.iter().map(|s| s.span_id))?;
         let spans: Vec<SpanOut> = spans

@@ -115,15 +115,6 @@ impl Params {
     }
 }
 
-/// A span or trace id as the API writes it: decimal.
-pub fn id(text: &str) -> Result<i64, ApiError> {
-    text.parse().map_err(|_| {
-        ApiError::bad_request(format!(
-            "bad id `{text}`; expected a decimal number (a 64-bit id)"
-        ))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::Params;

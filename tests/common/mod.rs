@@ -82,6 +82,9 @@ pub struct Row {
     pub items: Option<i64>,
     pub thread: String,
     pub fields: Option<serde_json::Value>,
+    /// The trace id's high 64 bits (0 for a trace started locally).
+    pub trace_hi: i64,
+    pub pid: i64,
 }
 
 impl Session {
@@ -137,7 +140,7 @@ pub fn read_spans(path: &Path) -> Vec<Row> {
     let mut stmt = conn
         .prepare(
             "SELECT span_id, parent_id, trace_id, name, module, group_name, kind, file, line, status, error, \
-             duration_ns, busy_ns, items, thread, fields FROM spans ORDER BY start_ns, span_id",
+             duration_ns, busy_ns, items, thread, fields, trace_hi, pid FROM spans ORDER BY start_ns, span_id",
         )
         .expect("prepare");
     stmt.query_map([], |r| {
@@ -160,6 +163,8 @@ pub fn read_spans(path: &Path) -> Vec<Row> {
             fields: r
                 .get::<_, Option<String>>(15)?
                 .map(|f| serde_json::from_str(&f).expect("fields is JSON")),
+            trace_hi: r.get(16)?,
+            pid: r.get(17)?,
         })
     })
     .expect("query")

@@ -39,6 +39,7 @@ pub(super) fn store_event(event: &Event<'_>, span: Option<SpanIds>, message: &Me
         span_id: span.map_or(0, |s| s.span_id),
         parent_id: 0,
         trace_id: span.map_or(0, |s| s.trace_id),
+        trace_hi: span.map_or(0, |s| s.trace_hi),
         callsite: callsite_of(metadata),
         thread_id: 0,
         start_raw: now,

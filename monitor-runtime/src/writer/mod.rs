@@ -98,6 +98,7 @@ pub(crate) fn spawn(
     config: &Config,
 ) -> io::Result<(Sender<Control>, JoinHandle<()>)> {
     let (control_tx, control) = crossbeam_channel::unbounded();
+    schema::register_process(&opened.conn);
     let options = FileOptions::from_config(config);
     let db_path = config.db_path.clone();
     let mut writer = Writer {

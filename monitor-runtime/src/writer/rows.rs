@@ -56,6 +56,9 @@ pub(crate) struct SpanRow<'a> {
     pub(crate) span_id: i64,
     pub(crate) parent_id: Option<i64>,
     pub(crate) trace_id: i64,
+    /// Absent from the lines of spill files written before version 4.
+    #[serde(default)]
+    pub(crate) trace_hi: i64,
     pub(crate) callsite_id: i64,
     pub(crate) thread_id: i64,
     pub(crate) status: u8,
@@ -79,6 +82,7 @@ impl<'a> SpanRow<'a> {
             span_id: r.span_id as i64,
             parent_id: (r.parent_id != 0).then_some(r.parent_id as i64),
             trace_id: r.trace_id as i64,
+            trace_hi: r.trace_hi as i64,
             callsite_id: r.callsite.id() as i64,
             thread_id: r.thread_id as i64,
             status: r.status as u8,
@@ -232,6 +236,9 @@ pub(crate) struct Inserter<'t, 'c> {
     tables: &'t mut HashMap<u64, String>,
     /// Families with a partition created in this transaction.
     stale: Vec<&'static Family>,
+    /// This transaction's number in the file's commit sequence, taken
+    /// when it first stores a span.
+    seq: Option<i64>,
 }
 
 impl<'t, 'c> Inserter<'t, 'c> {
@@ -240,7 +247,22 @@ impl<'t, 'c> Inserter<'t, 'c> {
             tx,
             tables,
             stale: Vec::new(),
+            seq: None,
         }
+    }
+
+    /// The `seq` of the spans this transaction stores: one more than any
+    /// transaction's before it, in any process (the write lock orders them).
+    fn seq(&mut self) -> rusqlite::Result<i64> {
+        if let Some(seq) = self.seq {
+            return Ok(seq);
+        }
+        let seq = self.tx.query_row(
+            "UPDATE monitor_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(*self.seq.insert(seq))
     }
 
     /// Creates `table` of `family` if missing.
@@ -296,6 +318,7 @@ impl<'t, 'c> Inserter<'t, 'c> {
         rows: impl IntoIterator<Item = SpanRow<'r>>,
     ) -> rusqlite::Result<SpansStored> {
         let mut stored = SpansStored::default();
+        let seq = self.seq()?;
         let mut current: Option<(u64, rusqlite::CachedStatement<'_>)> = None;
         let mut bound = Bound::FRESH;
         for row in rows {
@@ -319,7 +342,10 @@ impl<'t, 'c> Inserter<'t, 'c> {
                         .1
                 }
             };
-            match bound.span(stmt, &row).and_then(|()| stmt.raw_execute()) {
+            match bound
+                .span(stmt, &row, seq)
+                .and_then(|()| stmt.raw_execute())
+            {
                 Ok(_) => {
                     stored.written += 1;
                     stored.errors += u64::from(row.is_failure());
@@ -465,7 +491,7 @@ pub(crate) fn insert_stats(conn: &rusqlite::Connection, s: &StatsRow) -> rusqlit
 /// Binding column by column also skips the `&dyn ToSql` slice and the
 /// parameter-count check of `execute`: the batch loop is the writer's
 /// whole cost.
-struct Bound([Param; 15]);
+struct Bound([Param; 17]);
 
 #[derive(Clone, Copy, PartialEq)]
 enum Param {
@@ -477,12 +503,13 @@ enum Param {
 }
 
 impl Bound {
-    const FRESH: Bound = Bound([Param::Null; 15]);
+    const FRESH: Bound = Bound([Param::Null; 17]);
 
     fn span(
         &mut self,
         stmt: &mut rusqlite::Statement<'_>,
         r: &SpanRow<'_>,
+        seq: i64,
     ) -> rusqlite::Result<()> {
         self.int(stmt, 1, Some(r.span_id))?;
         self.int(stmt, 2, r.parent_id)?;
@@ -498,7 +525,9 @@ impl Bound {
         self.text(stmt, 12, r.fields.as_deref())?;
         self.int(stmt, 13, r.rss_bytes)?;
         self.int(stmt, 14, r.cpu_ns)?;
-        self.int(stmt, 15, r.alloc_bytes)
+        self.int(stmt, 15, r.alloc_bytes)?;
+        self.int(stmt, 16, Some(r.trace_hi))?;
+        self.int(stmt, 17, Some(seq))
     }
 
     #[inline]
@@ -535,7 +564,7 @@ impl Bound {
 fn insert_span_sql(table: &str) -> String {
     format!(
         "INSERT INTO \"{table}\" (span_id, parent_id, trace_id, callsite_id, thread_id, status, error, \
-         start_ns, duration_ns, busy_ns, items, fields, rss_bytes, cpu_ns, alloc_bytes) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+         start_ns, duration_ns, busy_ns, items, fields, rss_bytes, cpu_ns, alloc_bytes, trace_hi, seq) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
     )
 }

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::error::Error;
 
 /// `PRAGMA user_version` of the files this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Nanoseconds in an hour: partitions are UTC hours.
 pub const HOUR_NS: u64 = 3_600_000_000_000;
@@ -78,11 +78,12 @@ pub(crate) const SPANS: Family = Family {
     columns_ddl: "span_id INTEGER PRIMARY KEY, parent_id INTEGER, trace_id INTEGER NOT NULL, \
         callsite_id INTEGER NOT NULL, thread_id INTEGER NOT NULL, status INTEGER NOT NULL, error TEXT, \
         start_ns INTEGER NOT NULL, duration_ns INTEGER NOT NULL, busy_ns INTEGER NOT NULL, items INTEGER, \
-        fields TEXT, rss_bytes INTEGER, cpu_ns INTEGER, alloc_bytes INTEGER",
+        fields TEXT, rss_bytes INTEGER, cpu_ns INTEGER, alloc_bytes INTEGER, \
+        trace_hi INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0",
     view_columns: &[
         "span_id", "parent_id", "trace_id", "name", "module", "group_name", "kind", "file", "line",
         "status", "error", "start_ns", "duration_ns", "busy_ns", "items", "thread", "pid", "fields",
-        "rss_bytes", "cpu_ns", "alloc_bytes", "thread_id",
+        "rss_bytes", "cpu_ns", "alloc_bytes", "thread_id", "trace_hi", "seq",
     ],
     view_term: "SELECT s.span_id AS span_id, s.parent_id AS parent_id, s.trace_id AS trace_id, \
         c.name AS name, c.module AS module, c.group_name AS group_name, c.kind AS kind, c.file AS file, \
@@ -90,10 +91,13 @@ pub(crate) const SPANS: Family = Family {
         CASE s.status WHEN 0 THEN 'ok' WHEN 1 THEN 'error' WHEN 2 THEN 'panic' WHEN 3 THEN 'cancelled' END AS status, \
         s.error AS error, s.start_ns AS start_ns, s.duration_ns AS duration_ns, s.busy_ns AS busy_ns, \
         s.items AS items, t.name AS thread, t.pid AS pid, s.fields AS fields, s.rss_bytes AS rss_bytes, \
-        s.cpu_ns AS cpu_ns, s.alloc_bytes AS alloc_bytes, s.thread_id AS thread_id \
+        s.cpu_ns AS cpu_ns, s.alloc_bytes AS alloc_bytes, s.thread_id AS thread_id, \
+        s.trace_hi AS trace_hi, s.seq AS seq \
         FROM \"{table}\" AS s LEFT JOIN callsites AS c ON c.id = s.callsite_id \
         LEFT JOIN threads AS t ON t.id = s.thread_id",
-    indexes: &[],
+    // Readers of what was committed since a point (the OTLP sender) seek
+    // by `seq`.
+    indexes: &["seq"],
 };
 
 pub(crate) const RESOURCE_SAMPLES: Family = Family {
@@ -516,6 +520,24 @@ fn rotate(path: &Path) -> std::io::Result<PathBuf> {
     Ok(aside)
 }
 
+/// Adds this process to `processes`: OTLP export names a span's service
+/// and host from the row of its `pid`. Best effort: a file that refuses
+/// the row still takes spans, and readers fall back on defaults.
+pub(crate) fn register_process(conn: &Connection) {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|path| Some(path.file_name()?.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let host = sysinfo::System::host_name().unwrap_or_default();
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    let _ = conn.execute(
+        "INSERT OR IGNORE INTO processes (pid, start_ns, exe, host) VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![std::process::id(), now_ns, exe, host],
+    );
+}
+
 /// Whether the file is one of ours at this version (not a new file).
 pub(crate) fn check_ours(conn: &Connection) -> Result<(), String> {
     let (version, ours): (i64, bool) = conn
@@ -569,26 +591,53 @@ fn check_format(conn: &Connection) -> Result<(), Refusal> {
 }
 
 /// The oldest schema version `create_schema` upgrades in place.
-const MIGRATES_FROM: i64 = 2;
+pub const MIGRATES_FROM: i64 = 2;
 
 /// What happened to the writer: spills, replays, recreated files, panics.
 const EVENTS_DDL: &str =
     "CREATE TABLE monitor_events (ts_ns INTEGER NOT NULL, pid INTEGER NOT NULL, \
      kind TEXT NOT NULL, message TEXT NOT NULL)";
 
+/// Tables of version 4: the commit sequence behind each span row's `seq`
+/// (one counter for every process writing the file: their transactions
+/// take turns, so it only grows), and the processes that wrote the file.
+const V4_DDL: &str =
+    "CREATE TABLE monitor_seq (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
+     INSERT INTO monitor_seq (id, seq) VALUES (1, 0);
+     CREATE TABLE processes (pid INTEGER NOT NULL, start_ns INTEGER NOT NULL, exe TEXT NOT NULL,
+         host TEXT NOT NULL, PRIMARY KEY (pid, start_ns));";
+
 fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
     // IMMEDIATE: two processes creating one new file take turns.
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if version == 2 {
-        // Version 3 added the spill counters and the events table.
-        tx.execute_batch(&format!(
-            "ALTER TABLE monitor_stats ADD COLUMN queue_depth_max INTEGER NOT NULL DEFAULT 0;
+    if version == 2 || version == 3 {
+        if version == 2 {
+            // Version 3 added the spill counters and the events table.
+            tx.execute_batch(&format!(
+                "ALTER TABLE monitor_stats ADD COLUMN queue_depth_max INTEGER NOT NULL DEFAULT 0;
              ALTER TABLE monitor_stats ADD COLUMN spilled INTEGER NOT NULL DEFAULT 0;
              ALTER TABLE monitor_stats ADD COLUMN replayed INTEGER NOT NULL DEFAULT 0;
-             {EVENTS_DDL};
+             {EVENTS_DDL};"
+            ))?;
+        }
+        // Version 4: 128-bit trace ids (`trace_hi`), the commit sequence
+        // (`seq`, indexed) and `processes`. Adding a column with a default
+        // rewrites no row; indexing `seq` reads each old partition once.
+        for table in SPANS.partitions(&tx)? {
+            let t = quote_ident(&table);
+            tx.execute_batch(&format!(
+                "ALTER TABLE {t} ADD COLUMN trace_hi INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE {t} ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+                 CREATE INDEX {} ON {t} (seq);",
+                quote_ident(&format!("{table}_seq"))
+            ))?;
+        }
+        tx.execute_batch(&format!(
+            "{V4_DDL}
              PRAGMA user_version = {SCHEMA_VERSION};"
         ))?;
+        SPANS.rebuild_views(&tx)?;
     }
     if version == 0 {
         tx.execute_batch(
@@ -606,6 +655,7 @@ fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
                  spilled INTEGER NOT NULL DEFAULT 0, replayed INTEGER NOT NULL DEFAULT 0);",
         )?;
         tx.execute_batch(EVENTS_DDL)?;
+        tx.execute_batch(V4_DDL)?;
         for family in FAMILIES {
             family.rebuild_views(&tx)?;
         }

@@ -1,0 +1,6 @@
+use monitor_runtime::monitor;
+
+#[monitor(parent)]
+fn no_value() {}
+
+fn main() {}
