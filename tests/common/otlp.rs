@@ -92,7 +92,8 @@ impl Receiver {
         Receiver::scripted([])
     }
 
-    /// Answers the first requests with `script`, in order, then accepts.
+    /// Answers the first requests to `/v1/traces` with `script`, in order,
+    /// then accepts.
     pub fn scripted(script: impl IntoIterator<Item = Reply>) -> Receiver {
         Receiver::new(script.into_iter().collect(), true)
     }
@@ -224,12 +225,13 @@ async fn receive(
     };
     shared.spans.fetch_add(spans, Ordering::SeqCst);
     shared.requests_seen.fetch_add(1, Ordering::SeqCst);
-    let reply = shared
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or(Reply::Accept);
+    // The script is for spans; metrics, which travel beside them, are
+    // accepted.
+    let scripted = match path.as_str() {
+        "/v1/traces" => shared.script.lock().unwrap().pop_front(),
+        _ => None,
+    };
+    let reply = scripted.unwrap_or(Reply::Accept);
     if shared.keep {
         shared.requests.lock().unwrap().push(Request {
             path,

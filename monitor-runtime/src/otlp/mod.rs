@@ -54,5 +54,9 @@ pub use rows::{read_samples, read_spans, SampleRow, Selection, SpanRow};
 /// builds, for callers that inspect or extend a request.
 pub use opentelemetry_proto::tonic as proto;
 
+/// The protobuf crate of [`proto`]'s types (`Message::encode_to_vec`,
+/// `decode`), re-exported so a caller encodes with the same version.
+pub use prost;
+
 /// The largest `max_batch` an `[otlp]` table accepts.
 pub use crate::config::otlp::MAX_BATCH_LIMIT;
