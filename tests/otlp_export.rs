@@ -448,3 +448,56 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("from 1 to 100000"));
 }
+
+#[test]
+fn since_sends_only_the_window_of_spans_and_samples() {
+    use std::time::Duration;
+    let hour = 3_600_000_000_000;
+    let clock = monitor_runtime::Clock::starting_at(common::requests::real_now() - 3 * hour);
+    // The sampler's own interval never comes: samples are taken on demand.
+    let s = common::session_with(|c| {
+        c.clock(clock.clone())
+            .resource_interval(Duration::from_secs(3600))
+    });
+    assert_eq!(price(1), 10); // three hours ago
+    s.guard.sample_resources();
+    s.guard.flush();
+    clock.set(common::requests::real_now());
+    assert_eq!(price(2), 20); // now
+    s.guard.sample_resources();
+    s.guard.flush();
+    assert_eq!(read_spans(&s.path).len(), 2);
+
+    let receiver = Receiver::start();
+    let (code, report) = export(&s.path, &["--endpoint", &receiver.url, "--since", "1h"]);
+    assert_eq!(code, 0, "{report}");
+    let spans = receiver.accepted_spans();
+    assert_eq!(spans.len(), 1, "{report}");
+    assert_eq!(
+        int_attribute(&spans[0].1.attributes, "monitor.field.item"),
+        Some(2)
+    );
+    let mut times = Vec::new();
+    for request in receiver.requests_to("/v1/metrics") {
+        for resource_metrics in request.metrics().resource_metrics {
+            for metric in &resource_metrics.scope_metrics[0].metrics {
+                if let Some(metric::Data::Gauge(gauge)) = &metric.data {
+                    times.extend(gauge.data_points.iter().map(|p| p.time_unix_nano));
+                }
+            }
+        }
+    }
+    let samples: Vec<i64> = {
+        let conn = rusqlite::Connection::open(&s.path).unwrap();
+        let mut stmt = conn.prepare("SELECT ts_ns FROM resource_samples").unwrap();
+        let ts = stmt.query_map([], |r| r.get(0)).unwrap();
+        ts.collect::<Result<_, _>>().unwrap()
+    };
+    let old = samples
+        .iter()
+        .filter(|&&t| (t as u64) < common::requests::real_now() - hour);
+    assert!(old.count() >= 1, "a sample of three hours ago: {samples:?}");
+    assert!(!times.is_empty());
+    let window_start = common::requests::real_now() - hour;
+    assert!(times.iter().all(|&t| t >= window_start), "{times:?}");
+}
