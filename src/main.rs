@@ -165,19 +165,45 @@ enum Command {
         #[arg(long, value_enum)]
         fail_on: Option<FailOn>,
     },
-    /// Writes spans as a Chrome trace (Perfetto), CSV or JSON lines.
+    /// Writes spans as a Chrome trace (Perfetto), CSV or JSON lines, or
+    /// sends them (and resource samples, as gauges) to an OpenTelemetry
+    /// collector over OTLP/HTTP (`--format otlp`). With otlp, exit code 1
+    /// means spans were refused or not delivered, 2 an error.
     Export {
         #[arg(long, value_enum)]
         format: ExportFormat,
-        /// The output file.
-        #[arg(short, long, value_name = "FILE")]
-        output: PathBuf,
+        /// The output file (chrome, csv, jsonl).
+        #[arg(
+            short,
+            long,
+            value_name = "FILE",
+            required_if_eq_any = [("format", "chrome"), ("format", "csv"), ("format", "jsonl")]
+        )]
+        output: Option<PathBuf>,
         /// Only this trace.
         #[arg(long, conflicts_with = "since")]
         trace: Option<i64>,
         /// Only spans this recent.
         #[arg(long, value_name = "WINDOW")]
         since: Option<String>,
+        /// otlp: the collector, `http://HOST:4318` (`/v1/traces` is added) or
+        /// a full `.../v1/traces` URL [default: `[otlp] endpoint` of the config].
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// otlp: a header for every request (repeatable), added to the
+        /// config's `[otlp] headers`.
+        #[arg(long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
+        headers: Vec<(String, String)>,
+        /// otlp: the resource's `service.name` [default: `[otlp]
+        /// service_name`, else unknown_service].
+        #[arg(long, value_name = "NAME")]
+        service_name: Option<String>,
+        /// otlp: the resource's `host.name` [default: this machine's].
+        #[arg(long, value_name = "NAME")]
+        host_name: Option<String>,
+        /// otlp: the most spans in one request [default: `[otlp] max_batch`, else 512].
+        #[arg(long, value_name = "N", value_parser = parse_max_batch)]
+        max_batch: Option<usize>,
     },
 }
 
@@ -198,6 +224,33 @@ pub enum ExportFormat {
     Chrome,
     Csv,
     Jsonl,
+    /// OTLP/HTTP protobuf to a collector (`--endpoint`), not a file.
+    Otlp,
+}
+
+/// `--header NAME=VALUE`.
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got {text:?}"))?;
+    let name = name.trim();
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(format!("expected a header name before `=`, got {name:?}"));
+    }
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err("a header value may not hold control characters".into());
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
+}
+
+/// `--max-batch`: 1 to `MAX_BATCH_LIMIT` spans, as `[otlp] max_batch`.
+fn parse_max_batch(text: &str) -> Result<usize, String> {
+    let limit = monitor_runtime::otlp::MAX_BATCH_LIMIT;
+    match text.parse::<usize>() {
+        Ok(n) if (1..=limit).contains(&n) => Ok(n),
+        _ => Err(format!("expected from 1 to {limit} spans, got {text:?}")),
+    }
 }
 
 /// What went wrong, for the user: printed after `monitor: `.
@@ -214,7 +267,58 @@ impl Command {
     /// Commands whose exit code 1 means a finding (a rule fires, a function
     /// got slower): their errors exit with 2 instead.
     fn reports_findings(&self) -> bool {
-        matches!(self, Command::Check { .. } | Command::Diff { .. })
+        matches!(
+            self,
+            Command::Check { .. }
+                | Command::Diff { .. }
+                | Command::Export {
+                    format: ExportFormat::Otlp,
+                    ..
+                }
+        )
+    }
+
+    /// What clap cannot say: `--output` is for files, the OTLP options for
+    /// `--format otlp`.
+    fn check_usage(&self) -> Result<(), clap::Error> {
+        use clap::CommandFactory;
+        let Command::Export {
+            format,
+            output,
+            endpoint,
+            headers,
+            service_name,
+            host_name,
+            max_batch,
+            ..
+        } = self
+        else {
+            return Ok(());
+        };
+        let conflict = |message: String| {
+            Err(Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message))
+        };
+        if *format == ExportFormat::Otlp {
+            if output.is_some() {
+                return conflict(
+                    "the argument '--output <FILE>' cannot be used with '--format otlp', which \
+                     sends to --endpoint"
+                        .into(),
+                );
+            }
+        } else {
+            let otlp_only = [
+                ("--endpoint", endpoint.is_some()),
+                ("--header", !headers.is_empty()),
+                ("--service-name", service_name.is_some()),
+                ("--host-name", host_name.is_some()),
+                ("--max-batch", max_batch.is_some()),
+            ];
+            if let Some((flag, _)) = otlp_only.iter().find(|(_, given)| *given) {
+                return conflict(format!("the argument '{flag}' is for '--format otlp' only"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -228,6 +332,9 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    if let Some(Err(e)) = cli.command.as_ref().map(Command::check_usage) {
+        e.exit();
+    }
     match run(&cli) {
         Ok(code) => code,
         Err(Failure(message)) => {
@@ -300,12 +407,39 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
             serve::run(&path, *addr, retention.hours)
         }
         Some(Command::Export {
+            format: ExportFormat::Otlp,
+            trace,
+            since: s,
+            endpoint,
+            headers,
+            service_name,
+            host_name,
+            max_batch,
+            output: _,
+        }) => {
+            let options = commands::export_otlp::Options {
+                endpoint: endpoint.clone(),
+                headers: headers.clone(),
+                service_name: service_name.clone(),
+                host_name: host_name.clone(),
+                max_batch: *max_batch,
+                trace: *trace,
+                since: since(s)?,
+            };
+            let config = db::load_config(cli.config.as_deref())?;
+            let db = db::Db::open(&path)?;
+            return commands::export_otlp::run(&db, &out, &config, options);
+        }
+        Some(Command::Export {
             format,
             output,
             trace,
             since: s,
+            ..
         }) => {
             let since = since(s)?;
+            // Required by clap for every file format.
+            let output = output.as_deref().expect("--output");
             commands::export::run(&db::Db::open(&path)?, *format, output, *trace, since)
         }
         Some(Command::Check { record }) => {

@@ -40,6 +40,8 @@ mod health;
 mod id;
 mod instrument;
 mod local;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 mod panic;
 pub mod propagation;
 mod queue;
@@ -69,9 +71,9 @@ pub mod prelude {
 pub use callsite::{Callsite, SpanKind};
 pub use clock::Clock;
 pub use config::{
-    AlertMetric, AlertOp, AlertRule, CaptureConfig, Config, OnCorrupt, Overflow, QueueConfig,
-    ResourcesConfig, RetentionConfig, ThresholdText, ENV_CONFIG, ENV_DB, ENV_ENABLED,
-    ENV_RETENTION_HOURS,
+    AlertMetric, AlertOp, AlertRule, CaptureConfig, Config, OnCorrupt, OtlpConfig, Overflow,
+    QueueConfig, ResourcesConfig, RetentionConfig, ThresholdText, ENV_CONFIG, ENV_DB, ENV_ENABLED,
+    ENV_OTLP_ENDPOINT, ENV_RETENTION_HOURS,
 };
 pub use error::Error;
 pub use health::{FailReason, Health, HealthProbe, WriterState};

@@ -1,5 +1,6 @@
 //! `monitor export`: spans as a Chrome trace (Perfetto, chrome://tracing),
-//! CSV, or JSON lines, streamed to the file one partition at a time.
+//! CSV, or JSON lines, streamed to the file one partition at a time
+//! (`--format otlp` is `export_otlp`).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -19,6 +20,12 @@ pub fn run(
     trace: Option<i64>,
     since: Option<u64>,
 ) -> Result<(), Failure> {
+    if format == ExportFormat::Otlp {
+        // `main` sends it to `export_otlp`: it writes no file.
+        return Err(Failure(
+            "--format otlp sends to a collector, not a file".into(),
+        ));
+    }
     let (filter, params, since) = match trace {
         Some(id) => ("trace_id = ?", vec![Value::Integer(id)], None),
         None => ("1", Vec::new(), since),
@@ -86,6 +93,8 @@ pub fn run(
             })?;
             writer.flush().map_err(io)?;
         }
+        // Refused above.
+        ExportFormat::Otlp => {}
         ExportFormat::Jsonl => {
             db.for_each_span(since, filter, &params, "", |s| {
                 count += 1;

@@ -5,6 +5,7 @@ pub mod check;
 pub mod diff;
 pub mod errors;
 pub mod export;
+pub mod export_otlp;
 pub mod resources;
 pub mod retention;
 pub mod stats;

@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use monitor_runtime::{Config, Guard};
 use rusqlite::Connection;
 
+pub mod otlp;
 pub mod requests;
 pub mod server;
 

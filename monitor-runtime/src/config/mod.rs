@@ -9,8 +9,10 @@ use crate::clock::Clock;
 use crate::error::Error;
 
 mod alerts;
+pub(crate) mod otlp;
 
 pub use alerts::{AlertMetric, AlertOp, AlertRule, ThresholdText};
+pub use otlp::{OtlpConfig, ENV_OTLP_ENDPOINT};
 
 /// Everything `init` needs; `Config::default()` is what an empty
 /// `monitor.toml` gives.
@@ -72,6 +74,9 @@ pub struct Config {
     pub capture: CaptureConfig,
     /// `[[alerts]]`: the rules `monitor check` evaluates.
     pub alerts: Vec<AlertRule>,
+    /// `[otlp]`: the OpenTelemetry collector spans are exported to, if any
+    /// (`monitor export --format otlp`).
+    pub otlp: Option<OtlpConfig>,
     /// The time source of spans; [`Clock::system`] unless set in code.
     #[serde(skip)]
     pub clock: Clock,
@@ -211,6 +216,7 @@ impl Default for Config {
             resources: ResourcesConfig::default(),
             capture: CaptureConfig::default(),
             alerts: Vec::new(),
+            otlp: None,
             clock: Clock::system(),
             sampler: SamplerSlot::default(),
         }
@@ -355,7 +361,9 @@ impl Config {
         config.validate(origin)
     }
 
-    /// Applies `MONITOR_DB`, `MONITOR_ENABLED` and `MONITOR_RETENTION_HOURS`.
+    /// Applies `MONITOR_DB`, `MONITOR_ENABLED`, `MONITOR_OTLP_ENDPOINT` (which
+    /// adds an `[otlp]` table with the defaults when there is none) and
+    /// `MONITOR_RETENTION_HOURS`.
     pub fn with_env_overrides(
         mut self,
         env: impl Fn(&str) -> Option<String>,
@@ -385,6 +393,15 @@ impl Config {
                     ))
                 }
             };
+        }
+        if let Some(endpoint) = env(ENV_OTLP_ENDPOINT) {
+            if let Err(message) = otlp::check_endpoint(&endpoint) {
+                return Err(bad(ENV_OTLP_ENDPOINT, message));
+            }
+            match &mut self.otlp {
+                Some(otlp) => otlp.endpoint = endpoint,
+                None => self.otlp = Some(OtlpConfig::new(endpoint)),
+            }
         }
         if let Some(value) = env(ENV_RETENTION_HOURS) {
             self.retention.hours = value.trim().parse().map_err(|_| {
@@ -450,6 +467,9 @@ impl Config {
         if let Err((key, message)) =
             crate::redact::Redactor::new(&self.capture.secret_names, &self.capture.redact_patterns)
         {
+            return bad(&key, message);
+        }
+        if let Some(Err((key, message))) = self.otlp.as_ref().map(OtlpConfig::check) {
             return bad(&key, message);
         }
         Ok(self)
@@ -561,6 +581,11 @@ impl Config {
     /// Sets `capture.max_value_len`.
     pub fn max_value_len(mut self, bytes: usize) -> Self {
         self.capture.max_value_len = bytes;
+        self
+    }
+    /// Sets `[otlp]`.
+    pub fn otlp(mut self, otlp: OtlpConfig) -> Self {
+        self.otlp = Some(otlp);
         self
     }
     /// Sets the time source (see [`Clock::starting_at`] for tests).

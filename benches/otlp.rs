@@ -1,0 +1,64 @@
+//! `monitor export --format otlp` of a file of 300,000 spans (20 functions,
+//! three levels deep, as the `cli` bench's file) to a receiver on loopback
+//! that gunzips and decodes every request: the whole command, process start
+//! included, as a user runs it. Target: at least 200,000 spans/s.
+//!
+//! Run: `cargo bench --bench otlp`. Figures go in BENCHMARKS.md.
+
+use std::process::Command;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+const SPANS: usize = 300_000;
+
+mod common;
+#[path = "../tests/common/otlp.rs"]
+mod receiver;
+
+fn export(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("big.db");
+    common::record_file(&db, SPANS, 0);
+    let spans = SPANS.div_ceil(3) * 3;
+    let receiver = receiver::Receiver::counting();
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_monitor"))
+            .arg("--db")
+            .arg(&db)
+            .args(["--json", "export", "--format", "otlp", "--endpoint"])
+            .arg(&receiver.url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["spans"]["sent"], spans, "{report}");
+        report
+    };
+    let before = receiver.span_count();
+    let report = run();
+    assert_eq!(
+        receiver.span_count() - before,
+        spans as u64,
+        "the receiver decoded every span"
+    );
+    eprintln!(
+        "one run: {} spans/s as the command reports it (batches of 512)",
+        report["spans_per_s"]
+    );
+
+    let mut group = c.benchmark_group("otlp");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(15))
+        .throughput(Throughput::Elements(spans as u64));
+    group.bench_function("export_300k_spans", |b| b.iter(run));
+    group.finish();
+}
+
+criterion_group!(benches, export);
+criterion_main!(benches);
