@@ -501,3 +501,41 @@ fn since_sends_only_the_window_of_spans_and_samples() {
     let window_start = common::requests::real_now() - hour;
     assert!(times.iter().all(|&t| t >= window_start), "{times:?}");
 }
+
+#[monitor(parent = traceparent)]
+fn remote_handler(traceparent: &str) {
+    price(1);
+}
+
+/// A span under a remote parent leaves with the caller's 128-bit trace id
+/// and the caller's span as its parent, so the collector joins the two.
+#[test]
+fn a_remote_parent_s_trace_id_leaves_whole() {
+    let s = common::session();
+    remote_handler("00-4bf92f3577b34da6a3ce929d0e0e4736-f067aa0ba902b7c1-01");
+    s.guard.flush();
+    let receiver = Receiver::start();
+    let (code, report) = export(&s.path, &["--endpoint", &receiver.url]);
+    assert_eq!(code, 0, "{report}");
+    let spans = receiver.accepted_spans();
+    let trace = 0x4bf92f3577b34da6a3ce929d0e0e4736u128
+        .to_be_bytes()
+        .to_vec();
+    let handler = spans
+        .iter()
+        .map(|(_, span)| span)
+        .find(|span| span.name == "remote_handler")
+        .expect("the handler arrived");
+    assert_eq!(handler.trace_id, trace);
+    assert_eq!(
+        handler.parent_span_id,
+        0xf067aa0ba902b7c1u64.to_be_bytes().to_vec()
+    );
+    let child = spans
+        .iter()
+        .map(|(_, span)| span)
+        .find(|span| span.name == "price")
+        .expect("the child arrived");
+    assert_eq!(child.trace_id, trace);
+    assert_eq!(child.parent_span_id, handler.span_id);
+}

@@ -5,11 +5,6 @@ use rusqlite::Connection;
 
 use crate::schema;
 
-/// The SQL expression that yields the high 64 bits of a span's 128-bit
-/// trace id. Kept in this one place: the `spans` view gains the column in
-/// schema v4.
-pub(crate) const TRACE_HI_SQL: &str = "0"; // trace_hi: the spans view gains this column in schema v4
-
 /// One row of the `spans` view, as the exporter reads it.
 ///
 /// Ids are the file's `INTEGER`s: their 64 bits are the id's, so a remote
@@ -162,7 +157,7 @@ pub fn read_spans<E: From<rusqlite::Error>>(
             continue;
         }
         let sql = format!(
-            "SELECT span_id, parent_id, {TRACE_HI_SQL} AS trace_hi, trace_id, name, module, \
+            "SELECT span_id, parent_id, trace_hi, trace_id, name, module, \
              group_name, kind, file, line, status, error, start_ns, duration_ns, busy_ns, items, \
              thread, pid, fields, rss_bytes, cpu_ns, alloc_bytes FROM ({}) \
              WHERE start_ns >= ?1 AND (?2 IS NULL OR trace_id = ?2)",
