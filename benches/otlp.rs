@@ -3,6 +3,11 @@
 //! that gunzips and decodes every request: the whole command, process start
 //! included, as a user runs it. Target: at least 200,000 spans/s.
 //!
+//! And the `#[monitor]` hot path with the live sender shipping what it
+//! writes (`[otlp]`) against without it, side by side in one run: the
+//! sender reads the file back on a thread of its own, so a call should
+//! cost the same.
+//!
 //! Run: `cargo bench --bench otlp`. Figures go in BENCHMARKS.md.
 
 use std::process::Command;
@@ -60,5 +65,41 @@ fn export(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, export);
+#[monitor_runtime::monitor]
+fn work(x: u64) -> u64 {
+    std::hint::black_box(x).wrapping_mul(3)
+}
+
+fn hot_path(c: &mut Criterion) {
+    use monitor_runtime::{Config, OtlpConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = receiver::Receiver::counting();
+    let mut group = c.benchmark_group("live_export_hot_path");
+    group.measurement_time(Duration::from_secs(5));
+    // The case without the sender runs again last: a drift between the
+    // first and the last shows what the order alone does.
+    for (name, live) in [
+        ("monitor", false),
+        ("monitor_live_export", true),
+        ("monitor_again", false),
+    ] {
+        let mut config = Config::default()
+            .db_path(dir.path().join(format!("{name}.db")))
+            .resource_interval(Duration::ZERO);
+        if live {
+            config = config.otlp(OtlpConfig::new(&receiver.url));
+        }
+        let guard = monitor_runtime::init_with(config).unwrap();
+        group.bench_function(name, |b| b.iter(|| work(std::hint::black_box(7))));
+        guard.flush();
+        drop(guard);
+    }
+    group.finish();
+    eprintln!(
+        "the receiver decoded {} spans from the live sender",
+        receiver.span_count()
+    );
+}
+
+criterion_group!(benches, export, hot_path);
 criterion_main!(benches);

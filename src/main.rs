@@ -195,7 +195,7 @@ enum Command {
         #[arg(long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
         headers: Vec<(String, String)>,
         /// otlp: the resource's `service.name` [default: `[otlp]
-        /// service_name`, else unknown_service].
+        /// service_name`, else each process's program name].
         #[arg(long, value_name = "NAME")]
         service_name: Option<String>,
         /// otlp: the resource's `host.name` [default: this machine's].

@@ -539,3 +539,24 @@ fn a_remote_parent_s_trace_id_leaves_whole() {
     assert_eq!(child.trace_id, trace);
     assert_eq!(child.parent_span_id, handler.span_id);
 }
+
+/// Without a configured service name, each process is named by its own
+/// program, which `init` wrote into the file's `processes` table.
+#[test]
+fn the_service_defaults_to_the_program_that_wrote_the_spans() {
+    let s = common::session();
+    assert_eq!(price(3), 30);
+    s.guard.flush();
+    let receiver = Receiver::start();
+    let (code, report) = export(&s.path, &["--endpoint", &receiver.url]);
+    assert_eq!(code, 0, "{report}");
+    let exe = std::env::current_exe().unwrap();
+    let exe = exe.file_name().unwrap().to_str().unwrap();
+    let spans = receiver.accepted_spans();
+    assert!(!spans.is_empty());
+    for (resource, _) in &spans {
+        let r = &resource.attributes;
+        assert_eq!(string_attribute(r, "service.name"), Some(exe));
+        assert_eq!(string_attribute(r, "process.executable.name"), Some(exe));
+    }
+}

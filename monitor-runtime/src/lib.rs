@@ -36,6 +36,7 @@ mod capture;
 mod clock;
 mod config;
 mod error;
+mod export_cursor;
 mod health;
 mod id;
 mod instrument;

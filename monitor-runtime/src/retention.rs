@@ -336,6 +336,8 @@ fn drop_partitions(
 ) -> rusqlite::Result<Vec<String>> {
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let mut dropped = Vec::new();
+    // Spans the OTLP export has not sent yet are lost to it: counted.
+    let mut unsent = 0;
     for (partition, archived) in expired.iter().zip(archived) {
         let quoted = schema::quote_ident(&partition.table);
         if let Some(archived) = archived {
@@ -344,8 +346,30 @@ fn drop_partitions(
                 continue;
             }
         }
+        if partition.table.starts_with(schema::SPANS.prefix) {
+            unsent += crate::export_cursor::unsent_in(&tx, &partition.table)?;
+        }
         tx.execute_batch(&format!("DROP TABLE IF EXISTS {quoted}"))?;
         dropped.push(partition.table.clone());
+    }
+    if unsent > 0 {
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        let pid = std::process::id();
+        tx.execute(
+            "INSERT INTO export_stats (ts_ns, pid, sent, refused, failed, retries, lost, pending) \
+             VALUES (?1, ?2, 0, 0, 0, 0, ?3, 0)",
+            rusqlite::params![now_ns, pid, unsent as i64],
+        )?;
+        tx.execute(
+            "INSERT INTO monitor_events (ts_ns, pid, kind, message) VALUES (?1, ?2, 'export_lost', ?3)",
+            rusqlite::params![
+                now_ns,
+                pid,
+                format!("retention dropped {unsent} spans the OTLP export had not sent yet")
+            ],
+        )?;
     }
     for family in FAMILIES {
         family.rebuild_views(&tx)?;

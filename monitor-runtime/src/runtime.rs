@@ -437,6 +437,17 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
             ),
         });
     }
+    #[cfg(not(feature = "otlp"))]
+    if config.otlp.is_some() {
+        // Spans would silently never leave the file.
+        return Err(Error::Config {
+            origin: "the configuration given to init".into(),
+            key: "otlp".into(),
+            message: "this program's monitor-runtime was built without its `otlp` feature, \
+                      which the live sender needs: enable it, or remove the [otlp] table"
+                .into(),
+        });
+    }
     let opened = writer::open(&config.db_path, &writer::FileOptions::from_config(&config))?;
     let error_spill = std::sync::Arc::new(writer::ErrorSpill::beside(
         &config.db_path,
@@ -473,9 +484,20 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
                 |sample| rt.queue.push_sample(sample),
             )?),
         };
-        Ok((retention, sampler))
+        #[cfg(feature = "otlp")]
+        let exporter = match &config.otlp {
+            Some(otlp) => Some(crate::otlp::live::LiveSender::spawn(
+                config.db_path.clone(),
+                otlp,
+            )?),
+            None => None,
+        };
+        #[cfg(not(feature = "otlp"))]
+        let exporter = ();
+        Ok((retention, sampler, exporter))
     });
-    let (retention, sampler) = match threads {
+    #[allow(unused_variables)] // without the `otlp` feature, `()`
+    let (retention, sampler, exporter) = match threads {
         Ok(threads) => threads,
         Err(e) => {
             let _ = control.send(Control::Shutdown);
@@ -500,6 +522,8 @@ pub fn init_with(config: Config) -> Result<Guard, Error> {
             writer: Some(handle),
             retention: Some(retention),
             sampler,
+            #[cfg(feature = "otlp")]
+            exporter,
             db_path: config.db_path,
             shutdown_timeout: std::time::Duration::from_millis(config.shutdown_timeout_ms),
         }),
@@ -526,6 +550,9 @@ struct Running {
     writer: Option<JoinHandle<()>>,
     retention: Option<RetentionThread>,
     sampler: Option<SamplerThread>,
+    /// The live OTLP sender, with `[otlp]`.
+    #[cfg(feature = "otlp")]
+    exporter: Option<crate::otlp::live::LiveSender>,
     db_path: PathBuf,
     /// `shutdown_timeout_ms`: the longest wait for a flush at exit.
     shutdown_timeout: std::time::Duration,
@@ -824,6 +851,12 @@ impl Drop for Guard {
             let _ = running.control.send(Control::Shutdown);
             if let Some(handle) = running.writer.take() {
                 let _ = handle.join();
+            }
+            // Everything is committed: the sender ships what it has not,
+            // within the shutdown bound; the next run sends the rest.
+            #[cfg(feature = "otlp")]
+            if let Some(exporter) = running.exporter.take() {
+                exporter.finish(std::time::Instant::now() + running.shutdown_timeout);
             }
             running.rt.queue.release();
         }

@@ -240,8 +240,8 @@ fn a_newer_monitor_s_file_is_never_rotated() {
     assert!(err.contains("newer monitor"), "{err}");
 }
 
-/// Undoes what version 4 added: 128-bit trace ids, the commit sequence
-/// and `processes`, leaving the shape version 3 wrote.
+/// Undoes what version 4 added: 128-bit trace ids, the commit sequence,
+/// `processes` and the export tables, leaving the shape version 3 wrote.
 fn downgrade_to_version_3(path: &std::path::Path) {
     let conn = rusqlite::Connection::open(path).unwrap();
     let views: Vec<String> = conn
@@ -264,8 +264,11 @@ fn downgrade_to_version_3(path: &std::path::Path) {
         ))
         .unwrap();
     }
-    conn.execute_batch("DROP TABLE monitor_seq; DROP TABLE processes; PRAGMA user_version = 3;")
-        .unwrap();
+    conn.execute_batch(
+        "DROP TABLE monitor_seq; DROP TABLE processes; DROP TABLE export_cursor;
+         DROP TABLE export_stats; PRAGMA user_version = 3;",
+    )
+    .unwrap();
 }
 
 #[test]

@@ -107,7 +107,9 @@ pub fn run(db: &Db, out: &Out, config: &Config, options: Options) -> Result<Exit
             .as_deref()
             .or(table.and_then(|t| t.service_name.as_deref())),
         options.host_name.as_deref(),
-    );
+    )
+    .with_processes(&db.conn)
+    .map_err(|e| db.fail(e))?;
     let max_batch = options
         .max_batch
         .or(table.map(|t| t.max_batch))

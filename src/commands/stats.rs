@@ -43,6 +43,31 @@ pub fn run(db: &Db, out: &Out) -> Result<(), Failure> {
         ] {
             table.add_row(vec![figure.to_owned(), value]);
         }
+        if let Some(export) = &stats.export {
+            for (figure, value) in [
+                ("OTLP: sent", export.sent.to_string()),
+                ("OTLP: refused by the collector", export.refused.to_string()),
+                (
+                    "OTLP: sends given up (sent again)",
+                    export.failed.to_string(),
+                ),
+                ("OTLP: retries", export.retries.to_string()),
+                (
+                    "OTLP: lost (retention before sending)",
+                    export.lost.to_string(),
+                ),
+                (
+                    "OTLP: waiting (at the last stats row)",
+                    export.pending.to_string(),
+                ),
+                (
+                    "OTLP: cursor moved",
+                    render::timestamp(export.cursor_updated_ns),
+                ),
+            ] {
+                table.add_row(vec![figure.to_owned(), value]);
+            }
+        }
         println!("{table}");
         if !stats.events.is_empty() {
             let mut table = render::table(&["time", "pid", "event", "what happened"], 4);

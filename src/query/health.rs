@@ -36,6 +36,24 @@ pub struct Stats {
     pub events: Vec<Event>,
     pub file_bytes: i64,
     pub partitions: Vec<PartitionSize>,
+    /// The live OTLP export, `None` where it never ran.
+    pub export: Option<Export>,
+}
+
+/// The live OTLP export: totals of `export_stats`, and its cursor.
+#[derive(Clone, Debug, Serialize)]
+pub struct Export {
+    pub sent: i64,
+    pub refused: i64,
+    /// Spans whose sending was given up after retries (sent again later).
+    pub failed: i64,
+    pub retries: i64,
+    /// Dropped by retention before they were sent.
+    pub lost: i64,
+    /// Committed and not sent yet, at the last stats row.
+    pub pending: i64,
+    /// When the cursor last moved.
+    pub cursor_updated_ns: i64,
 }
 
 /// Records spilled and not replayed yet: they are in no table.
@@ -66,6 +84,36 @@ pub struct PartitionSize {
 }
 
 /// What the file says of the monitor itself.
+/// The export's totals, if a live sender ever started on the file.
+fn export(db: &Db) -> Result<Option<Export>, Failure> {
+    db.conn
+        .query_row(
+            "SELECT (SELECT updated_ns FROM export_cursor WHERE id = 1),
+                    CAST(total(sent) AS INTEGER), CAST(total(refused) AS INTEGER),
+                    CAST(total(failed) AS INTEGER), CAST(total(retries) AS INTEGER),
+                    CAST(total(lost) AS INTEGER),
+                    coalesce((SELECT pending FROM export_stats WHERE lost = 0
+                              ORDER BY ts_ns DESC LIMIT 1), 0)
+             FROM export_stats",
+            [],
+            |r| {
+                let Some(cursor_updated_ns) = r.get::<_, Option<i64>>(0)? else {
+                    return Ok(None);
+                };
+                Ok(Some(Export {
+                    cursor_updated_ns,
+                    sent: r.get(1)?,
+                    refused: r.get(2)?,
+                    failed: r.get(3)?,
+                    retries: r.get(4)?,
+                    lost: r.get(5)?,
+                    pending: r.get(6)?,
+                }))
+            },
+        )
+        .map_err(|e| db.fail(e))
+}
+
 pub fn stats(db: &Db) -> Result<Stats, Failure> {
     let totals: [i64; 13] = db
         .conn
@@ -112,6 +160,7 @@ pub fn stats(db: &Db) -> Result<Stats, Failure> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| db.fail(e))?;
 
+    let export = export(db)?;
     let spill = schema::spill_path(&db.path);
     let (lines, bytes) = match std::fs::read(&spill) {
         Ok(bytes) => (
@@ -174,6 +223,7 @@ pub fn stats(db: &Db) -> Result<Stats, Failure> {
         events,
         file_bytes: std::fs::metadata(&db.path).map_or(0, |m| m.len() as i64),
         partitions,
+        export,
     })
 }
 

@@ -7,7 +7,8 @@
 use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -76,6 +77,9 @@ struct Shared {
     keep: bool,
     spans: AtomicU64,
     requests_seen: AtomicU64,
+    /// Rung at each request, for [`Receiver::wait_for_spans`].
+    arrived: Condvar,
+    arrived_lock: Mutex<()>,
 }
 
 /// A running receiver; stops when dropped.
@@ -98,6 +102,46 @@ impl Receiver {
         Receiver::new(script.into_iter().collect(), true)
     }
 
+    /// Accepts everything, at `addr` (`127.0.0.1:PORT`): a collector back
+    /// where it was.
+    pub fn at(addr: &str) -> Receiver {
+        Receiver::bound(
+            std::net::TcpListener::bind(addr).expect("bind again"),
+            VecDeque::new(),
+            true,
+        )
+    }
+
+    /// Stops listening (a collector going away), keeping what arrived.
+    pub fn stopped(mut self) -> Receiver {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        }
+        self
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// Waits until at least `spans` spans arrived, for at most `limit`;
+    /// whether they did.
+    pub fn wait_for_spans(&self, spans: u64, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut lock = self.shared.arrived_lock.lock().unwrap();
+        loop {
+            if self.shared.spans.load(Ordering::SeqCst) >= spans {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            lock = self.shared.arrived.wait_timeout(lock, left).unwrap().0;
+        }
+    }
+
     /// Accepts everything, decodes it, and only counts spans (for a bench:
     /// a million decoded spans would not fit the point).
     pub fn counting() -> Receiver {
@@ -105,19 +149,28 @@ impl Receiver {
     }
 
     fn new(script: VecDeque<Reply>, keep: bool) -> Receiver {
+        Receiver::bound(
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind"),
+            script,
+            keep,
+        )
+    }
+
+    fn bound(listener: std::net::TcpListener, script: VecDeque<Reply>, keep: bool) -> Receiver {
         let shared = Arc::new(Shared {
             script: Mutex::new(script),
             requests: Mutex::new(Vec::new()),
             keep,
             spans: AtomicU64::new(0),
             requests_seen: AtomicU64::new(0),
+            arrived: Condvar::new(),
+            arrived_lock: Mutex::new(()),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let app = axum::Router::new()
@@ -182,7 +235,9 @@ impl Receiver {
 impl Drop for Receiver {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+            // Waits for the listener to close: a test may bind its port
+            // again at once (a collector coming back).
+            runtime.shutdown_timeout(std::time::Duration::from_secs(2));
         }
     }
 }
@@ -223,7 +278,6 @@ async fn receive(
         },
         _ => return (StatusCode::NOT_FOUND, "not an OTLP path").into_response(),
     };
-    shared.spans.fetch_add(spans, Ordering::SeqCst);
     shared.requests_seen.fetch_add(1, Ordering::SeqCst);
     // The script is for spans; metrics, which travel beside them, are
     // accepted.
@@ -240,6 +294,10 @@ async fn receive(
             reply: reply.clone(),
         });
     }
+    // Counted only once kept, so a waiter sees what it waited for.
+    shared.spans.fetch_add(spans, Ordering::SeqCst);
+    drop(shared.arrived_lock.lock().unwrap());
+    shared.arrived.notify_all();
     let protobuf = [("content-type", "application/x-protobuf")];
     match reply {
         Reply::Accept => (

@@ -40,8 +40,9 @@ pub struct OtlpConfig {
     /// Sent with every request (`authorization`, a tenant id).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// The resource's `service.name`; `unknown_service` when unset, as the
-    /// OpenTelemetry SDKs say it.
+    /// The resource's `service.name`. When unset, each process is named by
+    /// its program's file name (the file's `processes` table), else
+    /// `unknown_service`, as the OpenTelemetry SDKs say it.
     #[serde(default)]
     pub service_name: Option<String>,
     /// How often a live sender ships what is new, in milliseconds.
@@ -166,7 +167,7 @@ impl OtlpConfig {
         if self.service_name.as_deref() == Some("") {
             return bad(
                 "otlp.service_name",
-                "expected a name, got an empty string (leave it out for unknown_service)".into(),
+                "expected a name, got an empty string (leave it out for the program's name)".into(),
             );
         }
         if self.interval_ms == 0 {

@@ -56,6 +56,8 @@ pub mod attr {
     pub const HOST_NAME: &str = "host.name";
     /// `process.pid` of the resource.
     pub const PROCESS_PID: &str = "process.pid";
+    /// The program's file name, from the file's `processes` table.
+    pub const PROCESS_EXECUTABLE_NAME: &str = "process.executable.name";
 }
 
 /// The instrumentation scope of every span and metric: `monitor` and this
@@ -82,10 +84,27 @@ pub const UNKNOWN_SERVICE: &str = "unknown_service";
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ResourceSettings {
-    /// `service.name`.
+    /// `service.name` when neither the settings nor the file's `processes`
+    /// table name one.
     pub service_name: String,
-    /// `host.name`.
+    /// `host.name` likewise.
     pub host_name: String,
+    /// What the file's `processes` table says of each pid: its program's
+    /// name and host ([`ResourceSettings::with_processes`]).
+    pub processes: std::collections::HashMap<i64, ProcessFacts>,
+    /// Whether `service_name` and `host_name` were given, and so win over
+    /// the table.
+    service_given: bool,
+    host_given: bool,
+}
+
+/// A process that wrote the file, as its `processes` row says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessFacts {
+    /// The program's file name (`exe`).
+    pub exe: String,
+    /// The host it ran on (empty when the system had no name).
+    pub host: String,
 }
 
 impl ResourceSettings {
@@ -98,19 +117,64 @@ impl ResourceSettings {
                 .map(str::to_owned)
                 .or_else(sysinfo::System::host_name)
                 .unwrap_or_else(|| "localhost".to_owned()),
+            processes: Default::default(),
+            service_given: service_name.is_some(),
+            host_given: host_name.is_some(),
         }
     }
 
-    /// The resource of the process `pid`: the one place that chooses it, so
-    /// that a per-process table of the file (each process's own service
-    /// and host) can replace these settings later.
+    /// Reads the file's `processes` table: a process's own program name is
+    /// then its `service.name`, and its own host its `host.name`, unless
+    /// the settings name them. A file without the table keeps the defaults.
+    pub fn with_processes(mut self, conn: &rusqlite::Connection) -> rusqlite::Result<Self> {
+        self.processes.clear();
+        let table: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'processes')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !table {
+            return Ok(self);
+        }
+        // The latest row of a pid wins: pids are reused.
+        let mut stmt = conn.prepare("SELECT pid, exe, host FROM processes ORDER BY start_ns")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                ProcessFacts {
+                    exe: r.get(1)?,
+                    host: r.get(2)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (pid, facts) = row?;
+            self.processes.insert(pid, facts);
+        }
+        Ok(self)
+    }
+
+    /// The resource of the process `pid`: the one place that chooses it.
     pub fn resource(&self, pid: i64) -> Resource {
+        let facts = self.processes.get(&pid);
+        let service = match facts {
+            Some(f) if !self.service_given && !f.exe.is_empty() => &f.exe,
+            _ => &self.service_name,
+        };
+        let host = match facts {
+            Some(f) if !self.host_given && !f.host.is_empty() => &f.host,
+            _ => &self.host_name,
+        };
+        let mut attributes = vec![
+            string(attr::SERVICE_NAME, service),
+            string(attr::HOST_NAME, host),
+            int(attr::PROCESS_PID, pid),
+        ];
+        if let Some(f) = facts.filter(|f| !f.exe.is_empty()) {
+            attributes.push(string(attr::PROCESS_EXECUTABLE_NAME, &f.exe));
+        }
         Resource {
-            attributes: vec![
-                string(attr::SERVICE_NAME, &self.service_name),
-                string(attr::HOST_NAME, &self.host_name),
-                int(attr::PROCESS_PID, pid),
-            ],
+            attributes,
             ..Default::default()
         }
     }

@@ -39,14 +39,15 @@
 
 mod client;
 mod encode;
-mod rows;
+pub(crate) mod live;
+pub(crate) mod rows;
 
 pub use client::{
     parse_retry_after, signal_url, Client, ClientSettings, EndpointError, Outcome, Signal, Stop,
 };
 pub use encode::{
     attr, data_points, encode_samples, encode_span, encode_spans, span_id_bytes, trace_id_bytes,
-    ResourceSettings, SCOPE_NAME, UNKNOWN_SERVICE,
+    ProcessFacts, ResourceSettings, SCOPE_NAME, UNKNOWN_SERVICE,
 };
 pub use rows::{read_samples, read_spans, SampleRow, Selection, SpanRow};
 

@@ -157,9 +157,7 @@ pub fn read_spans<E: From<rusqlite::Error>>(
             continue;
         }
         let sql = format!(
-            "SELECT span_id, parent_id, trace_hi, trace_id, name, module, \
-             group_name, kind, file, line, status, error, start_ns, duration_ns, busy_ns, items, \
-             thread, pid, fields, rss_bytes, cpu_ns, alloc_bytes FROM ({}) \
+            "SELECT {SPAN_COLUMNS} FROM ({}) \
              WHERE start_ns >= ?1 AND (?2 IS NULL OR trace_id = ?2)",
             schema::spans_select(&partition.table)
         );
@@ -167,38 +165,48 @@ pub fn read_spans<E: From<rusqlite::Error>>(
         let since = i64::try_from(selection.since_ns).unwrap_or(i64::MAX);
         let mut rows = stmt.query(rusqlite::params![since, selection.trace_id])?;
         while let Some(r) = rows.next()? {
-            // Text columns come from the callsite and thread joins: a row
-            // whose callsite is missing (a damaged file) still exports.
-            let text = |i: usize| -> rusqlite::Result<String> {
-                Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default())
-            };
-            each(SpanRow {
-                span_id: r.get(0)?,
-                parent_id: r.get(1)?,
-                trace_hi: r.get(2)?,
-                trace_id: r.get(3)?,
-                name: text(4)?,
-                module: text(5)?,
-                group_name: text(6)?,
-                kind: text(7)?,
-                file: text(8)?,
-                line: r.get::<_, Option<i64>>(9)?.unwrap_or_default(),
-                status: text(10)?,
-                error: r.get(11)?,
-                start_ns: r.get(12)?,
-                duration_ns: r.get(13)?,
-                busy_ns: r.get(14)?,
-                items: r.get(15)?,
-                thread: text(16)?,
-                pid: r.get::<_, Option<i64>>(17)?.unwrap_or_default(),
-                fields: r.get(18)?,
-                rss_bytes: r.get(19)?,
-                cpu_ns: r.get(20)?,
-                alloc_bytes: r.get(21)?,
-            })?;
+            each(span_row(r)?)?;
         }
     }
     Ok(())
+}
+
+/// The columns [`span_row`] reads, in its order.
+pub(crate) const SPAN_COLUMNS: &str = "span_id, parent_id, trace_hi, trace_id, name, module, \
+    group_name, kind, file, line, status, error, start_ns, duration_ns, busy_ns, items, thread, \
+    pid, fields, rss_bytes, cpu_ns, alloc_bytes";
+
+/// A row selected with [`SPAN_COLUMNS`] first.
+pub(crate) fn span_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SpanRow> {
+    // Text columns come from the callsite and thread joins: a row whose
+    // callsite is missing (a damaged file) still exports.
+    let text = |i: usize| -> rusqlite::Result<String> {
+        Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default())
+    };
+    Ok(SpanRow {
+        span_id: r.get(0)?,
+        parent_id: r.get(1)?,
+        trace_hi: r.get(2)?,
+        trace_id: r.get(3)?,
+        name: text(4)?,
+        module: text(5)?,
+        group_name: text(6)?,
+        kind: text(7)?,
+        file: text(8)?,
+        line: r.get::<_, Option<i64>>(9)?.unwrap_or_default(),
+        status: text(10)?,
+        error: r.get(11)?,
+        start_ns: r.get(12)?,
+        duration_ns: r.get(13)?,
+        busy_ns: r.get(14)?,
+        items: r.get(15)?,
+        thread: text(16)?,
+        pid: r.get::<_, Option<i64>>(17)?.unwrap_or_default(),
+        fields: r.get(18)?,
+        rss_bytes: r.get(19)?,
+        cpu_ns: r.get(20)?,
+        alloc_bytes: r.get(21)?,
+    })
 }
 
 /// Calls `each` with every resource sample taken at or after

@@ -600,12 +600,20 @@ const EVENTS_DDL: &str =
 
 /// Tables of version 4: the commit sequence behind each span row's `seq`
 /// (one counter for every process writing the file: their transactions
-/// take turns, so it only grows), and the processes that wrote the file.
+/// take turns, so it only grows), the processes that wrote the file, and
+/// the live OTLP export's cursor (how far it has sent, and which process
+/// sends) and counters.
 const V4_DDL: &str =
     "CREATE TABLE monitor_seq (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
      INSERT INTO monitor_seq (id, seq) VALUES (1, 0);
      CREATE TABLE processes (pid INTEGER NOT NULL, start_ns INTEGER NOT NULL, exe TEXT NOT NULL,
-         host TEXT NOT NULL, PRIMARY KEY (pid, start_ns));";
+         host TEXT NOT NULL, PRIMARY KEY (pid, start_ns));
+     CREATE TABLE export_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,
+         span_id INTEGER NOT NULL, owner_pid INTEGER, lease_until_ns INTEGER NOT NULL DEFAULT 0,
+         updated_ns INTEGER NOT NULL);
+     CREATE TABLE export_stats (ts_ns INTEGER NOT NULL, pid INTEGER NOT NULL, sent INTEGER NOT NULL,
+         refused INTEGER NOT NULL, failed INTEGER NOT NULL, retries INTEGER NOT NULL,
+         lost INTEGER NOT NULL, pending INTEGER NOT NULL);";
 
 fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
     // IMMEDIATE: two processes creating one new file take turns.
