@@ -256,3 +256,29 @@ fn spans_dropped_by_retention_before_they_were_sent_are_counted_lost() {
     assert_eq!(lost.len(), 1);
     assert!(lost[0].contains("12 spans"), "{lost:?}");
 }
+
+/// A program whose collector is away exits without waiting for it: the
+/// spans stay in the file for the next run.
+#[test]
+fn exit_does_not_wait_for_a_collector_that_is_away() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("monitor.db");
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", nowhere.local_addr().unwrap());
+    drop(nowhere);
+    // A generous bound, which a failing export must not use up.
+    let config = live(&db, &url).shutdown_timeout(Duration::from_secs(30));
+    let guard = monitor_runtime::init_with(config).unwrap();
+    requests(0..3);
+    guard.flush();
+    assert!(
+        wait_until(|| !events(&db, "export_failing").is_empty()),
+        "the sender found the collector away"
+    );
+    let started = std::time::Instant::now();
+    drop(guard);
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "exit took {took:?}");
+    assert_eq!(read_spans(&db).len(), 9, "the spans stay in the file");
+}

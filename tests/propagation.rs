@@ -46,6 +46,13 @@ async fn handle_async(context: Option<TraceContext>) -> u32 {
     7
 }
 
+/// The parser's own result, which is not `Copy`: only borrowed by the
+/// option, so the body still has it.
+#[monitor(parent = context)]
+async fn handle_result(context: Result<TraceContext, propagation::TraceparentError>) -> bool {
+    context.is_ok()
+}
+
 #[monitor(parent = context)]
 fn numbers(context: TraceContext) -> impl futures::Stream<Item = u32> {
     futures::stream::iter([1, 2, 3])
@@ -102,8 +109,11 @@ fn async_fns_and_streams_take_a_remote_parent_too() {
     assert_eq!(futures::executor::block_on(handle_async(Some(context))), 7);
     let items: Vec<u32> = futures::executor::block_on(numbers(context).collect());
     assert_eq!(items, [1, 2, 3]);
+    assert!(futures::executor::block_on(handle_result(
+        propagation::extract(FOREIGN)
+    )));
     let rows = s.spans();
-    for name in ["handle_async", "numbers"] {
+    for name in ["handle_async", "numbers", "handle_result"] {
         assert_under(rows.iter().find(|r| r.name == name).unwrap(), &context);
     }
     // `nested` ran inside the future: under the handler, in its trace.
@@ -228,21 +238,33 @@ fn two_process_server_side() {
     guard.flush();
 }
 
+/// Process B, killed if the test fails before it exits on its own.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn two_processes_writing_one_file_show_one_trace() {
     let s = quiet_session(|c| c);
-    let mut server = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "two_process_server_side",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(SERVER_DB, &s.path)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start process B");
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut server = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "two_process_server_side",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(SERVER_DB, &s.path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start process B"),
+    );
+    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
     let addr = lines
         .by_ref()
         .map_while(Result::ok)
@@ -255,7 +277,7 @@ fn two_processes_writing_one_file_show_one_trace() {
     let body = client_request(&format!("http://{addr}/lookup/k1")).expect("B answers");
     assert_eq!(body, "value of k1");
     // B answers, then flushes and exits.
-    let status = server.wait().unwrap();
+    let status = server.0.wait().unwrap();
     assert!(status.success(), "process B: {status}");
     s.guard.flush();
 
@@ -302,5 +324,30 @@ fn two_processes_writing_one_file_show_one_trace() {
             ("serve_lookup".to_owned(), 2, handler.pid),
             ("nested".to_owned(), 3, handler.pid),
         ]
+    );
+
+    // The dashboard's trace page reads the same four spans, both pids.
+    let server = common::server::Server::start(&s.path);
+    let trace = server.json(&format!("/api/trace/{}", root.span_id));
+    let pids: Vec<(String, i64)> = trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|span| {
+            (
+                span["name"].as_str().unwrap().to_owned(),
+                span["pid"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pids,
+        [
+            ("client_request".to_owned(), root.pid),
+            ("call_lookup".to_owned(), root.pid),
+            ("serve_lookup".to_owned(), handler.pid),
+            ("nested".to_owned(), handler.pid),
+        ],
+        "{trace}"
     );
 }

@@ -156,7 +156,7 @@ impl Parts<'_> {
             Some(parent) => {
                 // A value of the wrong type is reported at the expression.
                 let into = quote_spanned!(parent.span()=>
-                    #krate::propagation::IntoParent::into_parent(#parent)
+                    #krate::propagation::ParentSpan::parent_span(&(#parent))
                 );
                 quote!(#guard::under(&__MONITOR_CALLSITE, #into))
             }

@@ -29,10 +29,12 @@ pub(crate) struct Cursor {
 /// commit: the sender ships what is committed from now on (`monitor export
 /// --format otlp --since` ships the past).
 pub(crate) fn load_or_start(conn: &Connection, now_ns: i64) -> rusqlite::Result<Cursor> {
+    // Past every row of that commit (span ids are at most `i64::MAX`),
+    // and of rows stored before version 4 (`seq` 0).
     conn.execute(
         "INSERT OR IGNORE INTO export_cursor (id, seq, span_id, updated_ns) \
-         SELECT 1, seq, 0, ?1 FROM monitor_seq WHERE id = 1",
-        [now_ns],
+         SELECT 1, seq, ?2, ?1 FROM monitor_seq WHERE id = 1",
+        params![now_ns, i64::MAX],
     )?;
     conn.query_row(
         "SELECT seq, span_id FROM export_cursor WHERE id = 1",
@@ -73,30 +75,64 @@ pub(crate) fn advance(conn: &Connection, cursor: Cursor, now_ns: i64) -> rusqlit
 }
 
 #[cfg(feature = "otlp")]
-/// Takes or renews the sending lease for `pid` until `until_ns`; `false`
-/// while another live process holds it (two senders on one file would
-/// send every span twice).
-pub(crate) fn lease(
-    conn: &Connection,
-    pid: u32,
-    now_ns: i64,
-    until_ns: i64,
-) -> rusqlite::Result<bool> {
-    let changed = conn.execute(
-        "UPDATE export_cursor SET owner_pid = ?1, lease_until_ns = ?2 \
-         WHERE id = 1 AND (owner_pid IS NULL OR owner_pid = ?1 OR lease_until_ns < ?3)",
-        params![pid, until_ns, now_ns],
-    )?;
-    Ok(changed == 1)
+/// What [`lease`] found.
+#[cfg(feature = "otlp")]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Lease {
+    /// This sender held it, and still does.
+    Kept,
+    /// This sender holds it now, after another (or none): it sends from
+    /// the stored cursor, which the other moved meanwhile.
+    Taken(Cursor),
+    /// Another sender holds it, unexpired.
+    Busy,
 }
 
+/// Takes or renews the sending lease for the sender `owner` (a token of
+/// its own: two senders of one process differ) until `until_ns`. Two
+/// senders on one file would send every span twice.
 #[cfg(feature = "otlp")]
-/// Gives the lease up (at shutdown), so another process may send at once.
-pub(crate) fn release(conn: &Connection, pid: u32) -> rusqlite::Result<()> {
+pub(crate) fn lease(
+    conn: &Connection,
+    owner: i64,
+    now_ns: i64,
+    until_ns: i64,
+) -> rusqlite::Result<Lease> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let (holder, expires, cursor): (Option<i64>, i64, Cursor) = tx.query_row(
+        "SELECT owner, lease_until_ns, seq, span_id FROM export_cursor WHERE id = 1",
+        [],
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                Cursor {
+                    seq: r.get(2)?,
+                    span_id: r.get(3)?,
+                },
+            ))
+        },
+    )?;
+    let lease = match holder {
+        Some(holder) if holder == owner => Lease::Kept,
+        Some(_) if expires >= now_ns => return Ok(Lease::Busy),
+        _ => Lease::Taken(cursor),
+    };
+    tx.execute(
+        "UPDATE export_cursor SET owner = ?1, owner_pid = ?2, lease_until_ns = ?3 WHERE id = 1",
+        params![owner, std::process::id(), until_ns],
+    )?;
+    tx.commit()?;
+    Ok(lease)
+}
+
+/// Gives the lease up (at shutdown), so another sender may start at once.
+#[cfg(feature = "otlp")]
+pub(crate) fn release(conn: &Connection, owner: i64) -> rusqlite::Result<()> {
     conn.execute(
-        "UPDATE export_cursor SET owner_pid = NULL, lease_until_ns = 0 \
-         WHERE id = 1 AND owner_pid = ?1",
-        [pid],
+        "UPDATE export_cursor SET owner = NULL, owner_pid = NULL, lease_until_ns = 0 \
+         WHERE id = 1 AND owner = ?1",
+        [owner],
     )?;
     Ok(())
 }
@@ -112,6 +148,10 @@ pub(crate) fn read_after(
     after: Cursor,
     limit: usize,
 ) -> rusqlite::Result<Vec<(Cursor, SpanRow)>> {
+    // One snapshot for every partition: a commit that stored rows in two
+    // hours, landing between the reads of the two, would otherwise be
+    // seen in one, and the cursor would move past the other's rows.
+    let _snapshot = conn.unchecked_transaction()?;
     let mut rows: Vec<(Cursor, SpanRow)> = Vec::new();
     for partition in schema::span_partitions(conn)? {
         let table = quote_ident(&partition.table);
@@ -145,6 +185,7 @@ pub(crate) fn read_after(
 #[cfg(feature = "otlp")]
 /// How many rows are past `after`: the export's lag.
 pub(crate) fn pending(conn: &Connection, after: Cursor) -> rusqlite::Result<u64> {
+    let _snapshot = conn.unchecked_transaction()?;
     let mut total = 0;
     for partition in schema::span_partitions(conn)? {
         let table = quote_ident(&partition.table);
@@ -225,7 +266,13 @@ mod tests {
         let (_dir, conn) = file(&[]);
         conn.execute("UPDATE monitor_seq SET seq = 7", []).unwrap();
         let start = load_or_start(&conn, 1).unwrap();
-        assert_eq!(start, Cursor { seq: 7, span_id: 0 });
+        assert_eq!(
+            start,
+            Cursor {
+                seq: 7,
+                span_id: i64::MAX
+            }
+        );
         advance(&conn, Cursor { seq: 9, span_id: 4 }, 2).unwrap();
         advance(
             &conn,
@@ -244,16 +291,93 @@ mod tests {
         );
     }
 
+    /// Rows stored before version 4 (`seq` 0, and `monitor_seq` 0 after
+    /// the upgrade) are history, not news: a new cursor is past them.
     #[test]
-    fn one_process_holds_the_lease_until_it_expires_or_is_released() {
+    fn a_migrated_file_s_history_is_behind_a_new_cursor() {
+        let (_dir, conn) = file(&[(0, 0, 5), (0, 0, 6), (1, 0, 7)]);
+        let start = load_or_start(&conn, 1).unwrap();
+        assert!(read_after(&conn, start, 100).unwrap().is_empty());
+        assert_eq!(pending(&conn, start).unwrap(), 0);
+    }
+
+    /// A writer commits rows into two partitions at once while the cursor
+    /// follows: none is stepped over.
+    #[test]
+    fn a_commit_across_two_partitions_is_read_whole() {
+        let (dir, conn) = file(&[(0, 0, 1), (1, 0, 2)]);
+        let tables: Vec<String> = schema::span_partitions(&conn)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.table)
+            .collect();
+        let path = dir.path().join("m.db");
+        let commits = 2_000i64;
+        let writer = std::thread::spawn(move || {
+            let w = Connection::open(&path).unwrap();
+            w.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+            w.execute_batch("PRAGMA synchronous = OFF").unwrap();
+            for i in 1..=commits {
+                let tx = w.unchecked_transaction().unwrap();
+                let seq: i64 = tx
+                    .query_row(
+                        "UPDATE monitor_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                for (table, id) in [(&tables[0], i * 10 + 1), (&tables[1], i * 10 + 2)] {
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO {} (span_id, trace_id, callsite_id, thread_id, status, \
+                             start_ns, duration_ns, busy_ns, seq) VALUES (?1, ?1, 1, 1, 0, 0, 1, 1, ?2)",
+                            quote_ident(table)
+                        ),
+                        params![id, seq],
+                    )
+                    .unwrap();
+                }
+                tx.commit().unwrap();
+            }
+        });
+        let mut cursor = Cursor {
+            seq: 0,
+            span_id: i64::MAX,
+        };
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let finished = writer.is_finished();
+            let batch = read_after(&conn, cursor, 100).unwrap();
+            seen.extend(batch.iter().map(|(at, _)| at.span_id));
+            match batch.last() {
+                Some((last, _)) => cursor = *last,
+                None if finished => break,
+                None => {}
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(seen.len(), 2 * commits as usize, "rows stepped over");
+    }
+
+    #[test]
+    fn one_sender_holds_the_lease_until_it_expires_or_is_released() {
         let (_dir, conn) = file(&[]);
-        load_or_start(&conn, 0).unwrap();
-        assert!(lease(&conn, 1, 100, 200).unwrap());
-        assert!(!lease(&conn, 2, 150, 250).unwrap(), "held by 1");
-        assert!(lease(&conn, 1, 150, 300).unwrap(), "renewed by its holder");
-        assert!(lease(&conn, 2, 301, 400).unwrap(), "expired");
+        let start = load_or_start(&conn, 0).unwrap();
+        let at = |seq| Cursor { seq, span_id: 0 };
+        assert_eq!(lease(&conn, 1, 100, 200).unwrap(), Lease::Taken(start));
+        assert_eq!(lease(&conn, 2, 150, 250).unwrap(), Lease::Busy, "held by 1");
+        assert_eq!(lease(&conn, 1, 150, 300).unwrap(), Lease::Kept);
+        // 1 moves the cursor; 2, taking over after expiry, starts there.
+        advance(&conn, at(5), 160).unwrap();
+        assert_eq!(lease(&conn, 2, 301, 400).unwrap(), Lease::Taken(at(5)));
+        release(&conn, 1).unwrap();
+        assert_eq!(
+            lease(&conn, 1, 302, 500).unwrap(),
+            Lease::Busy,
+            "1 released nothing"
+        );
         release(&conn, 2).unwrap();
-        assert!(lease(&conn, 1, 302, 500).unwrap(), "released");
+        assert_eq!(lease(&conn, 1, 303, 500).unwrap(), Lease::Taken(at(5)));
     }
 
     #[test]

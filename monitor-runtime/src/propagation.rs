@@ -242,69 +242,72 @@ fn cut(text: &str) -> String {
 }
 
 /// What `#[monitor(parent = ...)]` accepts: a remote context, the ids of a
-/// span, a `traceparent` text, or an `Option`/`Result` of one. `None`, an
-/// `Err` or a malformed text means no remote parent: the span's parent is
-/// then the current span, as without the option (the W3C rule: a request
-/// with a bad `traceparent` starts a trace of its own).
+/// span, a `traceparent` text, an `Option` or `Result` of one, or a
+/// reference to any of these. The value is only looked at, never moved,
+/// so an argument named in the option is still there for the body. `None`,
+/// an `Err` or a malformed text means no remote parent: the span's parent
+/// is then the current span, as without the option (the W3C rule: a
+/// request with a bad `traceparent` starts a trace of its own).
 ///
 /// ```
-/// use monitor_runtime::propagation::{IntoParent, TraceContext};
+/// use monitor_runtime::propagation::{extract, ParentSpan, TraceContext};
 ///
 /// let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-/// let parent = header.into_parent().unwrap();
+/// let parent = header.parent_span().unwrap();
 /// assert_eq!(parent.span_id, 0x00f067aa0ba902b7);
 /// assert_eq!(parent.trace_id_128(), 0x4bf92f3577b34da6a3ce929d0e0e4736);
-/// assert_eq!("garbage".into_parent(), None);
-/// assert_eq!(None::<TraceContext>.into_parent(), None);
+/// assert_eq!(extract(header).parent_span(), Some(parent));
+/// assert_eq!("garbage".parent_span(), None);
+/// assert_eq!(None::<TraceContext>.parent_span(), None);
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot name a span's parent",
-    label = "expected a `TraceContext`, a `traceparent` text (`&str`), `SpanIds`, or an `Option` or `Result` of one"
+    label = "expected a `TraceContext`, a `traceparent` text, `SpanIds`, or an `Option` or `Result` of one"
 )]
-pub trait IntoParent {
+pub trait ParentSpan {
     /// The parent's ids, if there is one.
-    fn into_parent(self) -> Option<SpanIds>;
+    fn parent_span(&self) -> Option<SpanIds>;
 }
 
-impl IntoParent for SpanIds {
-    fn into_parent(self) -> Option<SpanIds> {
-        Some(self)
+impl ParentSpan for SpanIds {
+    fn parent_span(&self) -> Option<SpanIds> {
+        Some(*self)
     }
 }
 
-impl IntoParent for TraceContext {
-    fn into_parent(self) -> Option<SpanIds> {
+impl ParentSpan for TraceContext {
+    fn parent_span(&self) -> Option<SpanIds> {
         Some(self.as_parent())
     }
 }
 
-impl IntoParent for &str {
-    fn into_parent(self) -> Option<SpanIds> {
+impl ParentSpan for str {
+    fn parent_span(&self) -> Option<SpanIds> {
         extract(self).ok().map(|context| context.as_parent())
     }
 }
 
-impl IntoParent for &String {
-    fn into_parent(self) -> Option<SpanIds> {
-        self.as_str().into_parent()
+impl ParentSpan for String {
+    fn parent_span(&self) -> Option<SpanIds> {
+        self.as_str().parent_span()
     }
 }
 
-impl<T: IntoParent> IntoParent for Option<T> {
-    fn into_parent(self) -> Option<SpanIds> {
-        self.and_then(IntoParent::into_parent)
+impl<T: ParentSpan> ParentSpan for Option<T> {
+    fn parent_span(&self) -> Option<SpanIds> {
+        self.as_ref().and_then(ParentSpan::parent_span)
     }
 }
 
-impl<T: IntoParent, E> IntoParent for Result<T, E> {
-    fn into_parent(self) -> Option<SpanIds> {
-        self.ok().and_then(IntoParent::into_parent)
+impl<T: ParentSpan, E> ParentSpan for Result<T, E> {
+    fn parent_span(&self) -> Option<SpanIds> {
+        self.as_ref().ok().and_then(ParentSpan::parent_span)
     }
 }
 
-impl<T: IntoParent + Copy> IntoParent for &T {
-    fn into_parent(self) -> Option<SpanIds> {
-        (*self).into_parent()
+impl<T: ParentSpan + ?Sized> ParentSpan for &T {
+    fn parent_span(&self) -> Option<SpanIds> {
+        (**self).parent_span()
     }
 }
 

@@ -836,6 +836,10 @@ impl Drop for Guard {
             return;
         }
         if let Some(mut running) = self.running.take() {
+            // The live sender's last drain ends by this, counted from now:
+            // an exit waits for it at most `shutdown_timeout_ms`.
+            #[cfg(feature = "otlp")]
+            let export_deadline = std::time::Instant::now() + running.shutdown_timeout;
             // New spans stop recording; those already ended are drained.
             ACTIVE.store(ptr::null_mut(), Ordering::Release);
             fork::forget();
@@ -856,7 +860,7 @@ impl Drop for Guard {
             // within the shutdown bound; the next run sends the rest.
             #[cfg(feature = "otlp")]
             if let Some(exporter) = running.exporter.take() {
-                exporter.finish(std::time::Instant::now() + running.shutdown_timeout);
+                exporter.finish(export_deadline);
             }
             running.rt.queue.release();
         }

@@ -460,3 +460,57 @@ fn init_or_disabled_keeps_the_program_running() {
     assert_eq!(count(&db, "SELECT count(*) FROM spans"), 1);
     drop(live);
 }
+
+/// A writer of version 3 still running beside an upgraded one makes its
+/// next hour's partition without `trace_hi` and `seq`: the new writer adds
+/// them when it first writes there, instead of failing its inserts.
+#[test]
+fn a_partition_made_by_an_older_writer_is_completed_when_used() {
+    let _serial = serial();
+    let (_dir, path) = temp_db();
+    let hour = 3_600_000_000_000u64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let next_hour = (now / hour + 1) * hour;
+    let in_next_hour = || {
+        Config::default()
+            .db_path(&path)
+            .clock(monitor_runtime::Clock::starting_at(
+                next_hour + 60_000_000_000,
+            ))
+    };
+    // Learn the next hour's partition name, then make it as version 3 did.
+    drop(monitor_runtime::init_with(in_next_hour()).unwrap());
+    let guard = monitor_runtime::init_with(in_next_hour()).unwrap();
+    drop(EnteredSpan::new(&LEAF));
+    drop(guard);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let table = monitor_runtime::schema::span_partitions(&conn)
+        .unwrap()
+        .pop()
+        .unwrap()
+        .table;
+    conn.execute_batch(&format!(
+        "DROP TABLE {table};
+         CREATE TABLE {table} (span_id INTEGER PRIMARY KEY, parent_id INTEGER, \
+         trace_id INTEGER NOT NULL, callsite_id INTEGER NOT NULL, thread_id INTEGER NOT NULL, \
+         status INTEGER NOT NULL, error TEXT, start_ns INTEGER NOT NULL, \
+         duration_ns INTEGER NOT NULL, busy_ns INTEGER NOT NULL, items INTEGER, fields TEXT, \
+         rss_bytes INTEGER, cpu_ns INTEGER, alloc_bytes INTEGER);"
+    ))
+    .unwrap();
+    drop(conn);
+    let guard = monitor_runtime::init_with(in_next_hour()).unwrap();
+    drop(EnteredSpan::new(&LEAF));
+    drop(guard);
+    assert_eq!(
+        count(
+            &path,
+            &format!("SELECT count(*) FROM {table} WHERE seq > 0 AND trace_hi = 0")
+        ),
+        1
+    );
+    assert_eq!(count(&path, "SELECT count(*) FROM spans WHERE seq > 0"), 1);
+}

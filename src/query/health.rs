@@ -83,7 +83,6 @@ pub struct PartitionSize {
     pub bytes: i64,
 }
 
-/// What the file says of the monitor itself.
 /// The export's totals, if a live sender ever started on the file.
 fn export(db: &Db) -> Result<Option<Export>, Failure> {
     db.conn
@@ -114,6 +113,7 @@ fn export(db: &Db) -> Result<Option<Export>, Failure> {
         .map_err(|e| db.fail(e))
 }
 
+/// What the file says of the monitor itself.
 pub fn stats(db: &Db) -> Result<Stats, Failure> {
     let totals: [i64; 13] = db
         .conn

@@ -13,19 +13,21 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rusqlite::{params, Connection, OpenFlags};
 
 use super::{encode_spans, Client, ClientSettings, ResourceSettings, Stop};
 use crate::config::otlp::OtlpConfig;
-use crate::export_cursor::{self, Cursor};
+use crate::export_cursor::{self, Cursor, Lease};
 
 /// How often the sender's counters become an `export_stats` row.
 const STATS_EVERY: Duration = Duration::from_secs(10);
-/// How long a sending lease lasts without renewal: longer than any one
-/// send with its retries, so a live sender never loses it mid-send; a
-/// crashed one gives way after it.
-const LEASE: Duration = Duration::from_secs(300);
+/// The shortest sending lease; longer when one send with all its retries
+/// may take longer ([`lease_for`]). A crashed sender gives way after it.
+const LEASE_MIN: Duration = Duration::from_secs(300);
 /// How long the sender waits for the file's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -36,6 +38,8 @@ pub(crate) struct LiveSender {
     client_stop: Stop,
     /// Disconnects when the thread ends.
     done: Receiver<()>,
+    /// The collector is not taking batches: an exit does not wait for it.
+    failing: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -43,7 +47,8 @@ impl LiveSender {
     /// Starts the sender on the file at `db` (which the writer has opened:
     /// its schema is there).
     pub(crate) fn spawn(db: PathBuf, config: &OtlpConfig) -> io::Result<LiveSender> {
-        let client = Client::new(ClientSettings::from_config(config))
+        let settings = ClientSettings::from_config(config);
+        let client = Client::new(settings.clone())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         // The cursor is placed before `init` returns: every span the
         // program ends from then on is past it. (The thread would place it
@@ -65,6 +70,7 @@ impl LiveSender {
         let (stop, stopped) = crossbeam_channel::bounded(1);
         let (done_tx, done) = crossbeam_channel::bounded::<()>(0);
         let client_stop = client.stop_handle();
+        let failing = Arc::new(AtomicBool::new(false));
         let state = Sending {
             db,
             client,
@@ -72,9 +78,12 @@ impl LiveSender {
             interval: Duration::from_millis(config.interval_ms.max(1)),
             max_batch: config.max_batch.max(1),
             stopped,
-            pid: std::process::id(),
+            owner: (crate::id::random_u64() >> 1) as i64,
+            lease: lease_for(&settings),
+            renew_at: 0,
             counts: Counts::default(),
             failing_since: None,
+            failing: failing.clone(),
             file_failing: false,
         };
         let handle = std::thread::Builder::new()
@@ -87,15 +96,22 @@ impl LiveSender {
             stop,
             client_stop,
             done,
+            failing,
             handle: Some(handle),
         })
     }
 
     /// Sends what is committed and not yet sent, until `deadline`, then
-    /// stops. What is left is sent by the next run, from the cursor. A
-    /// request still in flight at the deadline is not waited for beyond a
-    /// moment: the thread is left to end on its own.
+    /// stops; while the collector is failing, stops at once. What is left
+    /// is sent by the next run, from the cursor. A request still in flight
+    /// at the deadline is not waited for beyond a moment: the thread is
+    /// left to end on its own.
     pub(crate) fn finish(mut self, deadline: Instant) {
+        let deadline = if self.failing.load(Ordering::Relaxed) {
+            Instant::now()
+        } else {
+            deadline
+        };
         self.stop_by(deadline);
     }
 
@@ -136,10 +152,16 @@ struct Sending {
     interval: Duration,
     max_batch: usize,
     stopped: Receiver<Instant>,
-    pid: u32,
+    /// This sender's token in `export_cursor.owner`.
+    owner: i64,
+    lease: Duration,
+    /// When to renew the lease next (Unix ns); 0: not held.
+    renew_at: i64,
     counts: Counts,
     /// Since when the collector has not taken a batch, and why.
     failing_since: Option<(Instant, String)>,
+    /// `failing_since.is_some()`, for [`LiveSender::finish`].
+    failing: Arc<AtomicBool>,
     /// The last round could not use the file.
     file_failing: bool,
 }
@@ -199,7 +221,7 @@ impl Sending {
             }
         }
         self.write_stats(&conn, cursor);
-        let _ = export_cursor::release(&conn, self.pid);
+        let _ = export_cursor::release(&conn, self.owner);
     }
 
     /// Waits `pause`, or until told to stop: then returns the deadline.
@@ -216,12 +238,28 @@ impl Sending {
     /// refusal would be refused again, and must not stop the export).
     fn round(&mut self, conn: &Connection, cursor: &mut Option<Cursor>) -> Round {
         let now = now_ns();
-        let at = match *cursor {
-            Some(at) => at,
-            None => match export_cursor::load_or_start(conn, now) {
-                Ok(at) => *cursor.insert(at),
+        if cursor.is_none() {
+            match export_cursor::load_or_start(conn, now) {
+                Ok(at) => *cursor = Some(at),
                 Err(e) => return self.unreadable(e),
-            },
+            }
+        }
+        // The lease first: a sender taking over sends from where the one
+        // before it stopped, not from where this one last looked.
+        if now >= self.renew_at {
+            let until = now.saturating_add(self.lease.as_nanos() as i64);
+            match export_cursor::lease(conn, self.owner, now, until) {
+                Ok(Lease::Kept) => {}
+                Ok(Lease::Taken(stored)) => *cursor = Some(stored),
+                // Another sender (another process) ships from this file.
+                Ok(Lease::Busy) => return Round::Wait,
+                Err(e) => return self.unreadable(e),
+            }
+            // Renewed halfway through: never lost between two rounds.
+            self.renew_at = now.saturating_add((self.lease / 2).as_nanos() as i64);
+        }
+        let Some(at) = *cursor else {
+            return Round::Wait;
         };
         let batch = match export_cursor::read_after(conn, at, self.max_batch) {
             Ok(batch) => batch,
@@ -231,13 +269,6 @@ impl Sending {
         let Some(&(last, _)) = batch.last() else {
             return Round::CaughtUp;
         };
-        let until = now.saturating_add(LEASE.as_nanos() as i64);
-        match export_cursor::lease(conn, self.pid, now, until) {
-            Ok(true) => {}
-            // Another process sends from this file.
-            Ok(false) => return Round::Wait,
-            Err(e) => return self.unreadable(e),
-        }
         let full = batch.len() == self.max_batch;
         let rows: Vec<_> = batch.into_iter().map(|(_, row)| row).collect();
         // Processes that began writing the file since the last round.
@@ -269,10 +300,12 @@ impl Sending {
                 ),
                 );
                 self.failing_since = Some((Instant::now(), why));
+                self.failing.store(true, Ordering::Relaxed);
             }
             return Round::Wait;
         }
         if let Some((since, _)) = self.failing_since.take() {
+            self.failing.store(false, Ordering::Relaxed);
             event(
                 conn,
                 "export_recovered",
@@ -317,7 +350,7 @@ impl Sending {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
             params![
                 now_ns(),
-                self.pid,
+                std::process::id(),
                 c.sent as i64,
                 c.refused as i64,
                 c.failed as i64,
@@ -329,6 +362,16 @@ impl Sending {
             self.counts = Counts::default();
         }
     }
+}
+
+/// Twice the longest a send may take with all its attempts, timeouts and
+/// `Retry-After` waits, and at least [`LEASE_MIN`]: the lease never runs
+/// out while its holder is sending.
+fn lease_for(settings: &ClientSettings) -> Duration {
+    let attempts = settings.max_attempts.max(1);
+    let send = settings.timeout * attempts
+        + settings.retry_after_max.max(settings.backoff_max) * (attempts - 1);
+    (send * 2).max(LEASE_MIN)
 }
 
 /// The sender's own connection to the file.

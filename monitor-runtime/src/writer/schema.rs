@@ -70,6 +70,10 @@ pub(crate) struct Family {
     view_term: &'static str,
     /// Columns indexed in each partition (beyond its primary key).
     indexes: &'static [&'static str],
+    /// Columns added to partitions after they were first defined (name,
+    /// definition), with their defaults: a partition made by an older
+    /// writer gets them when it is next used, or when the file is upgraded.
+    added: &'static [(&'static str, &'static str)],
 }
 
 pub(crate) const SPANS: Family = Family {
@@ -98,6 +102,10 @@ pub(crate) const SPANS: Family = Family {
     // Readers of what was committed since a point (the OTLP sender) seek
     // by `seq`.
     indexes: &["seq"],
+    added: &[
+        ("trace_hi", "INTEGER NOT NULL DEFAULT 0"),
+        ("seq", "INTEGER NOT NULL DEFAULT 0"),
+    ],
 };
 
 pub(crate) const RESOURCE_SAMPLES: Family = Family {
@@ -120,6 +128,7 @@ pub(crate) const RESOURCE_SAMPLES: Family = Family {
     view_term: "SELECT ts_ns, pid, cpu_percent, rss_bytes, virtual_bytes, threads, \
         system_memory_used_bytes, system_memory_total_bytes FROM \"{table}\"",
     indexes: &[],
+    added: &[],
 };
 
 /// Events of `tracing` (`MonitorLayer::events`), with the span they
@@ -141,6 +150,7 @@ pub(crate) const EVENTS: Family = Family {
         LEFT JOIN threads AS t ON t.id = e.thread_id",
     // Readers look events up by their span and trace (`monitor tree`).
     indexes: &["span_id", "trace_id"],
+    added: &[],
 };
 
 pub(crate) const FAMILIES: [&Family; 3] = [&SPANS, &RESOURCE_SAMPLES, &EVENTS];
@@ -207,13 +217,52 @@ impl Family {
         )?;
         if !exists {
             conn.execute_batch(&format!("CREATE TABLE \"{table}\" ({})", self.columns_ddl))?;
-            for column in self.indexes {
+            self.create_indexes(conn, table)?;
+            return Ok(true);
+        }
+        self.complete_partition(conn, table)
+    }
+
+    fn create_indexes(&self, conn: &Connection, table: &str) -> rusqlite::Result<()> {
+        for column in self.indexes {
+            conn.execute_batch(&format!(
+                "CREATE INDEX IF NOT EXISTS \"{table}_{column}\" ON \"{table}\" ({column})"
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// Adds the columns (and their indexes) a partition made by an older
+    /// writer lacks; returns whether it did (the views then need
+    /// [`Family::rebuild_views`]). Adding a column with a default rewrites
+    /// no row; an index reads the partition once.
+    pub(crate) fn complete_partition(
+        &self,
+        conn: &Connection,
+        table: &str,
+    ) -> rusqlite::Result<bool> {
+        if self.added.is_empty() {
+            return Ok(false);
+        }
+        let mut changed = false;
+        for (column, definition) in self.added {
+            let present: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+                [table, column],
+                |row| row.get(0),
+            )?;
+            if !present {
                 conn.execute_batch(&format!(
-                    "CREATE INDEX \"{table}_{column}\" ON \"{table}\" ({column})"
+                    "ALTER TABLE {} ADD COLUMN {column} {definition}",
+                    quote_ident(table)
                 ))?;
+                changed = true;
             }
         }
-        Ok(!exists)
+        if changed {
+            self.create_indexes(conn, table)?;
+        }
+        Ok(changed)
     }
 
     /// Recreates the view over every partition: nested views of at most 500
@@ -609,7 +658,8 @@ const V4_DDL: &str =
      CREATE TABLE processes (pid INTEGER NOT NULL, start_ns INTEGER NOT NULL, exe TEXT NOT NULL,
          host TEXT NOT NULL, PRIMARY KEY (pid, start_ns));
      CREATE TABLE export_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,
-         span_id INTEGER NOT NULL, owner_pid INTEGER, lease_until_ns INTEGER NOT NULL DEFAULT 0,
+         span_id INTEGER NOT NULL, owner INTEGER, owner_pid INTEGER,
+         lease_until_ns INTEGER NOT NULL DEFAULT 0,
          updated_ns INTEGER NOT NULL);
      CREATE TABLE export_stats (ts_ns INTEGER NOT NULL, pid INTEGER NOT NULL, sent INTEGER NOT NULL,
          refused INTEGER NOT NULL, failed INTEGER NOT NULL, retries INTEGER NOT NULL,
@@ -633,13 +683,7 @@ fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
         // (`seq`, indexed) and `processes`. Adding a column with a default
         // rewrites no row; indexing `seq` reads each old partition once.
         for table in SPANS.partitions(&tx)? {
-            let t = quote_ident(&table);
-            tx.execute_batch(&format!(
-                "ALTER TABLE {t} ADD COLUMN trace_hi INTEGER NOT NULL DEFAULT 0;
-                 ALTER TABLE {t} ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
-                 CREATE INDEX {} ON {t} (seq);",
-                quote_ident(&format!("{table}_seq"))
-            ))?;
+            SPANS.complete_partition(&tx, &table)?;
         }
         tx.execute_batch(&format!(
             "{V4_DDL}
