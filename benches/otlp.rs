@@ -78,16 +78,22 @@ fn hot_path(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     // The case without the sender runs again last: a drift between the
     // first and the last shows what the order alone does.
-    for (name, live) in [
-        ("monitor", false),
-        ("monitor_live_export", true),
-        ("monitor_again", false),
+    // A collector that is away: the sender runs, but mostly waits.
+    let away = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let away_url = format!("http://{}", away.local_addr().unwrap());
+    drop(away);
+    for (name, endpoint) in [
+        ("monitor", None),
+        ("monitor_sender_collector_away", Some(&away_url)),
+        ("monitor_live_export", Some(&receiver.url)),
+        ("monitor_again", None),
     ] {
         let mut config = Config::default()
             .db_path(dir.path().join(format!("{name}.db")))
-            .resource_interval(Duration::ZERO);
-        if live {
-            config = config.otlp(OtlpConfig::new(&receiver.url));
+            .resource_interval(Duration::ZERO)
+            .shutdown_timeout(Duration::from_millis(200));
+        if let Some(endpoint) = endpoint {
+            config = config.otlp(OtlpConfig::new(endpoint));
         }
         let guard = monitor_runtime::init_with(config).unwrap();
         group.bench_function(name, |b| b.iter(|| work(std::hint::black_box(7))));
