@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{read_spans, session_with};
+use common::{read_spans, session_with, KillOnDrop};
 use monitor_runtime::prelude::*;
 use monitor_runtime::{Config, Overflow};
 use rusqlite::Connection;
@@ -243,17 +243,6 @@ fn run_child(scenario: &str, db: &Path) -> String {
         assert!(!stderr.contains(bad), "{scenario}: {bad}\n{stderr}");
     }
     stderr
-}
-
-/// Kills the child with SIGKILL and reaps it, also when the test fails
-/// first: an endless writer must not outlive the test.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

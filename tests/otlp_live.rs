@@ -178,6 +178,12 @@ fn refusals_an_outage_and_a_return_lose_nothing_and_repeat_nothing() {
     assert!(export_total(&db, "retries") >= 3);
 }
 
+/// The URL of a loopback port nothing listens on: a collector that is away.
+fn absent_collector() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
 /// Polls `done` every 10 ms for up to [`PATIENCE`]: for a state the
 /// program reaches on its own thread (no flush covers the sender).
 fn wait_until(mut done: impl FnMut() -> bool) -> bool {
@@ -225,10 +231,7 @@ fn spans_dropped_by_retention_before_they_were_sent_are_counted_lost() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("monitor.db");
-    // A collector that is never there.
-    let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", nowhere.local_addr().unwrap());
-    drop(nowhere);
+    let url = absent_collector();
     let hour = 3_600_000_000_000u64;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -264,9 +267,7 @@ fn exit_does_not_wait_for_a_collector_that_is_away() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("monitor.db");
-    let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", nowhere.local_addr().unwrap());
-    drop(nowhere);
+    let url = absent_collector();
     // A generous bound, which a failing export must not use up.
     let config = live(&db, &url).shutdown_timeout(Duration::from_secs(30));
     let guard = monitor_runtime::init_with(config).unwrap();

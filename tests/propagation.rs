@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{monitor_ok, quiet_session, read_spans, Row};
+use common::{monitor_ok, quiet_session, read_spans, KillOnDrop, Row};
 use futures::StreamExt;
 use monitor_runtime::propagation::{self, TraceContext};
 use monitor_runtime::{current_span, monitor, Callsite, EnteredSpan, Span, SpanKind};
@@ -236,16 +236,6 @@ fn two_process_server_side() {
             .unwrap();
     });
     guard.flush();
-}
-
-/// Process B, killed if the test fails before it exits on its own.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -36,16 +36,7 @@ pub(crate) fn load_or_start(conn: &Connection, now_ns: i64) -> rusqlite::Result<
          SELECT 1, seq, ?2, ?1 FROM monitor_seq WHERE id = 1",
         params![now_ns, i64::MAX],
     )?;
-    conn.query_row(
-        "SELECT seq, span_id FROM export_cursor WHERE id = 1",
-        [],
-        |r| {
-            Ok(Cursor {
-                seq: r.get(0)?,
-                span_id: r.get(1)?,
-            })
-        },
-    )
+    stored(conn)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
 }
 
 /// The cursor as stored, if export ever started on this file.

@@ -54,6 +54,18 @@ pub fn quiet_session(configure: impl FnOnce(Config) -> Config) -> Session {
     session_with(|c| configure(c.resource_interval(std::time::Duration::ZERO)))
 }
 
+/// A child process, killed with SIGKILL and reaped when this drops, also
+/// when the test fails first: a writer or a server started by a test must
+/// not outlive it.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A connection holding the file's write lock, as another process in the
 /// middle of a write would: the writer spills until it commits or drops.
 pub fn lock_database(path: &Path) -> Connection {
