@@ -877,3 +877,29 @@ impl std::fmt::Debug for Guard {
             .finish()
     }
 }
+
+/// Built without the `otlp` feature (`cargo test -p monitor-runtime --lib`,
+/// which `.ci/run` runs): the workspace's own tests always have it.
+#[cfg(all(test, not(feature = "otlp")))]
+mod without_otlp {
+    use crate::{Config, Error, OtlpConfig};
+
+    /// Spans would never leave the file: `init` says so, naming the key,
+    /// and creates nothing.
+    #[test]
+    fn an_otlp_table_is_an_init_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("m.db");
+        let config = Config::default()
+            .db_path(&db)
+            .otlp(OtlpConfig::new("http://127.0.0.1:4318"));
+        match super::init_with(config) {
+            Err(Error::Config { key, message, .. }) => {
+                assert_eq!(key, "otlp");
+                assert!(message.contains("`otlp` feature"), "{message}");
+            }
+            other => panic!("expected a config error, got {other:?}"),
+        }
+        assert!(!db.exists());
+    }
+}
