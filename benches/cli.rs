@@ -4,7 +4,6 @@
 //!
 //! Run: `cargo bench --bench cli`. Figures go in BENCHMARKS.md.
 
-use std::process::Command;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -17,20 +16,7 @@ fn summary(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("big.db");
     common::record_file(&db, SPANS, 0);
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_monitor"))
-            .arg("--db")
-            .arg(&db)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
+    let run = |args: &[&str]| common::monitor_stdout(env!("CARGO_BIN_EXE_monitor"), &db, args);
     let calls: i64 = serde_json::from_slice::<serde_json::Value>(&run(&["--json", "summary"]))
         .unwrap()
         .as_array()

@@ -10,7 +10,6 @@
 //!
 //! Run: `cargo bench --bench otlp`. Figures go in BENCHMARKS.md.
 
-use std::process::Command;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -28,19 +27,19 @@ fn export(c: &mut Criterion) {
     let spans = SPANS.div_ceil(3) * 3;
     let receiver = receiver::Receiver::counting();
     let run = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_monitor"))
-            .arg("--db")
-            .arg(&db)
-            .args(["--json", "export", "--format", "otlp", "--endpoint"])
-            .arg(&receiver.url)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = common::monitor_stdout(
+            env!("CARGO_BIN_EXE_monitor"),
+            &db,
+            &[
+                "--json",
+                "export",
+                "--format",
+                "otlp",
+                "--endpoint",
+                &receiver.url,
+            ],
         );
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(report["spans"]["sent"], spans, "{report}");
         report
     };

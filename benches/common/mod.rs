@@ -166,3 +166,21 @@ pub fn record_file(db: &std::path::Path, spans: usize, trace: usize) -> Option<i
     drop(guard);
     trace_id
 }
+
+/// Runs the `monitor` CLI at `bin` (`env!("CARGO_BIN_EXE_monitor")`, which
+/// only benches have) with `--db db` and `args`; it must succeed. Returns
+/// its stdout.
+pub fn monitor_stdout(bin: &str, db: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new(bin)
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}

@@ -113,7 +113,9 @@ fn reads_the_tsc(clock: &quanta::Clock) -> bool {
     })
 }
 
-fn system_unix_ns() -> u64 {
+/// The system clock in Unix ns (0 before 1970), for what is not a span's
+/// time (health, the OTLP sender, bookkeeping rows).
+pub(crate) fn system_unix_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)

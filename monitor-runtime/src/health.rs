@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -288,7 +288,8 @@ impl HealthCell {
 
     /// The writer committed a transaction just now.
     pub(crate) fn committed(&self) {
-        self.last_commit_ns.store(now_ns(), Ordering::Relaxed);
+        self.last_commit_ns
+            .store(crate::clock::system_unix_ns(), Ordering::Relaxed);
     }
 
     /// `n` more records lost after the queue.
@@ -319,14 +320,8 @@ impl HealthCell {
             failed: self.failed.load(Ordering::Relaxed),
             last_commit_ns,
             // A clock stepped back since the commit says 0, not a panic.
-            last_commit_age_ns: last_commit_ns.map(|at| now_ns().saturating_sub(at)),
+            last_commit_age_ns: last_commit_ns
+                .map(|at| crate::clock::system_unix_ns().saturating_sub(at)),
         }
     }
-}
-
-/// The system clock in Unix ns (0 before 1970).
-pub(crate) fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }

@@ -353,9 +353,7 @@ fn drop_partitions(
         dropped.push(partition.table.clone());
     }
     if unsent > 0 {
-        let now_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64);
+        let now_ns = crate::clock::system_unix_ns() as i64;
         let pid = std::process::id();
         tx.execute(
             "INSERT INTO export_stats (ts_ns, pid, sent, refused, failed, retries, lost, pending) \

@@ -394,7 +394,5 @@ fn event(conn: &Connection, kind: &str, message: &str) {
 }
 
 fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
+    crate::clock::system_unix_ns() as i64
 }

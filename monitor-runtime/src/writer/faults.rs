@@ -35,7 +35,7 @@ impl Writer {
             None => {
                 self.fault = Some(Fault {
                     since: now,
-                    since_ns: crate::health::now_ns(),
+                    since_ns: crate::clock::system_unix_ns(),
                     next_probe: now + PROBE_EVERY,
                     spilled: 0,
                     failed: 0,

@@ -296,7 +296,7 @@ impl Drop for OnExit {
     fn drop(&mut self) {
         self.0.queue.close();
         self.1.set_state(crate::health::WriterState::Failed {
-            since_ns: crate::health::now_ns(),
+            since_ns: crate::clock::system_unix_ns(),
             reason: crate::health::FailReason::WriterStopped,
         });
         if std::thread::panicking() {

@@ -578,9 +578,7 @@ pub(crate) fn register_process(conn: &Connection) {
         .and_then(|path| Some(path.file_name()?.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "unknown".to_owned());
     let host = sysinfo::System::host_name().unwrap_or_default();
-    let now_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64);
+    let now_ns = crate::clock::system_unix_ns() as i64;
     let _ = conn.execute(
         "INSERT OR IGNORE INTO processes (pid, start_ns, exe, host) VALUES (?1, ?2, ?3, ?4)",
         rusqlite::params![std::process::id(), now_ns, exe, host],
